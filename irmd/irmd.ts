@@ -1,0 +1,976 @@
+/**
+ * The IPC Resource Manager daemon: owns the registry, starts and supervises
+ * the IPCPs, and brokers every flow allocation between applications and
+ * IPCPs. One per node (per runtime directory).
+ */
+import type { Config } from "../lib/config.ts";
+import { CtrlConn, type Handlers } from "../lib/ctrl.ts";
+import { ERRNO, OuroborosError } from "../lib/errors.ts";
+import { Logger } from "../lib/log.ts";
+import { nameHash, toHex } from "../lib/name_hash.ts";
+import {
+  buildOapRequest,
+  buildOapResponse,
+  checkOapRequest,
+  decodeOap,
+  ReplayGuard,
+  verifyOapResponse,
+  wallClockNs,
+} from "../lib/oap.ts";
+import type { FlowGrant, IpcpTypeName, Req, Res } from "../lib/proto.ts";
+import {
+  ensureRundir,
+  irmdSocketPath,
+  listenUnix,
+  removeQuietly,
+  RUNDIR_ENV,
+} from "../lib/rundir.ts";
+import { selfCommand } from "../lib/self.ts";
+import { DEFAULT_PORT } from "../lib/udp_wire.ts";
+import { basename, type Lb, type ProcEntry, Registry } from "./registry.ts";
+
+const log = new Logger("irmd");
+const confLog = new Logger("irmd/configuration");
+
+/** How long a flow request waits for an accepting process before autostart. */
+export const ACCEPT_WAIT_MS = 1000;
+/** How long, after an autostart, for the new process to accept. */
+export const AUTOSTART_WAIT_MS = 5000;
+/** How long a new IPCP has to connect back. */
+export const IPCP_START_MS = 10_000;
+/** Grace period between SIGTERM and SIGKILL at shutdown. */
+export const STOP_GRACE_MS = 2000;
+
+interface IpcpEntry {
+  name: string;
+  type: IpcpTypeName;
+  pid: number;
+  child: Deno.ChildProcess;
+  conn: CtrlConn | undefined;
+  layer: string | undefined;
+  /** Names registered in this IPCP. */
+  regs: Set<string>;
+  exited: Promise<Deno.CommandStatus>;
+  connected: PromiseWithResolvers<CtrlConn>;
+  created: number;
+}
+
+interface FlowEntry {
+  flowId: number;
+  pid: number;
+  ipcp: IpcpEntry;
+  handle: number;
+}
+
+interface Accepter {
+  pid: number;
+  conn: CtrlConn;
+  resolve: (g: FlowGrant) => void;
+  reject: (e: OuroborosError) => void;
+}
+
+type PeerTag =
+  | { role: "app"; pid: number }
+  | { role: "ipcp"; ipcp: IpcpEntry }
+  | { role: "tool" };
+
+export interface IrmdOptions {
+  rundir: string;
+  debug: boolean;
+}
+
+export class Irmd {
+  readonly reg = new Registry();
+  readonly ipcps = new Map<string, IpcpEntry>();
+  readonly flows = new Map<number, FlowEntry>();
+  #accepters = new Map<number, Accepter>();
+  #acceptWaiters: (() => void)[] = [];
+  #appConns = new Map<number, CtrlConn>();
+  #children = new Map<number, { child: Deno.ChildProcess; prog: string }>();
+  #replay = new ReplayGuard();
+  #listener: Deno.UnixListener | undefined;
+  #conns = new Set<CtrlConn>();
+  #nextFlowId = 1;
+  #ipcpSeq = 0;
+  #stopping = false;
+  readonly socketPath: string;
+
+  constructor(readonly opts: IrmdOptions) {
+    this.socketPath = irmdSocketPath(opts.rundir);
+  }
+
+  // ------------------------------------------------------------ start/stop
+
+  /** Takes the runtime directory: refuses when another irmd holds it. */
+  async listen(): Promise<void> {
+    await ensureRundir(this.opts.rundir);
+    try {
+      const probe = await Deno.connect({
+        transport: "unix",
+        path: this.socketPath,
+      });
+      probe.close();
+      throw new OuroborosError(
+        "exists",
+        `another irmd is running with runtime directory ${this.opts.rundir} (socket ${this.socketPath})`,
+      );
+    } catch (e) {
+      if (e instanceof OuroborosError) throw e;
+      // Nobody listens: whatever is left there is stale.
+    }
+    let cleaned = 0;
+    for await (const entry of Deno.readDir(this.opts.rundir)) {
+      if (entry.name === "irmd.sock" || /^ipcp\.\d+\.sock$/.test(entry.name)) {
+        removeQuietly(`${this.opts.rundir}/${entry.name}`);
+        cleaned++;
+      }
+    }
+    if (cleaned > 0) {
+      log.debug(`Removed ${cleaned} stale socket(s) from ${this.opts.rundir}.`);
+    }
+    this.#listener = listenUnix(this.socketPath);
+    void this.#acceptLoop(this.#listener);
+  }
+
+  async #acceptLoop(listener: Deno.UnixListener): Promise<void> {
+    for (;;) {
+      let conn: Deno.UnixConn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return;
+      }
+      if (this.#stopping) {
+        conn.close();
+        continue;
+      }
+      this.#serve(conn);
+    }
+  }
+
+  #serve(conn: Deno.UnixConn): void {
+    const c: CtrlConn = new CtrlConn(conn, this.#handlers(), {
+      onProblem: (m) => log.warn(`Control connection: ${m}.`),
+    });
+    this.#conns.add(c);
+    void c.done.then(() => {
+      this.#conns.delete(c);
+      this.#onDisconnect(c);
+    });
+    // A client that never says hello is dropped.
+    const t = setTimeout(() => {
+      if (c.tag === undefined) c.close();
+    }, 10_000);
+    void c.done.then(() => clearTimeout(t));
+  }
+
+  /** Stops everything this irmd started and releases the runtime directory. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    log.info("IRMd shutting down...");
+    try {
+      this.#listener?.close();
+    } catch { /* closed */ }
+    for (const a of this.#accepters.values()) {
+      a.reject(
+        new OuroborosError("irmd_not_running", "the irmd is shutting down"),
+      );
+    }
+    this.#accepters.clear();
+    this.#wakeAccept();
+    const stops: Promise<unknown>[] = [];
+    for (const [pid, c] of this.#children) stops.push(terminate(pid, c.child));
+    for (const ipcp of this.ipcps.values()) {
+      stops.push(terminate(ipcp.pid, ipcp.child));
+    }
+    await Promise.all(stops);
+    for (const c of [...this.#conns]) c.close();
+    removeQuietly(this.socketPath);
+    log.info("Ouroboros IPC Resource Manager daemon exited. Bye.");
+  }
+
+  // ------------------------------------------------------------ configuration
+
+  async applyConfig(cfg: Config): Promise<void> {
+    for (const n of cfg.names) {
+      this.reg.ensureName(n.name, n.lb).lb = n.lb;
+      n.progs.forEach((prog, i) => {
+        const args = n.args[i];
+        this.reg.bindProgram(
+          prog,
+          n.name,
+          args === undefined ? undefined : splitArgs(args),
+        );
+        log.debug(
+          `Bound program ${prog} to name ${n.name}${
+            args !== undefined ? " (autostart)" : ""
+          }.`,
+        );
+      });
+    }
+    for (const c of cfg.ipcps) {
+      confLog.debug(`Found IPCP ${c.name} in configuration file.`);
+      const ipcp = await this.createIpcp(c.name, c.type);
+      if (c.layer === undefined) continue;
+      const boot: Req<"ipcp.bootstrap"> = {
+        layer: c.layer,
+        ip: c.ip,
+        port: c.port,
+      };
+      if (c.dns !== undefined) boot.dns = c.dns;
+      if (c.hosts !== undefined) boot.hosts = c.hosts;
+      if (c.zone !== undefined) boot.zone = c.zone;
+      await this.bootstrapIpcp(ipcp, boot);
+      for (const name of c.reg) {
+        this.reg.ensureName(name);
+        await this.registerName(ipcp, name);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ IPCPs
+
+  async createIpcp(name: string, type: IpcpTypeName): Promise<IpcpEntry> {
+    if (this.ipcps.has(name)) {
+      throw new OuroborosError("exists", `IPCP ${name} already exists.`);
+    }
+    const args = ["--name", name, "--rundir", this.opts.rundir];
+    if (this.opts.debug) args.push("--debug");
+    const [cmd, ...rest] = selfCommand(`ipcpd-${type}`, args);
+    const child = new Deno.Command(cmd!, {
+      args: rest,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+      env: { [RUNDIR_ENV]: this.opts.rundir },
+    }).spawn();
+    const entry: IpcpEntry = {
+      name,
+      type,
+      pid: child.pid,
+      child,
+      conn: undefined,
+      layer: undefined,
+      regs: new Set(),
+      exited: child.status,
+      connected: Promise.withResolvers<CtrlConn>(),
+      created: ++this.#ipcpSeq,
+    };
+    this.ipcps.set(name, entry);
+    void entry.exited.then((st) => this.#onIpcpExit(entry, st));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        entry.connected.promise,
+        entry.exited.then((st) => {
+          throw new OuroborosError(
+            "failed",
+            `IPCP ${name} exited at start (code ${st.code})`,
+          );
+        }),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new OuroborosError(
+                  "timed_out",
+                  `IPCP ${name} did not start in time`,
+                ),
+              ),
+            IPCP_START_MS,
+          );
+        }),
+      ]);
+    } catch (e) {
+      this.ipcps.delete(name);
+      await terminate(entry.pid, child);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    log.info(`Created IPCP ${entry.pid}.`);
+    return entry;
+  }
+
+  #onIpcpExit(ipcp: IpcpEntry, st: Deno.CommandStatus): void {
+    ipcp.connected.reject(
+      new OuroborosError("failed", `IPCP ${ipcp.name} exited`),
+    );
+    ipcp.connected.promise.catch(() => {});
+    if (this.ipcps.get(ipcp.name) !== ipcp) return;
+    this.ipcps.delete(ipcp.name);
+    if (!this.#stopping) {
+      log.error(
+        `IPCP ${ipcp.pid} (${ipcp.name}) died${
+          st.signal ? ` (${st.signal})` : ` (exit code ${st.code})`
+        }.`,
+      );
+    }
+    ipcp.conn?.close();
+    for (const f of [...this.flows.values()]) {
+      if (f.ipcp === ipcp) this.flows.delete(f.flowId);
+    }
+  }
+
+  async destroyIpcp(name: string): Promise<void> {
+    const ipcp = this.#ipcp(name);
+    this.ipcps.delete(name);
+    for (const f of [...this.flows.values()]) {
+      if (f.ipcp === ipcp) this.flows.delete(f.flowId);
+    }
+    ipcp.conn?.close();
+    await terminate(ipcp.pid, ipcp.child);
+    log.info(`Destroyed IPCP ${ipcp.pid}.`);
+  }
+
+  #ipcp(name: string): IpcpEntry {
+    const i = this.ipcps.get(name);
+    if (i === undefined) {
+      throw new OuroborosError("not_found", `No IPCP named ${name}.`);
+    }
+    return i;
+  }
+
+  #ipcpConn(ipcp: IpcpEntry): CtrlConn {
+    if (ipcp.conn === undefined || ipcp.conn.isClosed) {
+      throw new OuroborosError("failed", `IPCP ${ipcp.name} is not reachable.`);
+    }
+    return ipcp.conn;
+  }
+
+  async bootstrapIpcp(
+    ipcp: IpcpEntry,
+    b: Req<"ipcp.bootstrap">,
+  ): Promise<void> {
+    if (ipcp.layer !== undefined) {
+      throw new OuroborosError(
+        "exists",
+        `IPCP ${ipcp.name} is already bootstrapped in ${ipcp.layer}.`,
+      );
+    }
+    try {
+      await this.#ipcpConn(ipcp).request("ipcp.bootstrap", b, 15_000);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      log.error(`Failed to bootstrap IPCP ${ipcp.pid} (${ipcp.name}): ${why}.`);
+      throw new OuroborosError(
+        "failed",
+        `Failed to bootstrap IPCP ${ipcp.name}: ${why}`,
+      );
+    }
+    ipcp.layer = b.layer;
+    log.info(`Bootstrapped IPCP ${ipcp.pid} in layer ${b.layer}.`);
+  }
+
+  async registerName(ipcp: IpcpEntry, name: string): Promise<void> {
+    this.reg.getName(name);
+    if (ipcp.layer === undefined) {
+      throw new OuroborosError(
+        "invalid",
+        `IPCP ${ipcp.name} is not bootstrapped.`,
+      );
+    }
+    if (ipcp.regs.has(name)) return;
+    const hash = nameHash(name);
+    await this.#ipcpConn(ipcp).request("ipcp.reg", { name, hash }, 15_000);
+    ipcp.regs.add(name);
+    log.info(
+      `Registered ${name} with IPCP ${ipcp.pid} as ${toHex(hash).slice(0, 8)}.`,
+    );
+  }
+
+  async unregisterName(ipcp: IpcpEntry, name: string): Promise<void> {
+    if (!ipcp.regs.has(name)) {
+      throw new OuroborosError(
+        "not_found",
+        `${name} is not registered with IPCP ${ipcp.name}.`,
+      );
+    }
+    await this.#ipcpConn(ipcp).request("ipcp.unreg", {
+      name,
+      hash: nameHash(name),
+    }, 15_000);
+    ipcp.regs.delete(name);
+    log.info(`Unregistered ${name} from IPCP ${ipcp.pid}.`);
+  }
+
+  #ipcpsFor(names: string[], layers: string[]): IpcpEntry[] {
+    const out = new Set<IpcpEntry>();
+    for (const n of names) out.add(this.#ipcp(n));
+    for (const l of layers) {
+      const inLayer = [...this.ipcps.values()].filter((i) => i.layer === l);
+      if (inLayer.length === 0) {
+        throw new OuroborosError("not_found", `No IPCP in layer ${l}.`);
+      }
+      inLayer.forEach((i) => out.add(i));
+    }
+    return [...out];
+  }
+
+  // ------------------------------------------------------------ processes
+
+  #onHello(c: CtrlConn, h: Req<"hello">): Res<"hello"> {
+    if (c.tag !== undefined) {
+      throw new OuroborosError("invalid", "hello was already said");
+    }
+    if (h.role === "ipcp") {
+      const ipcp = [...this.ipcps.values()].find((i) =>
+        i.pid === h.pid && i.name === h.name
+      );
+      if (ipcp === undefined || ipcp.conn !== undefined) {
+        throw new OuroborosError(
+          "invalid",
+          `no IPCP ${h.name ?? "?"} with pid ${h.pid} was started`,
+        );
+      }
+      ipcp.conn = c;
+      c.tag = { role: "ipcp", ipcp } satisfies PeerTag;
+      ipcp.connected.resolve(c);
+    } else if (h.role === "app") {
+      if (this.reg.procs.has(h.pid)) {
+        throw new OuroborosError(
+          "exists",
+          `process ${h.pid} is already connected`,
+        );
+      }
+      const prog = h.prog ?? "app";
+      const p = this.reg.addProcess(h.pid, prog);
+      for (const name of p.names.keys()) {
+        log.debug(
+          `Process ${h.pid} inherits name ${name} from program ${prog}.`,
+        );
+      }
+      log.debug(`New instance (${h.pid}) of ${prog} added.`);
+      this.#appConns.set(h.pid, c);
+      c.tag = { role: "app", pid: h.pid } satisfies PeerTag;
+    } else {
+      c.tag = { role: "tool" } satisfies PeerTag;
+    }
+    return { irmdPid: Deno.pid };
+  }
+
+  #onDisconnect(c: CtrlConn): void {
+    const tag = c.tag as PeerTag | undefined;
+    if (tag?.role !== "app") return;
+    const pid = tag.pid;
+    if (this.#appConns.get(pid) !== c) return;
+    this.#appConns.delete(pid);
+    const accepter = this.#accepters.get(pid);
+    this.#accepters.delete(pid);
+    accepter?.reject(new OuroborosError("closed", "process gone"));
+    this.reg.removeProcess(pid);
+    if (!this.#stopping) log.debug(`Process ${pid} died.`);
+    for (const f of [...this.flows.values()]) {
+      if (f.pid !== pid) continue;
+      this.flows.delete(f.flowId);
+      f.ipcp.conn?.request("ipcp.flow.dealloc", { handle: f.handle }, 5000)
+        .catch(() => {});
+    }
+  }
+
+  #app(c: CtrlConn): number {
+    const tag = c.tag as PeerTag | undefined;
+    if (tag?.role !== "app") {
+      throw new OuroborosError(
+        "invalid",
+        "only applications allocate and accept flows (say hello first)",
+      );
+    }
+    return tag.pid;
+  }
+
+  // ------------------------------------------------------------ flows: accept side
+
+  async #accept(c: CtrlConn, r: Req<"flow.accept">): Promise<FlowGrant> {
+    const pid = this.#app(c);
+    const p = this.reg.getProcess(pid);
+    if (this.#accepters.has(pid)) {
+      throw new OuroborosError(
+        "invalid",
+        `process ${pid} is already accepting`,
+      );
+    }
+    if (!p.announced) {
+      p.announced = true;
+      log.debug("This process accepts flows for:");
+      for (const name of [...p.names.keys()].reverse()) {
+        log.debug(`        ${name}`);
+      }
+    }
+    const done = Promise.withResolvers<FlowGrant>();
+    this.#accepters.set(pid, {
+      pid,
+      conn: c,
+      resolve: done.resolve,
+      reject: done.reject,
+    });
+    this.reg.setAccepting(pid, true);
+    this.#wakeAccept();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (r.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        if (this.#accepters.get(pid)?.resolve !== done.resolve) return;
+        this.#accepters.delete(pid);
+        if (this.reg.procs.has(pid)) this.reg.setAccepting(pid, false);
+        done.reject(
+          new OuroborosError(
+            "timed_out",
+            `no flow arrived within ${r.timeoutMs} ms`,
+          ),
+        );
+      }, r.timeoutMs);
+    }
+    try {
+      return await done.promise;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #wakeAccept(): void {
+    const w = this.#acceptWaiters;
+    this.#acceptWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until `pick` finds a process, or the deadline passes. */
+  async #waitFor(
+    pick: () => ProcEntry | undefined,
+    ms: number,
+  ): Promise<ProcEntry | undefined> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const p = pick();
+      if (p !== undefined || this.#stopping) return p;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#acceptWaiters.push(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  #pickAccepter(name: string): ProcEntry | undefined {
+    if (!this.reg.names.has(name)) return undefined;
+    const p = this.reg.choose(name);
+    return p !== undefined && this.#accepters.has(p.pid) ? p : undefined;
+  }
+
+  #autostart(name: string): number {
+    let started = 0;
+    for (const [path, args] of this.reg.autostart(name)) {
+      try {
+        const child = new Deno.Command(path, {
+          args,
+          stdin: "null",
+          stdout: "inherit",
+          stderr: "inherit",
+          env: { [RUNDIR_ENV]: this.opts.rundir },
+        }).spawn();
+        this.#children.set(child.pid, { child, prog: path });
+        void child.status.then(() => this.#children.delete(child.pid));
+        log.info(`Instantiated ${path} as process ${child.pid}.`);
+        started++;
+      } catch (e) {
+        log.error(
+          `Failed to start ${path}: ${e instanceof Error ? e.message : e}.`,
+        );
+      }
+    }
+    return started;
+  }
+
+  /** A peer asks for a flow: find the name, a process, and answer the OAP. */
+  async #flowReqArr(
+    c: CtrlConn,
+    r: Req<"flow.req.arr">,
+  ): Promise<Res<"flow.req.arr">> {
+    const tag = c.tag as PeerTag | undefined;
+    if (tag?.role !== "ipcp") {
+      throw new OuroborosError("invalid", "only IPCPs report flow requests");
+    }
+    const ipcp = tag.ipcp;
+    const hex = toHex(r.hash);
+    const name = [...ipcp.regs].find((n) => toHex(nameHash(n)) === hex);
+    if (name === undefined) {
+      log.info(`Flow request for unknown name ${hex.slice(0, 8)} refused.`);
+      throw new OuroborosError(
+        "not_found",
+        `no name with hash ${hex} here`,
+        -ERRNO.ENOENT,
+      );
+    }
+    log.info(`Flow request arrived for ${name}.`);
+    const oapReq = decodeOap(r.oap, false);
+    if (!oapReq.ok) {
+      log.warn(`Flow request for ${name} refused: ${oapReq.error}.`);
+      throw new OuroborosError("invalid", oapReq.error, -ERRNO.EINVAL);
+    }
+    const now = wallClockNs();
+    const check = checkOapRequest(oapReq.value, now);
+    if (!check.ok) {
+      const crypto = !/timestamp/.test(check.error);
+      log.warn(`Flow request for ${name} refused: ${check.error}.`);
+      throw new OuroborosError(
+        "refused",
+        check.error,
+        crypto ? -ERRNO.ECRYPT : -ERRNO.EPERM,
+      );
+    }
+    const replay = this.#replay.check(oapReq.value, now);
+    if (!replay.ok) {
+      log.warn(`Flow request for ${name} refused: ${replay.error}.`);
+      throw new OuroborosError("refused", replay.error, -ERRNO.EPERM);
+    }
+    let proc = await this.#waitFor(
+      () => this.#pickAccepter(name),
+      ACCEPT_WAIT_MS,
+    );
+    if (
+      proc === undefined && this.reg.names.has(name) &&
+      !this.reg.eligible(name).direct
+    ) {
+      if (this.#autostart(name) > 0) {
+        proc = await this.#waitFor(
+          () => this.#pickAccepter(name),
+          AUTOSTART_WAIT_MS,
+        );
+      }
+    }
+    if (proc === undefined) {
+      log.info(`No process accepts flows for ${name}; refused.`);
+      throw new OuroborosError(
+        "refused",
+        `no process accepts flows for ${name}`,
+        -ERRNO.ECONNREFUSED,
+      );
+    }
+    const accepter = this.#accepters.get(proc.pid)!;
+    this.#accepters.delete(proc.pid);
+    this.reg.setAccepting(proc.pid, false);
+    const resp = buildOapResponse(r.oap);
+    if (!resp.ok) {
+      // Put the process back: it did not get the flow.
+      this.#accepters.set(proc.pid, accepter);
+      this.reg.setAccepting(proc.pid, true);
+      throw new OuroborosError("refused", resp.error, -ERRNO.ECRYPT);
+    }
+    const flowId = this.#nextFlowId++;
+    this.flows.set(flowId, { flowId, pid: proc.pid, ipcp, handle: r.handle });
+    accepter.resolve({
+      handle: r.handle,
+      token: r.token,
+      path: r.path,
+      name,
+      qos: r.qos,
+      mtu: r.mtu,
+      flowId,
+    });
+    log.info(`Flow ${flowId} accepted by ${proc.pid} for ${name}.`);
+    return { oap: resp.value };
+  }
+
+  // ------------------------------------------------------------ flows: allocating side
+
+  async #allocate(c: CtrlConn, r: Req<"flow.alloc">): Promise<FlowGrant> {
+    const pid = this.#app(c);
+    log.info(`Allocating flow for ${pid} to ${r.name}.`);
+    const deadline = Date.now() + r.timeoutMs;
+    const hash = nameHash(r.name);
+    const candidates = [...this.ipcps.values()]
+      .filter((i) => i.layer !== undefined && i.conn !== undefined)
+      .sort((a, b) => a.created - b.created);
+    if (candidates.length === 0) {
+      throw new OuroborosError(
+        "unknown_name",
+        `no layer can reach ${r.name}: this node has no bootstrapped IPCP`,
+      );
+    }
+    let ipcp: IpcpEntry | undefined;
+    const misses: string[] = [];
+    for (const cand of candidates) {
+      try {
+        await this.#ipcpConn(cand).request(
+          "ipcp.query",
+          { name: r.name, hash },
+          5000,
+        );
+        ipcp = cand;
+        break;
+      } catch (e) {
+        misses.push(e instanceof Error ? e.message : String(e));
+      }
+    }
+    if (ipcp === undefined) {
+      const detail = misses.length === 1 ? misses[0]! : misses.join("; ");
+      throw new OuroborosError("unknown_name", `unknown name: ${detail}`);
+    }
+    const oap = buildOapRequest();
+    const left = Math.max(1, deadline - Date.now());
+    const res = await this.#ipcpConn(ipcp).request("ipcp.flow.alloc", {
+      name: r.name,
+      hash,
+      qos: r.qos,
+      oap,
+      timeoutMs: left,
+    }, left + 2000);
+    const verified = verifyOapResponse(oap, res.oap);
+    if (!verified.ok) {
+      ipcp.conn?.request("ipcp.flow.dealloc", { handle: res.handle }, 5000)
+        .catch(() => {});
+      throw new OuroborosError(
+        "refused",
+        `the peer's answer failed its check: ${verified.error}`,
+      );
+    }
+    if (!this.reg.procs.has(pid)) {
+      ipcp.conn?.request("ipcp.flow.dealloc", { handle: res.handle }, 5000)
+        .catch(() => {});
+      throw new OuroborosError("closed", "the process went away");
+    }
+    const flowId = this.#nextFlowId++;
+    this.flows.set(flowId, { flowId, pid, ipcp, handle: res.handle });
+    log.debug(
+      `Flow ${flowId} allocated for ${pid} to ${r.name} over IPCP ${ipcp.pid}.`,
+    );
+    return {
+      handle: res.handle,
+      token: res.token,
+      path: res.path,
+      name: r.name,
+      qos: r.qos,
+      mtu: res.mtu,
+      flowId,
+    };
+  }
+
+  #flowEnded(c: CtrlConn, r: Req<"flow.ended">): Res<"flow.ended"> {
+    const tag = c.tag as PeerTag | undefined;
+    if (tag?.role !== "ipcp") return {};
+    for (const f of this.flows.values()) {
+      if (f.ipcp === tag.ipcp && f.handle === r.handle) {
+        this.flows.delete(f.flowId);
+        log.debug(`Flow ${f.flowId} ended: ${r.reason}.`);
+        break;
+      }
+    }
+    return {};
+  }
+
+  // ------------------------------------------------------------ handlers
+
+  #handlers(): Handlers {
+    const tool = (c: CtrlConn) => {
+      if (c.tag === undefined) {
+        throw new OuroborosError("invalid", "say hello first");
+      }
+    };
+    return {
+      "hello": (h, c) => this.#onHello(c, h),
+      "flow.alloc": (r, c) => this.#allocate(c, r),
+      "flow.accept": (r, c) => this.#accept(c, r),
+      "flow.req.arr": (r, c) => this.#flowReqArr(c, r),
+      "flow.ended": (r, c) => this.#flowEnded(c, r),
+      "irm.ipcp.create": async (r, c) => {
+        tool(c);
+        return { pid: (await this.createIpcp(r.name, r.type)).pid };
+      },
+      "irm.ipcp.destroy": async (r, c) => {
+        tool(c);
+        await this.destroyIpcp(r.name);
+        return {};
+      },
+      "irm.ipcp.bootstrap": async (r, c) => {
+        tool(c);
+        let ipcp = this.ipcps.get(r.name);
+        if (ipcp === undefined) {
+          if (r.type === undefined) {
+            throw new OuroborosError(
+              "not_found",
+              `No IPCP named ${r.name}; give a type to create it.`,
+            );
+          }
+          ipcp = await this.createIpcp(r.name, r.type);
+        } else if (r.type !== undefined && r.type !== ipcp.type) {
+          throw new OuroborosError(
+            "invalid",
+            `IPCP ${r.name} is of type ${ipcp.type}, not ${r.type}.`,
+          );
+        }
+        if (r.ip === undefined || r.ip === "") {
+          throw new OuroborosError(
+            "invalid",
+            `a UDP IPCP needs an ip address to bootstrap`,
+          );
+        }
+        const b: Req<"ipcp.bootstrap"> = {
+          layer: r.layer,
+          ip: r.ip,
+          port: r.port ?? DEFAULT_PORT,
+        };
+        if (r.dns !== undefined) b.dns = r.dns;
+        if (r.hosts !== undefined) b.hosts = r.hosts;
+        if (r.zone !== undefined) b.zone = r.zone;
+        await this.bootstrapIpcp(ipcp, b);
+        return { pid: ipcp.pid };
+      },
+      "irm.ipcp.list": (r, c) => {
+        tool(c);
+        const ipcps = [...this.ipcps.values()]
+          .filter((i) => i.conn !== undefined)
+          .filter((i) => r.name === undefined || i.name === r.name)
+          .filter((i) => r.type === undefined || i.type === r.type)
+          .filter((i) => r.layer === undefined || i.layer === r.layer)
+          .sort((a, b) => a.created - b.created)
+          .map((i) =>
+            i.layer === undefined
+              ? { pid: i.pid, name: i.name, type: i.type }
+              : { pid: i.pid, name: i.name, type: i.type, layer: i.layer }
+          );
+        return { ipcps };
+      },
+      "irm.bind.program": (r, c) => {
+        tool(c);
+        const inheriting = this.reg.bindProgram(
+          r.prog,
+          r.name,
+          r.auto ? r.args : undefined,
+        );
+        log.info(`Bound program ${r.prog} to name ${r.name}.`);
+        for (const p of inheriting) {
+          log.debug(
+            `Process ${p.pid} inherits name ${r.name} from program ${p.prog}.`,
+          );
+        }
+        this.#wakeAccept();
+        return {};
+      },
+      "irm.unbind.program": (r, c) => {
+        tool(c);
+        this.reg.unbindProgram(r.prog, r.name);
+        log.info(`Program ${r.prog} unbound from name ${r.name}.`);
+        return {};
+      },
+      "irm.bind.process": (r, c) => {
+        tool(c);
+        this.reg.bindProcess(r.pid, r.name);
+        log.info(`Bound process ${r.pid} to name ${r.name}.`);
+        this.#wakeAccept();
+        return {};
+      },
+      "irm.unbind.process": (r, c) => {
+        tool(c);
+        this.reg.unbindProcess(r.pid, r.name);
+        log.info(`Process ${r.pid} unbound from name ${r.name}.`);
+        return {};
+      },
+      "irm.bind.ipcp": (r, c) => {
+        tool(c);
+        const ipcp = this.#ipcp(r.ipcp);
+        this.reg.getName(r.name);
+        if (!this.reg.procs.has(ipcp.pid)) {
+          this.reg.addProcess(ipcp.pid, `ipcpd-${ipcp.type}`);
+        }
+        this.reg.bindProcess(ipcp.pid, r.name);
+        log.info(`Bound IPCP ${ipcp.pid} to name ${r.name}.`);
+        return {};
+      },
+      "irm.unbind.ipcp": (r, c) => {
+        tool(c);
+        const ipcp = this.#ipcp(r.ipcp);
+        this.reg.unbindProcess(ipcp.pid, r.name);
+        log.info(`IPCP ${ipcp.pid} unbound from name ${r.name}.`);
+        return {};
+      },
+      "irm.name.create": (r, c) => {
+        tool(c);
+        this.reg.createName(r.name, r.lb);
+        log.info(`Created new name: ${r.name}.`);
+        return {};
+      },
+      "irm.name.destroy": async (r, c) => {
+        tool(c);
+        this.reg.getName(r.name);
+        for (const ipcp of this.ipcps.values()) {
+          if (ipcp.regs.has(r.name)) {
+            await this.unregisterName(ipcp, r.name).catch(() => {});
+          }
+        }
+        this.reg.destroyName(r.name);
+        log.info(`Destroyed name: ${r.name}.`);
+        return {};
+      },
+      "irm.name.register": async (r, c) => {
+        tool(c);
+        this.reg.getName(r.name);
+        const targets = this.#ipcpsFor(r.ipcps, r.layers);
+        if (targets.length === 0) {
+          throw new OuroborosError("invalid", "name an ipcp or a layer");
+        }
+        for (const ipcp of targets) await this.registerName(ipcp, r.name);
+        return {};
+      },
+      "irm.name.unregister": async (r, c) => {
+        tool(c);
+        const targets = this.#ipcpsFor(r.ipcps, r.layers);
+        if (targets.length === 0) {
+          throw new OuroborosError("invalid", "name an ipcp or a layer");
+        }
+        for (const ipcp of targets) await this.unregisterName(ipcp, r.name);
+        return {};
+      },
+      "irm.name.list": (_r, c) => {
+        tool(c);
+        const names = [...this.reg.names.values()]
+          .sort((a, b) => a.created - b.created)
+          .map((n) => ({ name: n.name, lb: n.lb }));
+        return { names };
+      },
+      "irm.proc.list": (_r, c) => {
+        tool(c);
+        const procs = [...this.reg.procs.values()].map((p) => ({
+          pid: p.pid,
+          prog: p.prog,
+          names: [...p.names.keys()],
+          accepting: this.#accepters.has(p.pid),
+          flows: [...this.flows.values()].filter((f) => f.pid === p.pid).length,
+        }));
+        return { procs, flows: this.flows.size };
+      },
+    };
+  }
+}
+
+/** Splits autostart arguments on spaces, as C does. */
+export function splitArgs(args: string): string[] {
+  return args.split(" ").filter((a) => a !== "");
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves when it has exited. */
+async function terminate(pid: number, child: Deno.ChildProcess): Promise<void> {
+  try {
+    child.kill("SIGTERM");
+  } catch {
+    return; // exited already
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const killed = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      try {
+        log.warn(`Process ${pid} ignored SIGTERM; killing it.`);
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      resolve();
+    }, STOP_GRACE_MS);
+  });
+  await Promise.race([child.status, killed]);
+  clearTimeout(timer);
+  await child.status;
+}
+
+export type { Lb };
+export { basename };

@@ -1,0 +1,232 @@
+/**
+ * Length-prefixed frames over a stream socket: a u32 big-endian length, then
+ * that many bytes. Used by the control protocol and by the data path.
+ *
+ * The reader reads large chunks and hands out frames as views into them; a
+ * chunk is never written again once a frame from it was handed out, so a
+ * frame stays valid (and may be modified in place) for as long as it is held.
+ * The writer batches: while one write is under way, later frames gather in a
+ * second buffer that goes out in the next single write.
+ */
+
+export const FRAME_HDR = 4;
+
+export class FrameTooLarge extends Error {
+  constructor(readonly length: number, readonly max: number) {
+    super(`frame of ${length} bytes exceeds the limit of ${max}`);
+  }
+}
+
+export interface ByteReader {
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+export interface ByteWriter {
+  write(p: Uint8Array): Promise<number>;
+}
+
+export class FrameReader {
+  #chunk: Uint8Array;
+  #start = 0;
+  #end = 0;
+  readonly #chunkSize: number;
+
+  constructor(
+    private readonly src: ByteReader,
+    private readonly maxFrame: number,
+    chunkSize = 256 * 1024,
+  ) {
+    this.#chunkSize = Math.max(chunkSize, maxFrame + FRAME_HDR);
+    this.#chunk = new Uint8Array(this.#chunkSize);
+  }
+
+  /**
+   * The next whole frame, header included (payload at offset 4), or null at
+   * the end of the stream. Throws FrameTooLarge on an oversized length and
+   * an Error on a stream that ends inside a frame.
+   */
+  async next(): Promise<Uint8Array | null> {
+    for (;;) {
+      const frame = this.#take();
+      if (frame !== undefined) return frame;
+      if (this.#end === this.#chunk.length) this.#renew();
+      const n = await this.src.read(this.#chunk.subarray(this.#end));
+      if (n === null) {
+        if (this.#end > this.#start) {
+          throw new Error("stream ended inside a frame");
+        }
+        return null;
+      }
+      this.#end += n;
+    }
+  }
+
+  /** A frame that is already buffered, without reading. */
+  nextBuffered(): Uint8Array | undefined {
+    return this.#take();
+  }
+
+  #take(): Uint8Array | undefined {
+    const avail = this.#end - this.#start;
+    if (avail < FRAME_HDR) return undefined;
+    const c = this.#chunk;
+    const s = this.#start;
+    const len =
+      ((c[s]! << 24) | (c[s + 1]! << 16) | (c[s + 2]! << 8) | c[s + 3]!) >>> 0;
+    if (len > this.maxFrame) throw new FrameTooLarge(len, this.maxFrame);
+    if (avail < FRAME_HDR + len) {
+      // Make room for the rest of this frame when the chunk cannot hold it.
+      if (s + FRAME_HDR + len > c.length) this.#renew();
+      return undefined;
+    }
+    this.#start = s + FRAME_HDR + len;
+    return c.subarray(s, this.#start);
+  }
+
+  /** Moves the unread bytes to a fresh chunk (never reusing the old one). */
+  #renew(): void {
+    const rest = this.#chunk.subarray(this.#start, this.#end);
+    const fresh = new Uint8Array(this.#chunkSize);
+    fresh.set(rest);
+    this.#chunk = fresh;
+    this.#start = 0;
+    this.#end = rest.length;
+  }
+}
+
+export function putU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 24;
+  buf[off + 1] = (v >>> 16) & 0xff;
+  buf[off + 2] = (v >>> 8) & 0xff;
+  buf[off + 3] = v & 0xff;
+}
+
+export function getU32(buf: Uint8Array, off: number): number {
+  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) |
+    buf[off + 3]!) >>>
+    0;
+}
+
+export async function writeAll(w: ByteWriter, p: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < p.length) off += await w.write(p.subarray(off));
+}
+
+/**
+ * Batching frame writer. `push` copies the payload behind a length header
+ * into the pending buffer; a single flusher writes the pending bytes out.
+ * With `dropWhenFull` a push that finds the queue over its limit drops the
+ * frame and counts it (a slow reader never makes memory grow); otherwise
+ * callers should await `drained()` when `push` returns false.
+ */
+export class FrameWriter {
+  #pending: Uint8Array;
+  #spare: Uint8Array;
+  #len = 0;
+  #flushing = false;
+  #closed = false;
+  #error: unknown = undefined;
+  #waiters: (() => void)[] = [];
+  dropped = 0;
+
+  constructor(
+    private readonly dst: ByteWriter,
+    private readonly limit = 512 * 1024,
+    private readonly dropWhenFull = false,
+  ) {
+    this.#pending = new Uint8Array(64 * 1024);
+    this.#spare = new Uint8Array(64 * 1024);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get error(): unknown {
+    return this.#error;
+  }
+
+  /** Bytes waiting to be written. */
+  get queued(): number {
+    return this.#len;
+  }
+
+  /**
+   * Queues one frame. Returns false when the frame was dropped (queue full
+   * with dropWhenFull, or writer closed); without dropWhenFull the frame is
+   * always queued while open, and false means "over the limit: wait".
+   */
+  push(payload: Uint8Array): boolean {
+    if (this.#closed) return false;
+    const need = FRAME_HDR + payload.length;
+    if (this.#len + need > this.limit && this.#len > 0) {
+      if (this.dropWhenFull) {
+        this.dropped++;
+        return false;
+      }
+    }
+    this.#reserve(need);
+    putU32(this.#pending, this.#len, payload.length);
+    this.#pending.set(payload, this.#len + FRAME_HDR);
+    this.#len += need;
+    if (!this.#flushing) this.#flush();
+    return this.#len <= this.limit;
+  }
+
+  /** Resolves when the queue is below its limit again (or the writer closed). */
+  drained(): Promise<void> {
+    if (this.#len <= this.limit || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Resolves when everything queued so far has been written. */
+  async flushed(): Promise<void> {
+    while ((this.#len > 0 || this.#flushing) && !this.#closed) {
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#wake();
+  }
+
+  #reserve(need: number): void {
+    if (this.#len + need <= this.#pending.length) return;
+    let size = this.#pending.length * 2;
+    while (size < this.#len + need) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.#pending.subarray(0, this.#len));
+    this.#pending = bigger;
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#len > 0 && !this.#closed) {
+        const out = this.#pending.subarray(0, this.#len);
+        // Swap: new frames gather in the other buffer during the write.
+        const next = this.#spare.length >= 64 * 1024
+          ? this.#spare
+          : new Uint8Array(64 * 1024);
+        this.#spare = this.#pending;
+        this.#pending = next;
+        this.#len = 0;
+        this.#wake();
+        await writeAll(this.dst, out);
+      }
+    } catch (e) {
+      this.#error = e;
+      this.#closed = true;
+    } finally {
+      this.#flushing = false;
+      this.#wake();
+    }
+  }
+}

@@ -1,0 +1,1004 @@
+/**
+ * The grammar of `irm`: turns a command line into one request for the irmd
+ * (method, body, how to print the reply), a help text, or an error text.
+ * Pure apart from the program lookup on PATH, which goes through `ParseEnv`
+ * so that tests can replace it.
+ *
+ * Keywords match by prefix, the first keyword in table order winning (as C's
+ * `matches()`): under `ipcp`, `c` is create and `co` connect. Every level
+ * answers `help`, `-h` and `--help`.
+ */
+import { checkName, DEFAULT_UDP_PORT, parseDnsAddress } from "../lib/config.ts";
+import { isIPv4, isIPv6 } from "../lib/ip.ts";
+import type { IpcpTypeName, Method, Req, Res } from "../lib/proto.ts";
+
+// ---------------------------------------------------------------------------
+// Results
+
+/** The irm methods of the control protocol. */
+export type IrmMethod = Extract<Method, `irm.${string}`>;
+
+/** One request to the irmd and what to do with its reply. */
+export interface CallOf<M extends IrmMethod> {
+  method: M;
+  body: Req<M>;
+  /** How long to wait for the irmd's answer. */
+  timeoutMs: number;
+  /** The start of the error line when the irmd refuses: "Failed to create IPCP". */
+  failure: string;
+  /** The text to print on success ("" prints nothing). */
+  render(res: Res<M>): string;
+}
+
+export type IrmCall = { [M in IrmMethod]: CallOf<M> }[IrmMethod];
+
+export type IrmParse =
+  | { kind: "help"; text: string }
+  | { kind: "error"; text: string }
+  | {
+    kind: "request";
+    /** The --rundir flag, if given. */
+    rundir: string | undefined;
+    call: IrmCall;
+    /** Lines to print before sending (warnings such as autobind being ignored). */
+    notes: string[];
+  };
+
+/** What the parser needs from the system: the working directory and PATH lookup. */
+export interface ParseEnv {
+  cwd: string;
+  /** The PATH variable (undefined: not set). */
+  path: string | undefined;
+  /** True if the path is a regular file that someone may execute. */
+  isExecutable(path: string): boolean;
+}
+
+export function systemParseEnv(): ParseEnv {
+  return {
+    cwd: Deno.cwd(),
+    path: Deno.env.get("PATH"),
+    isExecutable(p: string): boolean {
+      try {
+        const st = Deno.statSync(p);
+        return st.isFile && (st.mode === null || (st.mode & 0o111) !== 0);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const BOOTSTRAP_TIMEOUT_MS = 60_000;
+
+// ---------------------------------------------------------------------------
+// Usage texts
+
+const TYPES_LINE = "where TYPE = {udp4 udp6}  (udp = udp4)\n" +
+  "      (unicast broadcast local eth-llc eth-dix: not supported yet)";
+
+const USAGE = {
+  irm: "Usage: irm [--rundir DIR] [OBJECT] [OPERATION] ...\n\n" +
+    "where OBJECT = {ipcp bind unbind name process help}\n\n" +
+    "  irm ipcp help      IPC processes: create destroy bootstrap enroll\n" +
+    "                     connect disconnect list\n" +
+    "  irm bind help      bind programs, processes and IPCPs to names\n" +
+    "  irm unbind help    undo a binding\n" +
+    "  irm name help      names: create destroy register unregister list\n" +
+    "  irm process help   list the processes the irmd knows (not in C irm)\n\n" +
+    "Keywords may be shortened to a prefix; the first match in the order\n" +
+    'above wins: "irm i l" is "irm ipcp list".\n' +
+    "--rundir DIR talks to the irmd of that runtime directory\n" +
+    "(default: $OUROBOROS_RUNDIR, else /run/ouroboros for root, else per user).",
+  ipcp: "Usage: irm ipcp [OPERATION]\n\n" +
+    "where OPERATION = {create destroy\n" +
+    "                   bootstrap enroll\n" +
+    "                   connect disconnect\n" +
+    "                   list help}",
+  ipcpCreate: "Usage: irm ipcp create\n" +
+    "                name <ipcp name>\n" +
+    "                type [TYPE]\n\n" + TYPES_LINE,
+  ipcpDestroy: "Usage: irm ipcp destroy\n" +
+    "                name <ipcp name>",
+  ipcpBootstrap: "Usage: irm ipcp bootstrap\n" +
+    "                name <ipcp name>\n" +
+    "                layer <layer name>\n" +
+    "                [type [TYPE]] (create the IPCP if it does not exist)\n" +
+    TYPES_LINE + "\n\n" +
+    "if TYPE == udp4 or udp6\n" +
+    "                ip <IP address to bind> (needed unless the irmd's\n" +
+    "                   configuration file gave one for this IPCP)\n" +
+    `                [port <UDP port> (default: ${DEFAULT_UDP_PORT})]\n` +
+    "                [dns <DDNS server: addr, addr:port, [IPv6 addr]:port>\n" +
+    "                   (default: none, names resolve with the system resolver)]\n" +
+    "                [hash [ALGORITHM] (default: MD5)]\n" +
+    "                [autobind] (ignored: only unicast and broadcast IPCPs bind)\n" +
+    "                [hosts <hosts file for this layer only> (default: /etc/hosts)]\n" +
+    "                [zone <DNS zone to update on the DDNS server>]\n" +
+    "where ALGORITHM = {MD5}",
+  ipcpEnroll: "Usage: irm ipcp enroll\n" +
+    "                name <ipcp name>\n" +
+    "                layer <layer to enroll in>\n" +
+    "                [type [TYPE]]\n" +
+    "                [dst <destination to enroll with>]\n" +
+    "                [autobind]\n\n" +
+    "Only unicast and broadcast IPCPs enroll; they are not supported yet\n" +
+    '(UDP IPCPs are bootstrapped, see "irm ipcp bootstrap help").',
+  ipcpConnect: "Usage: irm ipcp connect\n" +
+    "                name <ipcp name>\n" +
+    "                dst <name of destination IPCP>\n" +
+    "                [component {dt mgmt}]\n" +
+    "                [qos {raw best voice video data}]\n\n" +
+    "Only unicast and broadcast IPCPs connect; they are not supported yet.",
+  ipcpDisconnect: "Usage: irm ipcp disconnect\n" +
+    "                name <ipcp name>\n" +
+    "                dst <name of destination IPCP>\n" +
+    "                [component {dt mgmt}]\n\n" +
+    "Only unicast and broadcast IPCPs connect; they are not supported yet.",
+  ipcpList: "Usage: irm ipcp list\n" +
+    "                [name <ipcp name>]\n" +
+    "                [type [TYPE]]\n" +
+    "                [layer <layer name>]\n\n" + TYPES_LINE,
+  bind: (p: string) =>
+    `Usage: ${p} [OPERATION]\n\n` +
+    "where OPERATION = {program process ipcp help}",
+  bindProgram: (p: string) =>
+    `Usage: ${p} program <program>\n` +
+    "           name <name>\n" +
+    "           [auto] (instantiate program if not running)\n" +
+    "           [-- <application arguments>]\n\n" +
+    "A program without a '/' is looked up on PATH.",
+  bindProcess: (p: string) =>
+    `Usage: ${p} process <pid>\n` +
+    "           name <name>",
+  bindIpcp: (p: string) =>
+    `Usage: ${p} ipcp <ipcp name>\n` +
+    "           name <name>",
+  unbind: (p: string) =>
+    `Usage: ${p} [OPERATION]\n\n` +
+    "where OPERATION = {program process ipcp help}",
+  unbindProgram: (p: string) =>
+    `Usage: ${p} program <program>\n` +
+    "           name <name>",
+  unbindProcess: (p: string) =>
+    `Usage: ${p} process <pid>\n` +
+    "           name <name>",
+  unbindIpcp: (p: string) =>
+    `Usage: ${p} ipcp <ipcp name>\n` +
+    "           name <name>",
+  name: "Usage: irm name [OPERATION]\n\n" +
+    "where OPERATION = {create destroy\n" +
+    "                   register unregister\n" +
+    "                   list bind unbind help}\n\n" +
+    "irm name bind|unbind ... is irm bind|unbind ... (the tutorial's form).",
+  nameCreate: "Usage: irm name create\n" +
+    "                <name> (at most 255 bytes)\n" +
+    "                [lb LB_POLICY], default: round-robin\n\n" +
+    "where LB_POLICY = {round-robin spillover}",
+  nameDestroy: "Usage: irm name destroy <name>",
+  nameRegister: "Usage: irm name register <name>\n" +
+    "           ipcp <ipcp to register with>\n" +
+    "           [ipcp <ipcp to register with>]\n" +
+    "           [...]\n" +
+    "           layer <layer to register with>\n" +
+    "           [layer <layer to register with>]\n" +
+    "           [...]\n\n" +
+    "At least one ipcp or layer.",
+  nameUnregister: "Usage: irm name unregister <name>\n" +
+    "           ipcp <ipcp to unregister from>\n" +
+    "           [ipcp <ipcp to unregister from>]\n" +
+    "           [...]\n" +
+    "           layer <layer to unregister from>\n" +
+    "           [layer <layer to unregister from>]\n" +
+    "           [...]\n\n" +
+    "At least one ipcp or layer.",
+  nameList: "Usage: irm name list",
+  process: "Usage: irm process [OPERATION]\n\n" +
+    "where OPERATION = {list help}\n\n" +
+    "(not in C irm) irm process list: the processes that the irmd knows, the\n" +
+    "names they accept flows for and their flows.",
+  processList: "Usage: irm process list",
+} as const;
+
+// ---------------------------------------------------------------------------
+// Parser machinery
+
+/** A level of the grammar: its command path ("irm ipcp create") and usage. */
+interface Level {
+  path: string;
+  usage: string;
+}
+
+/** Thrown inside the parser; parseIrm turns it into a result. */
+class Stop {
+  constructor(
+    readonly result: { kind: "help"; text: string } | {
+      kind: "error";
+      text: string;
+    },
+  ) {}
+}
+
+function help(level: Level): Stop {
+  return new Stop({ kind: "help", text: level.usage });
+}
+
+/** An error line followed by the level's usage (or alone, withUsage false). */
+function fail(level: Level, message: string, withUsage = true): Stop {
+  return new Stop({
+    kind: "error",
+    text: withUsage ? `${message}\n${level.usage}` : message,
+  });
+}
+
+function unknown(level: Level, word: string): Stop {
+  return fail(level, `"${word}" is unknown, try "${level.path} help".`);
+}
+
+const HELP_WORDS: readonly string[] = ["help", "-h", "--help"];
+
+function isHelpWord(w: string): boolean {
+  return w === "-h" || w === "--help";
+}
+
+/** The first keyword of the table that starts with `word` (never for ""). */
+export function matchKeyword<const K extends string>(
+  word: string,
+  table: readonly K[],
+): K | undefined {
+  if (word === "") return undefined;
+  return table.find((k) => k.startsWith(word));
+}
+
+class Words {
+  #i = 0;
+  constructor(readonly args: readonly string[]) {}
+  get done(): boolean {
+    return this.#i >= this.args.length;
+  }
+  peek(): string | undefined {
+    return this.args[this.#i];
+  }
+  next(): string | undefined {
+    return this.args[this.#i++];
+  }
+  rest(): string[] {
+    const r = this.args.slice(this.#i);
+    this.#i = this.args.length;
+    return r;
+  }
+}
+
+/**
+ * Selects the operation at a command level: prefix match over `table` (which
+ * ends with "help"); missing or unknown words fail with the level's usage.
+ */
+function operation<const K extends string>(
+  w: Words,
+  level: Level,
+  table: readonly K[],
+): Exclude<K, "help"> {
+  const word = w.next();
+  if (word === undefined) {
+    throw fail(level, `${level.path}: an operation is missing.`);
+  }
+  if (isHelpWord(word)) throw help(level);
+  const k = matchKeyword(word, table);
+  if (k === undefined) throw unknown(level, word);
+  if (k === "help") throw help(level);
+  return k as Exclude<K, "help">;
+}
+
+/** An option keyword: `arg` names its value, absent for a flag; `repeat` allows it more than once. */
+interface OptSpec {
+  kw: string;
+  arg?: string;
+  repeat?: boolean;
+}
+
+type Opts = Map<string, string[]>;
+
+/** Reads keyword options up to the end (or up to `--` when `stopAtDashes`). */
+function options(
+  w: Words,
+  level: Level,
+  specs: readonly OptSpec[],
+  stopAtDashes = false,
+): Opts {
+  const table = [...specs.map((s) => s.kw), "help"];
+  const out: Opts = new Map();
+  while (!w.done) {
+    const word = w.next() ?? "";
+    if (stopAtDashes && word === "--") break;
+    if (isHelpWord(word)) throw help(level);
+    const kw = matchKeyword(word, table);
+    if (kw === undefined) throw unknown(level, word);
+    if (kw === "help") throw help(level);
+    const spec = specs.find((s) => s.kw === kw);
+    if (spec === undefined) throw unknown(level, word);
+    const prev = out.get(kw);
+    if (prev !== undefined && spec.repeat !== true) {
+      throw fail(level, `${level.path}: "${kw}" is given more than once.`);
+    }
+    let value = "";
+    if (spec.arg !== undefined) {
+      const v = w.next();
+      if (v === undefined) {
+        throw fail(
+          level,
+          `${level.path}: ${kw} needs a value: ${kw} ${spec.arg}.`,
+        );
+      }
+      value = v;
+    }
+    out.set(kw, [...(prev ?? []), value]);
+  }
+  return out;
+}
+
+/** The single value of an option, or undefined. */
+function one(opts: Opts, kw: string): string | undefined {
+  return opts.get(kw)?.[0];
+}
+
+function required(opts: Opts, level: Level, kw: string, arg: string): string {
+  const v = one(opts, kw);
+  if (v === undefined) {
+    throw fail(level, `${level.path}: "${kw} ${arg}" is missing.`);
+  }
+  return v;
+}
+
+/** A positional operand; `help` and -h/--help in its place ask for help. */
+function operand(w: Words, level: Level, what: string): string {
+  const v = w.next();
+  if (v === undefined) throw fail(level, `${level.path}: ${what} is missing.`);
+  if (HELP_WORDS.includes(v)) throw help(level);
+  return v;
+}
+
+function checkedName(level: Level, s: string, what: string): string {
+  const why = checkName(s, what);
+  if (why !== undefined) throw fail(level, `${level.path}: ${why}.`);
+  return s;
+}
+
+function parsePid(level: Level, s: string): number {
+  if (!/^[0-9]+$/.test(s) || Number(s) < 1 || Number(s) > 0x7fff_ffff) {
+    throw fail(
+      level,
+      `${level.path}: invalid process id "${s}": expected a number from 1 to 2147483647.`,
+    );
+  }
+  return Number(s);
+}
+
+function parsePort(level: Level, s: string): number {
+  if (!/^[0-9]{1,5}$/.test(s) || Number(s) < 1 || Number(s) > 65535) {
+    throw fail(
+      level,
+      `${level.path}: invalid port "${s}": expected a number from 1 to 65535.`,
+    );
+  }
+  return Number(s);
+}
+
+/** IPCP types in C's order: `udp` matches udp4, `u` unicast, `eth` eth-llc. */
+export const ALL_IPCP_TYPES = [
+  "unicast",
+  "broadcast",
+  "udp4",
+  "udp6",
+  "eth-llc",
+  "eth-dix",
+  "local",
+] as const;
+
+function parseType(level: Level, word: string): IpcpTypeName {
+  const t = matchKeyword(word, ALL_IPCP_TYPES);
+  if (t === undefined) {
+    throw fail(level, `${level.path}: unknown IPCP type "${word}".`);
+  }
+  if (t !== "udp4" && t !== "udp6") {
+    throw fail(level, `IPCP type ${t} is not supported yet.`, false);
+  }
+  return t;
+}
+
+/** Joins and normalises a path ("." and ".." segments), without touching the disk. */
+export function absolutePath(cwd: string, p: string): string {
+  const full = p.startsWith("/") ? p : `${cwd}/${p}`;
+  const parts: string[] = [];
+  for (const seg of full.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") parts.pop();
+    else parts.push(seg);
+  }
+  return `/${parts.join("/")}`;
+}
+
+/**
+ * The absolute path of a program as C's irm finds it: with a '/', relative to
+ * the working directory; without, the first executable of that name on PATH.
+ * Symbolic links are kept (the irmd matches processes by the program's
+ * basename, and `oping` may be a link to `ouroboros`).
+ */
+export function findProgram(env: ParseEnv, prog: string): string | undefined {
+  if (prog.includes("/")) return absolutePath(env.cwd, prog);
+  for (const dir of (env.path ?? "").split(":")) {
+    const candidate = absolutePath(
+      env.cwd,
+      `${dir === "" ? "." : dir}/${prog}`,
+    );
+    if (env.isExecutable(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+function call<M extends IrmMethod>(c: CallOf<M>): CallOf<M> {
+  return c;
+}
+
+const SILENT = (): string => "";
+
+// ---------------------------------------------------------------------------
+// irm ipcp ...
+
+const IPCP_OPS = [
+  "create",
+  "destroy",
+  "bootstrap",
+  "enroll",
+  "connect",
+  "disconnect",
+  "list",
+  "help",
+] as const;
+
+interface Ctx {
+  env: ParseEnv;
+  notes: string[];
+}
+
+function ipcpCmd(w: Words, ctx: Ctx): IrmCall {
+  const level: Level = { path: "irm ipcp", usage: USAGE.ipcp };
+  const op = operation(w, level, IPCP_OPS);
+  switch (op) {
+    case "create": {
+      const lv: Level = { path: "irm ipcp create", usage: USAGE.ipcpCreate };
+      const o = options(w, lv, [{ kw: "name", arg: "<ipcp name>" }, {
+        kw: "type",
+        arg: "<type>",
+      }]);
+      const name = checkedName(
+        lv,
+        required(o, lv, "name", "<ipcp name>"),
+        "IPCP name",
+      );
+      const type = parseType(lv, required(o, lv, "type", "<type>"));
+      return call({
+        method: "irm.ipcp.create",
+        body: { name, type },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to create IPCP",
+        render: SILENT,
+      });
+    }
+    case "destroy": {
+      const lv: Level = { path: "irm ipcp destroy", usage: USAGE.ipcpDestroy };
+      const o = options(w, lv, [{ kw: "name", arg: "<ipcp name>" }]);
+      const name = checkedName(
+        lv,
+        required(o, lv, "name", "<ipcp name>"),
+        "IPCP name",
+      );
+      return call({
+        method: "irm.ipcp.destroy",
+        body: { name },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to destroy IPCP",
+        render: SILENT,
+      });
+    }
+    case "bootstrap":
+      return bootstrap(w, ctx);
+    case "enroll":
+    case "connect":
+    case "disconnect": {
+      const usage = op === "enroll"
+        ? USAGE.ipcpEnroll
+        : op === "connect"
+        ? USAGE.ipcpConnect
+        : USAGE.ipcpDisconnect;
+      const lv: Level = { path: `irm ipcp ${op}`, usage };
+      if (w.rest().some((a) => HELP_WORDS.includes(a))) throw help(lv);
+      const what = op === "enroll"
+        ? "Enrollment"
+        : op === "connect"
+        ? "Connecting"
+        : "Disconnecting";
+      throw fail(
+        lv,
+        `${what} is not supported by UDP IPCPs (only unicast and broadcast ` +
+          `IPCPs ${
+            op === "enroll" ? "enroll" : "connect"
+          }, and those are not supported yet).`,
+        false,
+      );
+    }
+    case "list": {
+      const lv: Level = { path: "irm ipcp list", usage: USAGE.ipcpList };
+      const o = options(w, lv, [
+        { kw: "name", arg: "<ipcp name>" },
+        { kw: "type", arg: "<type>" },
+        { kw: "layer", arg: "<layer name>" },
+      ]);
+      const body: Req<"irm.ipcp.list"> = {};
+      const name = one(o, "name");
+      if (name !== undefined) body.name = checkedName(lv, name, "IPCP name");
+      const type = one(o, "type");
+      if (type !== undefined) body.type = parseType(lv, type);
+      const layer = one(o, "layer");
+      if (layer !== undefined) {
+        body.layer = checkedName(lv, layer, "layer name");
+      }
+      return call({
+        method: "irm.ipcp.list",
+        body,
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to list IPCPs",
+        render: (r) => renderIpcpList(r.ipcps),
+      });
+    }
+  }
+}
+
+const HASH_ALGOS = ["SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512", "MD5"];
+
+function bootstrap(w: Words, ctx: Ctx): IrmCall {
+  const lv: Level = { path: "irm ipcp bootstrap", usage: USAGE.ipcpBootstrap };
+  const o = options(w, lv, [
+    { kw: "name", arg: "<ipcp name>" },
+    { kw: "layer", arg: "<layer name>" },
+    { kw: "type", arg: "<type>" },
+    { kw: "ip", arg: "<IP address>" },
+    { kw: "port", arg: "<UDP port>" },
+    { kw: "dns", arg: "<DDNS server address>" },
+    { kw: "hash", arg: "<algorithm>" },
+    { kw: "autobind" },
+    { kw: "hosts", arg: "<hosts file>" },
+    { kw: "zone", arg: "<DNS zone>" },
+  ]);
+  const name = checkedName(
+    lv,
+    required(o, lv, "name", "<ipcp name>"),
+    "IPCP name",
+  );
+  const layer = checkedName(
+    lv,
+    required(o, lv, "layer", "<layer name>"),
+    "layer name",
+  );
+  const body: Req<"irm.ipcp.bootstrap"> = {
+    name,
+    layer,
+    port: DEFAULT_UDP_PORT,
+  };
+  const typeWord = one(o, "type");
+  let family: 4 | 6 | undefined;
+  if (typeWord !== undefined) {
+    body.type = parseType(lv, typeWord);
+    family = body.type === "udp4" ? 4 : 6;
+  }
+  const ip = one(o, "ip");
+  if (ip !== undefined) {
+    const f = isIPv4(ip) ? 4 : isIPv6(ip) ? 6 : undefined;
+    if (f === undefined) {
+      const hint = ip.includes("/")
+        ? " (no prefix length)"
+        : ip.startsWith("[")
+        ? " (no brackets)"
+        : "";
+      throw fail(lv, `${lv.path}: invalid IP address "${ip}"${hint}.`);
+    }
+    if (family !== undefined && f !== family) {
+      throw fail(
+        lv,
+        `${lv.path}: "${ip}" is an IPv${f} address, a ${body.type} IPCP needs an IPv${family} address.`,
+      );
+    }
+    family = f;
+    body.ip = ip;
+  }
+  const port = one(o, "port");
+  if (port !== undefined) body.port = parsePort(lv, port);
+  const dns = one(o, "dns");
+  if (dns !== undefined) {
+    const r = family !== undefined
+      ? parseDnsAddress(dns, family)
+      : [parseDnsAddress(dns, 4), parseDnsAddress(dns, 6)].find((x) => x.ok) ??
+        parseDnsAddress(dns, 4);
+    if (!r.ok) throw fail(lv, `${lv.path}: ${r.error}.`);
+    if (dns.length > 80) {
+      throw fail(lv, `${lv.path}: the DNS server address is too long.`);
+    }
+    body.dns = dns;
+  }
+  const hash = one(o, "hash");
+  if (hash !== undefined && hash.toUpperCase() !== "MD5") {
+    const known = HASH_ALGOS.includes(hash.toUpperCase());
+    throw fail(
+      lv,
+      `${lv.path}: ${known ? "hash" : "unknown hash algorithm"} ${hash}` +
+        `${
+          known ? " is not supported" : ""
+        }: UDP layers hash names with MD5 (hash MD5).`,
+    );
+  }
+  if (o.has("autobind")) {
+    ctx.notes.push(
+      "Can only bind unicast and broadcast IPCPs, autobind disabled.",
+    );
+  }
+  const hosts = one(o, "hosts");
+  if (hosts !== undefined) {
+    if (hosts === "") throw fail(lv, `${lv.path}: empty hosts file name.`);
+    body.hosts = absolutePath(ctx.env.cwd, hosts);
+  }
+  const zone = one(o, "zone");
+  if (zone !== undefined) {
+    if (zone === "" || new TextEncoder().encode(zone).length > 255) {
+      throw fail(lv, `${lv.path}: the DNS zone must be 1 to 255 bytes long.`);
+    }
+    body.zone = zone;
+  }
+  return call({
+    method: "irm.ipcp.bootstrap",
+    body,
+    timeoutMs: BOOTSTRAP_TIMEOUT_MS,
+    failure: "Failed to bootstrap IPCP",
+    render: SILENT,
+  });
+}
+
+// ---------------------------------------------------------------------------
+// irm bind / unbind ... (also as irm name bind / unbind ...)
+
+const BIND_OPS = ["program", "process", "ipcp", "help"] as const;
+
+function bindCmd(w: Words, ctx: Ctx, prefix: string, unbind: boolean): IrmCall {
+  const verb = unbind ? "unbind" : "bind";
+  const path = `${prefix} ${verb}`;
+  const level: Level = {
+    path,
+    usage: unbind ? USAGE.unbind(path) : USAGE.bind(path),
+  };
+  const op = operation(w, level, BIND_OPS);
+  switch (op) {
+    case "program": {
+      const lv: Level = {
+        path: `${path} program`,
+        usage: unbind ? USAGE.unbindProgram(path) : USAGE.bindProgram(path),
+      };
+      const given = operand(w, lv, "the program");
+      const specs: OptSpec[] = [{ kw: "name", arg: "<name>" }];
+      if (!unbind) specs.push({ kw: "auto" });
+      const o = options(w, lv, specs, !unbind);
+      const args = unbind ? [] : w.rest();
+      const name = checkedName(lv, required(o, lv, "name", "<name>"), "name");
+      if (given === "") throw fail(lv, `${lv.path}: empty program name.`);
+      const found = findProgram(ctx.env, given);
+      if (found === undefined && !unbind) {
+        throw fail(lv, `Program ${given} not found.`, false);
+      }
+      const prog = found ?? given;
+      if (prog.length > 4096) {
+        throw fail(lv, `${lv.path}: the program path is too long.`);
+      }
+      if (args.length > 256) {
+        throw fail(lv, `${lv.path}: at most 256 arguments.`);
+      }
+      if (unbind) {
+        return call({
+          method: "irm.unbind.program",
+          body: { prog, name },
+          timeoutMs: DEFAULT_TIMEOUT_MS,
+          failure: "Failed to unbind program",
+          render: SILENT,
+        });
+      }
+      return call({
+        method: "irm.bind.program",
+        body: { prog, name, auto: o.has("auto"), args },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to bind program",
+        render: SILENT,
+      });
+    }
+    case "process": {
+      const lv: Level = {
+        path: `${path} process`,
+        usage: unbind ? USAGE.unbindProcess(path) : USAGE.bindProcess(path),
+      };
+      const pid = parsePid(lv, operand(w, lv, "the process id"));
+      const o = options(w, lv, [{ kw: "name", arg: "<name>" }]);
+      const name = checkedName(lv, required(o, lv, "name", "<name>"), "name");
+      return call({
+        method: unbind ? "irm.unbind.process" : "irm.bind.process",
+        body: { pid, name },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: `Failed to ${verb} process`,
+        render: SILENT,
+      });
+    }
+    case "ipcp": {
+      const lv: Level = {
+        path: `${path} ipcp`,
+        usage: unbind ? USAGE.unbindIpcp(path) : USAGE.bindIpcp(path),
+      };
+      const ipcp = checkedName(
+        lv,
+        operand(w, lv, "the IPCP name"),
+        "IPCP name",
+      );
+      const o = options(w, lv, [{ kw: "name", arg: "<name>" }]);
+      const name = checkedName(lv, required(o, lv, "name", "<name>"), "name");
+      return call({
+        method: unbind ? "irm.unbind.ipcp" : "irm.bind.ipcp",
+        body: { ipcp, name },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: `Failed to ${verb} IPCP`,
+        render: SILENT,
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// irm name ...
+
+const NAME_OPS = [
+  "create",
+  "destroy",
+  "register",
+  "unregister",
+  "list",
+  "bind",
+  "unbind",
+  "help",
+] as const;
+
+const LB_POLICIES = ["round-robin", "spillover"] as const;
+
+function nameCmd(w: Words, ctx: Ctx): IrmCall {
+  const level: Level = { path: "irm name", usage: USAGE.name };
+  const op = operation(w, level, NAME_OPS);
+  switch (op) {
+    case "create": {
+      const lv: Level = { path: "irm name create", usage: USAGE.nameCreate };
+      const name = checkedName(lv, operand(w, lv, "the name"), "name");
+      const o = options(w, lv, [{ kw: "lb", arg: "<policy>" }]);
+      const word = one(o, "lb") ?? "round-robin";
+      const pol = matchKeyword(word, LB_POLICIES);
+      if (pol === undefined) {
+        throw fail(lv, `${lv.path}: unknown load-balance policy "${word}".`);
+      }
+      return call({
+        method: "irm.name.create",
+        body: { name, lb: pol === "spillover" ? "spill" : "round-robin" },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to create name",
+        render: SILENT,
+      });
+    }
+    case "destroy": {
+      const lv: Level = { path: "irm name destroy", usage: USAGE.nameDestroy };
+      const name = checkedName(lv, operand(w, lv, "the name"), "name");
+      options(w, lv, []);
+      return call({
+        method: "irm.name.destroy",
+        body: { name },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to destroy name",
+        render: SILENT,
+      });
+    }
+    case "register":
+    case "unregister": {
+      const lv: Level = {
+        path: `irm name ${op}`,
+        usage: op === "register" ? USAGE.nameRegister : USAGE.nameUnregister,
+      };
+      const name = checkedName(lv, operand(w, lv, "the name"), "name");
+      const o = options(w, lv, [
+        { kw: "ipcp", arg: "<ipcp name>", repeat: true },
+        { kw: "layer", arg: "<layer name>", repeat: true },
+      ]);
+      const ipcps = (o.get("ipcp") ?? []).map((s) =>
+        checkedName(lv, s, "IPCP name")
+      );
+      const layers = (o.get("layer") ?? []).map((s) =>
+        checkedName(lv, s, "layer name")
+      );
+      if (ipcps.length === 0 && layers.length === 0) {
+        throw fail(
+          lv,
+          `${lv.path}: at least one "ipcp <ipcp name>" or "layer <layer name>" is needed.`,
+        );
+      }
+      return call({
+        method: op === "register" ? "irm.name.register" : "irm.name.unregister",
+        body: { name, ipcps, layers },
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: `Failed to ${op} name`,
+        render: SILENT,
+      });
+    }
+    case "list": {
+      const lv: Level = { path: "irm name list", usage: USAGE.nameList };
+      options(w, lv, []);
+      return call({
+        method: "irm.name.list",
+        body: {},
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to list names",
+        render: (r) => renderNameList(r.names),
+      });
+    }
+    case "bind":
+    case "unbind":
+      return bindCmd(w, ctx, "irm name", op === "unbind");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// irm process ... (ours)
+
+const PROCESS_OPS = ["list", "help"] as const;
+
+function processCmd(w: Words): IrmCall {
+  const level: Level = { path: "irm process", usage: USAGE.process };
+  operation(w, level, PROCESS_OPS);
+  const lv: Level = { path: "irm process list", usage: USAGE.processList };
+  options(w, lv, []);
+  return call({
+    method: "irm.proc.list",
+    body: {},
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+    failure: "Failed to list processes",
+    render: (r) => renderProcList(r.procs),
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Top level
+
+const TOP_OPS = ["ipcp", "bind", "unbind", "name", "process", "help"] as const;
+
+/** Parses an `irm` command line (the words after `irm`). */
+export function parseIrm(
+  args: readonly string[],
+  env: ParseEnv = systemParseEnv(),
+): IrmParse {
+  const top: Level = { path: "irm", usage: USAGE.irm };
+  const ctx: Ctx = { env, notes: [] };
+  let rundir: string | undefined;
+  let i = 0;
+  try {
+    // Global options before the first keyword.
+    for (;;) {
+      const a = args[i];
+      if (a === "--rundir") {
+        const v = args[i + 1];
+        if (v === undefined || v === "") {
+          throw fail(top, "irm: --rundir needs a directory: --rundir DIR.");
+        }
+        rundir = v;
+        i += 2;
+      } else if (a !== undefined && a.startsWith("--rundir=")) {
+        const v = a.slice("--rundir=".length);
+        if (v === "") {
+          throw fail(top, "irm: --rundir needs a directory: --rundir DIR.");
+        }
+        rundir = v;
+        i += 1;
+      } else {
+        break;
+      }
+    }
+    const w = new Words(args.slice(i));
+    if (w.done) throw fail(top, "irm: an object is missing.");
+    const obj = operation(w, top, TOP_OPS);
+    let c: IrmCall;
+    switch (obj) {
+      case "ipcp":
+        c = ipcpCmd(w, ctx);
+        break;
+      case "bind":
+      case "unbind":
+        c = bindCmd(w, ctx, "irm", obj === "unbind");
+        break;
+      case "name":
+        c = nameCmd(w, ctx);
+        break;
+      case "process":
+        c = processCmd(w);
+        break;
+    }
+    return { kind: "request", rundir, call: c, notes: ctx.notes };
+  } catch (e) {
+    if (e instanceof Stop) return e.result;
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Tables (C's printf widths; longer values widen their cell, never cut)
+
+/** Right-aligns like printf("%*s"), counting code points; never truncates. */
+function cell(s: string | number, width: number): string {
+  const str = String(s);
+  const len = [...str].length;
+  return len >= width ? str : " ".repeat(width - len) + str;
+}
+
+function border(widths: readonly number[]): string {
+  return `+${widths.map((n) => "-".repeat(n + 2)).join("+")}+`;
+}
+
+function row(
+  widths: readonly number[],
+  values: readonly (string | number)[],
+): string {
+  return `| ${values.map((v, i) => cell(v, widths[i] ?? 0)).join(" | ")} |`;
+}
+
+function table(
+  widths: readonly number[],
+  head: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
+  const line = border(widths);
+  return [
+    line,
+    row(widths, head),
+    line,
+    ...rows.map((r) => row(widths, r)),
+    line,
+  ].join("\n");
+}
+
+export function renderIpcpList(ipcps: Res<"irm.ipcp.list">["ipcps"]): string {
+  if (ipcps.length === 0) return "No IPCPs in system.";
+  return table(
+    [7, 20, 10, 20],
+    ["pid", "name", "type", "layer"],
+    ipcps.map((p) => [p.pid, p.name, p.type, p.layer ?? ""]),
+  );
+}
+
+export function renderNameList(names: Res<"irm.name.list">["names"]): string {
+  if (names.length === 0) return "No names in system.";
+  return table(
+    [50, 20],
+    ["name", "load-balance policy"],
+    names.map((n) => [n.name, n.lb === "spill" ? "spillover" : n.lb]),
+  );
+}
+
+export function renderProcList(procs: Res<"irm.proc.list">["procs"]): string {
+  if (procs.length === 0) return "No processes in system.";
+  return table(
+    [7, 20, 40, 9, 5],
+    ["pid", "program", "names", "accepting", "flows"],
+    procs.map((
+      p,
+    ) => [
+      p.pid,
+      p.prog,
+      p.names.join(", "),
+      p.accepting ? "yes" : "no",
+      p.flows,
+    ]),
+  );
+}

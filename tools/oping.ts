@@ -1,0 +1,799 @@
+/**
+ * `ouroboros oping`: measures the round trip to a name over a flow (client),
+ * or echoes every packet back (server, `-l`). Options and output follow the
+ * C tool (see shared/spec/cli.md), except that the client sends its first
+ * packet at once.
+ *
+ * The pure parts (option parsing, time units, formatting, statistics) are
+ * exported for the tests; the network part is kept thin on top of them.
+ */
+import { type Flow, Ouroboros } from "../lib/dev.ts";
+import { OuroborosError } from "../lib/errors.ts";
+import {
+  decodeOping,
+  ECHO_REPLY,
+  ECHO_REQUEST,
+  encodeOping,
+  newOpingPacket,
+  OPING_HDR_LEN,
+  OPING_MAX_SIZE,
+  OPING_MIN_SIZE,
+  setOpingType,
+} from "../lib/oping_msg.ts";
+import { err, ok, type Result } from "../lib/result.ts";
+import { isQosCubeName, type QosCubeName } from "../lib/udp_wire.ts";
+
+export const DEFAULT_INTERVAL_MS = 1000;
+export const MAX_INTERVAL_MS = 10_000;
+/** Added to the interval: how long the client waits for a reply. */
+export const REPLY_GRACE_MS = 2000;
+/** The server drops a flow that has been idle this long. */
+export const SERVER_IDLE_MS = 10_000;
+/** Sequence numbers are u32 on the wire. */
+export const MAX_COUNT = 0xffff_ffff;
+
+export const USAGE = `Usage: oping [OPTION]...
+Checks liveness between a client and a server
+and reports the Round Trip Time (RTT)
+
+  -l, --listen              Run in server mode
+
+  -c, --count N             Number of packets (default: unlimited)
+  -d, --duration T          Duration of the test (sets the count to
+                            duration / interval)
+  -i, --interval T          Interval (default 1000 ms, at most 10 s)
+  -n, --server-name NAME    Name of the oping server
+  -q, --qos CUBE            QoS cube: raw, best, video, voice, data
+                            (default raw)
+  -s, --size B              Packet size (64-1500 bytes, default 64)
+  -f, --flood               Send the next packet as soon as the reply
+                            arrives
+  -D, --timeofday           Print the time of day before each reply line
+  -Q, --quiet               Client: print only the statistics;
+                            server: no per-packet lines
+      --rundir DIR          Runtime directory of the node
+  -h, --help                Display this help text and exit
+
+A time T is a number with a unit: ms (the default for a bare number),
+s, m, h or d, e.g. 500, 200ms, 1.5s, 2m.`;
+
+/** The parsed command line. */
+export interface OpingOptions {
+  listen: boolean;
+  serverName: string | undefined;
+  /** Packets to send; undefined = until interrupted. */
+  count: number | undefined;
+  intervalMs: number;
+  /** The -d value as given (it has been turned into `count`). */
+  durationMs: number | undefined;
+  size: number;
+  flood: boolean;
+  qos: QosCubeName;
+  quiet: boolean;
+  timeofday: boolean;
+  rundir: string | undefined;
+  help: boolean;
+}
+
+export function defaultOptions(): OpingOptions {
+  return {
+    listen: false,
+    serverName: undefined,
+    count: undefined,
+    intervalMs: DEFAULT_INTERVAL_MS,
+    durationMs: undefined,
+    size: OPING_MIN_SIZE,
+    flood: false,
+    qos: "raw",
+    quiet: false,
+    timeofday: false,
+    rundir: undefined,
+    help: false,
+  };
+}
+
+const TIME_UNITS_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
+
+/**
+ * A time in milliseconds from `500`, `500ms`, `1.5s`, `2m`, `1h`, `1d`
+ * (a bare number is in ms). Negative, empty and unknown-unit values fail.
+ */
+export function parseTime(s: string): Result<number> {
+  const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d)?$/.exec(s.trim());
+  if (m === null) {
+    return err(`invalid time "${s}" (a number with unit ms, s, m, h or d)`);
+  }
+  const value = Number(m[1]) * (TIME_UNITS_MS[m[2] ?? "ms"] ?? 1);
+  if (!Number.isFinite(value)) return err(`invalid time "${s}"`);
+  return ok(value);
+}
+
+type OptName =
+  | "listen"
+  | "server-name"
+  | "count"
+  | "interval"
+  | "duration"
+  | "size"
+  | "flood"
+  | "qos"
+  | "quiet"
+  | "timeofday"
+  | "rundir"
+  | "help";
+
+const SHORT: Record<string, OptName> = {
+  "-l": "listen",
+  "-n": "server-name",
+  "-c": "count",
+  "-i": "interval",
+  "-d": "duration",
+  "-s": "size",
+  "-f": "flood",
+  "-q": "qos",
+  "-Q": "quiet",
+  "-D": "timeofday",
+  "-h": "help",
+};
+
+const TAKES_VALUE: ReadonlySet<OptName> = new Set<OptName>([
+  "server-name",
+  "count",
+  "interval",
+  "duration",
+  "size",
+  "qos",
+  "rundir",
+]);
+
+const LONG_NAMES: ReadonlySet<string> = new Set<OptName>([
+  "listen",
+  "server-name",
+  "count",
+  "interval",
+  "duration",
+  "size",
+  "flood",
+  "qos",
+  "quiet",
+  "timeofday",
+  "rundir",
+  "help",
+]);
+
+function isLongName(s: string): s is OptName {
+  return LONG_NAMES.has(s);
+}
+
+function parseIntArg(
+  opt: string,
+  v: string,
+  min: number,
+  max: number,
+): Result<number> {
+  if (!/^\d+$/.test(v)) return err(`${opt}: "${v}" is not a whole number`);
+  const n = Number(v);
+  if (n < min || n > max) {
+    return err(`${opt}: ${v} is out of range (${min}-${max})`);
+  }
+  return ok(n);
+}
+
+/**
+ * Parses the oping command line: `-x value`, `--long value` and
+ * `--long=value`. `-d` overrides `-c` (count = duration / interval, at
+ * least 1). Errors are one line, for `oping: <error>` and the usage.
+ */
+export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
+  const o = defaultOptions();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    let name: OptName;
+    let inline: string | undefined;
+    if (arg.startsWith("--") && arg.length > 2) {
+      const eq = arg.indexOf("=");
+      const long = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      if (!isLongName(long)) return err(`unknown option "${arg}"`);
+      name = long;
+      if (eq >= 0) inline = arg.slice(eq + 1);
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      const short = SHORT[arg];
+      if (short === undefined) return err(`unknown option "${arg}"`);
+      name = short;
+    } else {
+      return err(`unexpected argument "${arg}"`);
+    }
+    const shown = inline === undefined ? arg : arg.slice(0, arg.indexOf("="));
+    let value = "";
+    if (TAKES_VALUE.has(name)) {
+      if (inline !== undefined) {
+        value = inline;
+      } else {
+        const next = args[i + 1];
+        if (next === undefined) return err(`option ${shown} needs a value`);
+        value = next;
+        i++;
+      }
+    } else if (inline !== undefined) {
+      return err(`option ${shown} takes no value`);
+    }
+    switch (name) {
+      case "listen":
+        o.listen = true;
+        break;
+      case "flood":
+        o.flood = true;
+        break;
+      case "quiet":
+        o.quiet = true;
+        break;
+      case "timeofday":
+        o.timeofday = true;
+        break;
+      case "help":
+        o.help = true;
+        break;
+      case "server-name":
+        if (value === "") return err(`${shown}: the name is empty`);
+        o.serverName = value;
+        break;
+      case "rundir":
+        if (value === "") return err(`${shown}: the directory is empty`);
+        o.rundir = value;
+        break;
+      case "count": {
+        const r = parseIntArg(shown, value, 1, MAX_COUNT);
+        if (!r.ok) return r;
+        o.count = r.value;
+        break;
+      }
+      case "size": {
+        const r = parseIntArg(shown, value, OPING_MIN_SIZE, OPING_MAX_SIZE);
+        if (!r.ok) return r;
+        o.size = r.value;
+        break;
+      }
+      case "interval": {
+        const r = parseTime(value);
+        if (!r.ok) return err(`${shown}: ${r.error}`);
+        if (r.value <= 0) return err(`${shown}: the interval must be above 0`);
+        if (r.value > MAX_INTERVAL_MS) {
+          return err(`${shown}: the interval is at most 10 s (got ${value})`);
+        }
+        o.intervalMs = r.value;
+        break;
+      }
+      case "duration": {
+        const r = parseTime(value);
+        if (!r.ok) return err(`${shown}: ${r.error}`);
+        if (r.value <= 0) return err(`${shown}: the duration must be above 0`);
+        o.durationMs = r.value;
+        break;
+      }
+      case "qos":
+        if (!isQosCubeName(value)) {
+          return err(
+            `${shown}: unknown QoS cube "${value}" (raw, best, video, voice, data)`,
+          );
+        }
+        o.qos = value;
+        break;
+    }
+  }
+  if (o.help) return ok(o);
+  if (o.durationMs !== undefined) {
+    o.count = countForDuration(o.durationMs, o.intervalMs);
+  }
+  if (!o.listen && o.serverName === undefined) {
+    return err("no server specified (-n NAME), or -l to run a server");
+  }
+  return ok(o);
+}
+
+/** The packet count for `-d`: duration / interval, at least 1. */
+export function countForDuration(
+  durationMs: number,
+  intervalMs: number,
+): number {
+  return Math.min(MAX_COUNT, Math.max(1, Math.floor(durationMs / intervalMs)));
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+/** A round trip: `0.530 ms`, or `53.000 µs` below 0.1 ms. */
+export function formatRtt(ms: number): string {
+  return ms < 0.1 ? `${(ms * 1000).toFixed(3)} µs` : `${ms.toFixed(3)} ms`;
+}
+
+/** The -D prefix: `[seconds.micros] ` of a wall-clock time in ms since the epoch. */
+export function formatTimeofday(epochMs: number): string {
+  const us = Math.floor(epochMs * 1000);
+  const sec = Math.floor(us / 1_000_000);
+  const micros = us - sec * 1_000_000;
+  return `[${sec}.${String(micros).padStart(6, "0")}] `;
+}
+
+/** The line before the first packet; `(unlimited)` without a count. */
+export function formatHeader(
+  name: string,
+  size: number,
+  count: number | undefined,
+): string {
+  const n = count === undefined ? "unlimited" : `${count} packets`;
+  return `Pinging ${name} with ${size} bytes of data (${n}):`;
+}
+
+export interface ReplyLine {
+  bytes: number;
+  name: string;
+  seq: number;
+  rttMs: number;
+  outOfOrder: boolean;
+  /** Wall-clock ms since the epoch, for -D. */
+  timeofdayMs?: number | undefined;
+}
+
+/** `64 bytes from oping-server: seq=0 time=0.530 ms`, with -D prefix and out-of-order mark. */
+export function formatReplyLine(r: ReplyLine): string {
+  const prefix = r.timeofdayMs === undefined
+    ? ""
+    : formatTimeofday(r.timeofdayMs);
+  const ooo = r.outOfOrder ? " [out-of-order]" : "";
+  return `${prefix}${r.bytes} bytes from ${r.name}: seq=${r.seq} time=${
+    formatRtt(r.rttMs)
+  }${ooo}`;
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+/** Running RTT statistics (Welford), like the C tool. */
+export interface RttStats {
+  n: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** Sum of squared differences from the mean. */
+  m2: number;
+}
+
+export function newRttStats(): RttStats {
+  return { n: 0, min: Infinity, max: -Infinity, mean: 0, m2: 0 };
+}
+
+export function addRtt(s: RttStats, ms: number): void {
+  s.n++;
+  if (ms < s.min) s.min = ms;
+  if (ms > s.max) s.max = ms;
+  const d = ms - s.mean;
+  s.mean += d / s.n;
+  s.m2 += d * (ms - s.mean);
+}
+
+/** The sample standard deviation; NaN for fewer than two samples. */
+export function rttMdev(s: RttStats): number {
+  return s.n < 2 ? NaN : Math.sqrt(s.m2 / (s.n - 1));
+}
+
+/** Packet loss in percent, rounded up like the C tool (`ceil`). */
+export function lossPercent(sent: number, received: number): number {
+  if (sent <= 0) return 0;
+  const lost = Math.max(0, sent - received);
+  return Math.ceil((100 * lost) / sent);
+}
+
+export interface PingStats {
+  name: string;
+  sent: number;
+  received: number;
+  outOfOrder: number;
+  /** From the first send to the end. */
+  elapsedMs: number;
+  rtt: RttStats;
+}
+
+/**
+ * The statistics block (leading blank line included), one string per line.
+ * The rtt line appears only when a reply came back; its unit follows the
+ * average (µs below 0.1 ms).
+ */
+export function formatStatistics(s: PingStats): string[] {
+  const lines = [
+    "",
+    `--- ${s.name} ping statistics ---`,
+    `${s.sent} packets transmitted, ${s.received} received, ${s.outOfOrder} out-of-order, ` +
+    `${lossPercent(s.sent, s.received)}% packet loss, time: ${
+      s.elapsedMs.toFixed(3)
+    } ms`,
+  ];
+  if (s.rtt.n > 0) {
+    const us = s.rtt.mean < 0.1;
+    const k = us ? 1000 : 1;
+    const f = (v: number) => (v * k).toFixed(3);
+    lines.push(
+      `rtt min/avg/max/mdev = ${f(s.rtt.min)}/${f(s.rtt.mean)}/${
+        f(s.rtt.max)
+      }/${f(rttMdev(s.rtt))} ${us ? "µs" : "ms"}`,
+    );
+  }
+  return lines;
+}
+
+/** Tracks replies: which are outstanding, out-of-order, and the RTTs. */
+export class PingTracker {
+  sent = 0;
+  received = 0;
+  outOfOrder = 0;
+  highest = -1;
+  readonly rtt: RttStats = newRttStats();
+  readonly #outstanding = new Set<number>();
+
+  /** Registers a send; returns its sequence number. */
+  send(): number {
+    const seq = this.sent++;
+    this.#outstanding.add(seq);
+    return seq;
+  }
+
+  get outstanding(): number {
+    return this.#outstanding.size;
+  }
+
+  /**
+   * Records a reply; returns whether it is out of order, or undefined for a
+   * sequence number that was not sent or was answered already (ignored).
+   */
+  reply(seq: number, rttMs: number): { outOfOrder: boolean } | undefined {
+    if (!this.#outstanding.delete(seq)) return undefined;
+    this.received++;
+    const outOfOrder = seq < this.highest;
+    if (outOfOrder) this.outOfOrder++;
+    else this.highest = seq;
+    addRtt(this.rtt, rttMs);
+    return { outOfOrder };
+  }
+
+  stats(name: string, elapsedMs: number): PingStats {
+    return {
+      name,
+      sent: this.sent,
+      received: this.received,
+      outOfOrder: this.outOfOrder,
+      elapsedMs,
+      rtt: this.rtt,
+    };
+  }
+}
+
+/** A monotonic time in ms as the message's seconds and nanoseconds. */
+export function msToTimespec(ms: number): { sec: bigint; nsec: bigint } {
+  const sec = Math.floor(ms / 1000);
+  let nsec = Math.round((ms - sec * 1000) * 1e6);
+  if (nsec >= 1e9) nsec = 999_999_999;
+  return { sec: BigInt(sec), nsec: BigInt(Math.max(0, nsec)) };
+}
+
+/** The inverse of msToTimespec. */
+export function timespecToMs(sec: bigint, nsec: bigint): number {
+  return Number(sec) * 1000 + Number(nsec) / 1e6;
+}
+
+/**
+ * Turns a received packet into the server's reply, in place: the type
+ * becomes echo reply, every other byte stays. Undefined for a packet too
+ * short to be an oping message (the server drops it).
+ */
+export function echoReply(packet: Uint8Array): Uint8Array | undefined {
+  if (packet.length < OPING_HDR_LEN) return undefined;
+  setOpingType(packet, ECHO_REPLY);
+  return packet;
+}
+
+// ---------------------------------------------------------------------------
+// The program
+
+/** Where lines go (stdout in the program, an array in the tests). */
+export type Print = (line: string) => void;
+
+const print: Print = (line) => console.log(line);
+
+/** What the client loop and the server's flow handler need of a flow. */
+export interface PacketFlow {
+  readonly fd: number;
+  read(opts: { timeoutMs: number; signal: AbortSignal }): Promise<Uint8Array>;
+  write(packet: Uint8Array): Promise<void>;
+  close(lingerMs?: number): Promise<void>;
+}
+
+/** The message of an error, without a trailing period. */
+export function reason(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/[.\s]+$/, "");
+}
+
+/** Calls `onStop` on SIGINT or SIGTERM until the returned function is called. */
+function onSignals(onStop: () => void): () => void {
+  const added: Deno.Signal[] = [];
+  for (const s of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(s, onStop);
+      added.push(s);
+    } catch { /* not supported here */ }
+  }
+  return () => {
+    for (const s of added) {
+      try {
+        Deno.removeSignalListener(s, onStop);
+      } catch { /* gone */ }
+    }
+  };
+}
+
+/** The `ouroboros oping` subcommand. */
+export async function main(args: string[]): Promise<number> {
+  const parsed = parseOpingArgs(args);
+  if (!parsed.ok) {
+    console.error(`oping: ${parsed.error}`);
+    console.error(USAGE);
+    return 2;
+  }
+  const opts = parsed.value;
+  if (opts.help) {
+    print(USAGE);
+    return 0;
+  }
+  let node: Ouroboros;
+  try {
+    node = await Ouroboros.connect({
+      prog: "oping",
+      ...(opts.rundir === undefined ? {} : { rundir: opts.rundir }),
+    });
+  } catch (e) {
+    print(`${reason(e)}.`);
+    return 1;
+  }
+  return opts.listen ? await server(node, opts) : await client(node, opts);
+}
+
+async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
+  const name = opts.serverName ?? "";
+  let flow: Flow;
+  try {
+    flow = await node.allocate(name, { qos: opts.qos });
+  } catch (e) {
+    print(`Failed to allocate flow: ${reason(e)}.`);
+    await node.close();
+    return 1;
+  }
+  const stop = new AbortController();
+  const removeSignals = onSignals(() => stop.abort());
+  try {
+    if (!opts.quiet) {
+      print(formatHeader(name, opts.size, opts.count));
+      print("");
+    }
+    const t = new PingTracker();
+    const { elapsedMs } = await runPings(flow, opts, t, stop.signal, print);
+    for (const line of formatStatistics(t.stats(name, elapsedMs))) print(line);
+    return t.received > 0 ? 0 : 1;
+  } finally {
+    removeSignals();
+    await flow.close(0);
+    await node.close();
+  }
+}
+
+/** Why the client stopped pinging. */
+export type PingEnd = "done" | "timed_out" | "flow_down" | "stopped";
+
+/**
+ * The client: sends `opts.count` echo requests (the first at once, then one
+ * per interval, or with `flood` one as soon as the previous reply came),
+ * prints a line per valid reply into `print` and records it in `t`. Stops
+ * when every packet is answered, on `signal`, when the flow goes down, or
+ * when no reply came for interval + `graceMs` (counted from the last reply,
+ * or the start; once all are sent, from the last send at the earliest).
+ */
+export async function runPings(
+  flow: PacketFlow,
+  opts: OpingOptions,
+  t: PingTracker,
+  signal: AbortSignal,
+  print: Print,
+  graceMs: number = REPLY_GRACE_MS,
+): Promise<{ end: PingEnd; elapsedMs: number }> {
+  const name = opts.serverName ?? "";
+  const count = opts.count ?? Infinity;
+  const waitMs = opts.intervalMs + graceMs;
+  const packet = newOpingPacket(opts.size);
+  const start = performance.now();
+  const result = (end: PingEnd) => ({
+    end,
+    elapsedMs: performance.now() - start,
+  });
+  let lastSend = start;
+  let lastReply: number | undefined;
+  while (!signal.aborted) {
+    let now = performance.now();
+    const sending = t.sent < count;
+    const due = opts.flood
+      ? t.outstanding === 0
+      : now >= start + t.sent * opts.intervalMs;
+    if (sending && due) {
+      const { sec, nsec } = msToTimespec(now);
+      encodeOping(packet, {
+        type: ECHO_REQUEST,
+        id: t.sent % (MAX_COUNT + 1),
+        sec,
+        nsec,
+      });
+      try {
+        await flow.write(packet);
+      } catch (e) {
+        if (signal.aborted) break;
+        print(`Failed to send a packet to ${name}: ${reason(e)}.`);
+        return result("flow_down");
+      }
+      t.send();
+      lastSend = now;
+      continue;
+    }
+    if (!sending && t.outstanding === 0) return result("done");
+    const since = sending
+      ? (lastReply ?? start)
+      : Math.max(lastReply ?? start, lastSend);
+    const deadline = since + waitMs;
+    if (now >= deadline) {
+      print("Server timed out.");
+      return result("timed_out");
+    }
+    let until = deadline;
+    if (sending && !opts.flood) {
+      until = Math.min(until, start + t.sent * opts.intervalMs);
+    }
+    let buf: Uint8Array;
+    try {
+      buf = await flow.read({ timeoutMs: Math.max(0, until - now), signal });
+    } catch (e) {
+      if (signal.aborted) break;
+      if (e instanceof OuroborosError && e.code === "timed_out") continue;
+      print(`The flow to ${name} went down: ${reason(e)}.`);
+      return result("flow_down");
+    }
+    now = performance.now();
+    if (buf.length !== opts.size) continue;
+    const m = decodeOping(buf);
+    if (!m.ok || m.value.type !== ECHO_REPLY) continue;
+    const rtt = now - timespecToMs(m.value.sec, m.value.nsec);
+    const r = t.reply(m.value.id, rtt);
+    if (r === undefined) continue;
+    lastReply = now;
+    if (!opts.quiet) {
+      print(formatReplyLine({
+        bytes: buf.length,
+        name,
+        seq: m.value.id,
+        rttMs: rtt,
+        outOfOrder: r.outOfOrder,
+        timeofdayMs: opts.timeofday ? performance.timeOrigin + now : undefined,
+      }));
+    }
+  }
+  return result("stopped");
+}
+
+async function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
+  const stop = new AbortController();
+  const removeSignals = onSignals(() => stop.abort());
+  const flows = new Set<Flow>();
+  const handlers = new Set<Promise<void>>();
+  const stopped = new Promise<"stop">((r) =>
+    stop.signal.addEventListener("abort", () => r("stop"))
+  );
+  const lost = node.done.then(() => "lost" as const);
+  print("Ouroboros ping server started.");
+  let code = 0;
+  try {
+    let failures = 0;
+    while (!stop.signal.aborted) {
+      const accepting = node.accept();
+      // Its outcome no longer matters once we stop or lose the irmd.
+      accepting.catch(() => {});
+      let res: Flow | "stop" | "lost";
+      try {
+        res = await Promise.race([accepting, stopped, lost]);
+      } catch (e) {
+        if (stop.signal.aborted) break;
+        if (e instanceof OuroborosError && e.code === "irmd_not_running") {
+          res = "lost";
+        } else {
+          print(`Failed to accept a flow: ${reason(e)}.`);
+          if (++failures > 3) await delay(100, stop.signal);
+          continue;
+        }
+      }
+      if (res === "stop") break;
+      if (res === "lost") {
+        print(
+          "Lost the connection to the Ouroboros IPC Resource Manager daemon.",
+        );
+        code = 1;
+        break;
+      }
+      failures = 0;
+      const flow = res;
+      flows.add(flow);
+      // Hand the flow over and accept again at once.
+      const h = serveFlow(flow, opts, stop.signal, print).finally(() => {
+        flows.delete(flow);
+        handlers.delete(h);
+      });
+      handlers.add(h);
+    }
+  } finally {
+    removeSignals();
+    stop.abort();
+    await Promise.all([...flows].map((f) => f.close(0)));
+    await Promise.allSettled([...handlers]);
+    await node.close();
+  }
+  return code;
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}
+
+/**
+ * The server's side of one flow: echoes every packet with the type set to
+ * echo reply until the flow goes down (quietly), is idle for `idleMs`
+ * (`Flow <fd> timed out.`) or `signal` fires; then closes the flow.
+ */
+export async function serveFlow(
+  flow: PacketFlow,
+  opts: Pick<OpingOptions, "quiet">,
+  signal: AbortSignal,
+  print: Print,
+  idleMs: number = SERVER_IDLE_MS,
+): Promise<void> {
+  print(`New flow ${flow.fd}.`);
+  try {
+    while (!signal.aborted) {
+      let buf: Uint8Array;
+      try {
+        buf = await flow.read({ timeoutMs: idleMs, signal });
+      } catch (e) {
+        if (signal.aborted) return;
+        if (e instanceof OuroborosError && e.code === "timed_out") {
+          print(`Flow ${flow.fd} timed out.`);
+        }
+        return;
+      }
+      if (!opts.quiet) print(`Received ${buf.length} bytes on fd ${flow.fd}.`);
+      const reply = echoReply(buf);
+      if (reply === undefined) continue;
+      try {
+        await flow.write(reply);
+      } catch {
+        return;
+      }
+    }
+  } finally {
+    await flow.close(0);
+  }
+}
