@@ -1,0 +1,971 @@
+import { assert, assertEquals, assertStringIncludes } from "../tests/assert.ts";
+import { CtrlConn, type Handlers } from "../lib/ctrl.ts";
+import { IRMD_UNREACHABLE } from "../lib/dev.ts";
+import { OuroborosError } from "../lib/errors.ts";
+import { irmdSocketPath } from "../lib/rundir.ts";
+import { execute, failureText } from "./irm.ts";
+import {
+  absolutePath,
+  findProgram,
+  type IrmCall,
+  type IrmParse,
+  matchKeyword,
+  type ParseEnv,
+  parseIrm,
+  renderIpcpList,
+  renderNameList,
+  renderProcList,
+} from "./irm_grammar.ts";
+
+/** A system with /usr/bin/oping and /opt/bin/tool on PATH, working in /home/u. */
+const ENV: ParseEnv = {
+  cwd: "/home/u",
+  path: "/usr/local/bin:/usr/bin:/opt/bin",
+  isExecutable: (p) => p === "/usr/bin/oping" || p === "/opt/bin/tool",
+};
+
+function parse(line: string | string[]): IrmParse {
+  const args = typeof line === "string"
+    ? line.split(" ").filter((s) => s !== "")
+    : line;
+  return parseIrm(args, ENV);
+}
+
+/** The call a command line yields (fails the test otherwise). */
+function req(line: string | string[]): IrmCall {
+  const r = parse(line);
+  if (r.kind !== "request") {
+    throw new Error(`expected a request for ${line}, got ${r.kind}: ${r.text}`);
+  }
+  return r.call;
+}
+
+function sent(line: string | string[]): { method: string; body: unknown } {
+  const c = req(line);
+  return { method: c.method, body: c.body };
+}
+
+function helpText(line: string): string {
+  const r = parse(line);
+  if (r.kind !== "help") {
+    throw new Error(`expected help for ${line}, got ${r.kind}`);
+  }
+  return r.text;
+}
+
+function errorText(line: string | string[]): string {
+  const r = parse(line);
+  if (r.kind !== "error") {
+    throw new Error(`expected an error for ${line}, got ${r.kind}`);
+  }
+  return r.text;
+}
+
+function firstLine(s: string): string {
+  return s.split("\n")[0] ?? "";
+}
+
+// ---------------------------------------------------------------------------
+// ipcp
+
+Deno.test("ipcp create, destroy, list", () => {
+  assertEquals(sent("ipcp create name wifi1 type udp4"), {
+    method: "irm.ipcp.create",
+    body: { name: "wifi1", type: "udp4" },
+  });
+  assertEquals(sent("ipcp create type udp6 name v6"), {
+    method: "irm.ipcp.create",
+    body: { name: "v6", type: "udp6" },
+  });
+  assertEquals(sent("ipcp destroy name wifi1"), {
+    method: "irm.ipcp.destroy",
+    body: { name: "wifi1" },
+  });
+  assertEquals(sent("ipcp list"), { method: "irm.ipcp.list", body: {} });
+  assertEquals(sent("ipcp list name wifi1 type udp layer wifi-network"), {
+    method: "irm.ipcp.list",
+    body: { name: "wifi1", type: "udp4", layer: "wifi-network" },
+  });
+});
+
+Deno.test("udp prefix-matches udp4; udp6 needs its full name", () => {
+  assertEquals(sent("ipcp create name a type udp").body, {
+    name: "a",
+    type: "udp4",
+  });
+  assertEquals(sent("ipcp create name a type udp4").body, {
+    name: "a",
+    type: "udp4",
+  });
+  assertEquals(sent("ipcp create name a type udp6").body, {
+    name: "a",
+    type: "udp6",
+  });
+});
+
+Deno.test("types we do not have are recognised and refused", () => {
+  for (const t of ["unicast", "broadcast", "local", "eth-llc", "eth-dix"]) {
+    assertEquals(
+      errorText(`ipcp create name a type ${t}`),
+      `IPCP type ${t} is not supported yet.`,
+    );
+    assertEquals(
+      errorText(`ipcp bootstrap name a layer l type ${t}`),
+      `IPCP type ${t} is not supported yet.`,
+    );
+    assertEquals(
+      errorText(`ipcp list type ${t}`),
+      `IPCP type ${t} is not supported yet.`,
+    );
+  }
+  // prefixes resolve in C's table order
+  assertEquals(
+    errorText("ipcp create name a type u"),
+    "IPCP type unicast is not supported yet.",
+  );
+  assertEquals(
+    errorText("ipcp create name a type eth"),
+    "IPCP type eth-llc is not supported yet.",
+  );
+  const bad = errorText("ipcp create name a type tcp");
+  assertEquals(firstLine(bad), `irm ipcp create: unknown IPCP type "tcp".`);
+  assertStringIncludes(bad, "Usage: irm ipcp create");
+});
+
+Deno.test("ipcp create: missing operands", () => {
+  assertEquals(
+    firstLine(errorText("ipcp create type udp4")),
+    `irm ipcp create: "name <ipcp name>" is missing.`,
+  );
+  assertEquals(
+    firstLine(errorText("ipcp create name a")),
+    `irm ipcp create: "type <type>" is missing.`,
+  );
+  assertEquals(
+    firstLine(errorText("ipcp create name")),
+    "irm ipcp create: name needs a value: name <ipcp name>.",
+  );
+  assertEquals(
+    firstLine(errorText("ipcp create name a name b type udp")),
+    `irm ipcp create: "name" is given more than once.`,
+  );
+  assertEquals(
+    firstLine(errorText("ipcp destroy")),
+    `irm ipcp destroy: "name <ipcp name>" is missing.`,
+  );
+  assertEquals(
+    firstLine(errorText(["ipcp", "create", "name", "", "type", "udp"])),
+    "irm ipcp create: empty IPCP name.",
+  );
+  assertStringIncludes(
+    firstLine(errorText(`ipcp create name ${"x".repeat(256)} type udp`)),
+    "at most 255 allowed",
+  );
+});
+
+Deno.test("ipcp bootstrap: the tutorial's layer, defaults and options", () => {
+  assertEquals(
+    sent(
+      "ipcp bootstrap name wifi1 layer wifi-network type udp ip 192.168.0.2",
+    ),
+    {
+      method: "irm.ipcp.bootstrap",
+      body: {
+        name: "wifi1",
+        layer: "wifi-network",
+        type: "udp4",
+        ip: "192.168.0.2",
+        port: 3435,
+      },
+    },
+  );
+  // without a type: the IPCP must exist; ip may come from the irmd's configuration
+  assertEquals(sent("ipcp bootstrap name spare layer l").body, {
+    name: "spare",
+    layer: "l",
+    port: 3435,
+  });
+  assertEquals(
+    sent(
+      "ipcp b n v6 l bb t udp6 i fd00::2 p 4000 d [fd00::53]:53 has MD5 ho hosts.txt z bb.example",
+    ).body,
+    {
+      name: "v6",
+      layer: "bb",
+      type: "udp6",
+      ip: "fd00::2",
+      port: 4000,
+      dns: "[fd00::53]:53",
+      hosts: "/home/u/hosts.txt",
+      zone: "bb.example",
+    },
+  );
+  assertEquals(
+    sent(
+      "ipcp bootstrap name a layer l ip 10.0.0.1 dns 10.0.0.53:5353 hash md5",
+    ).body,
+    {
+      name: "a",
+      layer: "l",
+      ip: "10.0.0.1",
+      port: 3435,
+      dns: "10.0.0.53:5353",
+    },
+  );
+  const c = req("ipcp bootstrap name a layer l type udp ip 127.0.0.1");
+  assertEquals(c.timeoutMs >= 30_000, true);
+  assertEquals(c.failure, "Failed to bootstrap IPCP");
+});
+
+Deno.test("ipcp bootstrap: autobind is ignored with C's warning", () => {
+  const r = parse(
+    "ipcp bootstrap name a layer l type udp ip 127.0.0.1 autobind",
+  );
+  assert(r.kind === "request");
+  assertEquals(r.notes, [
+    "Can only bind unicast and broadcast IPCPs, autobind disabled.",
+  ]);
+  assertEquals(r.call.body, {
+    name: "a",
+    layer: "l",
+    type: "udp4",
+    ip: "127.0.0.1",
+    port: 3435,
+  });
+});
+
+Deno.test("ipcp bootstrap: bad values", () => {
+  const base = "ipcp bootstrap name a layer l";
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3.4 port 0`)),
+    `irm ipcp bootstrap: invalid port "0": expected a number from 1 to 65535.`,
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3.4 port 65536`)),
+    `irm ipcp bootstrap: invalid port "65536": expected a number from 1 to 65535.`,
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3.4 port x1`)),
+    `irm ipcp bootstrap: invalid port "x1": expected a number from 1 to 65535.`,
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3`)),
+    `irm ipcp bootstrap: invalid IP address "1.2.3".`,
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 10.0.0.1/24`)),
+    `irm ipcp bootstrap: invalid IP address "10.0.0.1/24" (no prefix length).`,
+  );
+  assertEquals(
+    firstLine(errorText(`${base} type udp4 ip ::1`)),
+    `irm ipcp bootstrap: "::1" is an IPv6 address, a udp4 IPCP needs an IPv4 address.`,
+  );
+  assertStringIncludes(
+    firstLine(errorText(`${base} type udp4 ip 1.2.3.4 dns nope`)),
+    "invalid DNS server address",
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3.4 hash SHA3_256`)),
+    "irm ipcp bootstrap: hash SHA3_256 is not supported: UDP layers hash names with MD5 (hash MD5).",
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3.4 hash crc`)),
+    "irm ipcp bootstrap: unknown hash algorithm crc: UDP layers hash names with MD5 (hash MD5).",
+  );
+  assertEquals(
+    firstLine(errorText("ipcp bootstrap name a ip 1.2.3.4")),
+    `irm ipcp bootstrap: "layer <layer name>" is missing.`,
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 1.2.3.4 bogus 1`)),
+    `"bogus" is unknown, try "irm ipcp bootstrap help".`,
+  );
+});
+
+Deno.test("ipcp enroll, connect, disconnect: recognised, not supported by UDP IPCPs", () => {
+  for (
+    const [word, op] of [["e", "enroll"], ["co", "connect"], [
+      "di",
+      "disconnect",
+    ]] as const
+  ) {
+    const e = errorText(`ipcp ${word} name a dst b`);
+    assertStringIncludes(e, "not supported by UDP IPCPs");
+    assertEquals(e.includes("Usage"), false);
+    assertStringIncludes(helpText(`ipcp ${op} help`), `Usage: irm ipcp ${op}`);
+  }
+  assertStringIncludes(
+    errorText("ipcp enroll"),
+    "Enrollment is not supported by UDP IPCPs",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// prefixes
+
+Deno.test("keywords match by prefix, first in table order", () => {
+  assertEquals(req("i l").method, "irm.ipcp.list");
+  assertEquals(req("ipcp c n a t udp").method, "irm.ipcp.create");
+  assertEquals(req("ipcp cr n a t udp").method, "irm.ipcp.create");
+  assertEquals(req("ipcp d n a").method, "irm.ipcp.destroy");
+  assertEquals(req("ipcp des n a").method, "irm.ipcp.destroy");
+  assertEquals(req("ipcp b n a l x").method, "irm.ipcp.bootstrap");
+  assertStringIncludes(errorText("ipcp co n a"), "Connecting is not supported");
+  assertStringIncludes(
+    errorText("ipcp di n a"),
+    "Disconnecting is not supported",
+  );
+  assertStringIncludes(errorText("ipcp e n a"), "Enrollment is not supported");
+  // top level: ipcp bind unbind name process help
+  assertEquals(req("b pro oping n x").method, "irm.bind.program");
+  assertEquals(req("u proc 42 n x").method, "irm.unbind.process");
+  assertEquals(req("n l").method, "irm.name.list");
+  assertEquals(req("p l").method, "irm.proc.list");
+  assertStringIncludes(helpText("h"), "Usage: irm [--rundir DIR]");
+  // under name: create destroy register unregister list bind unbind
+  assertEquals(req("name c x").method, "irm.name.create");
+  assertEquals(req("name d x").method, "irm.name.destroy");
+  assertEquals(req("name r x ipcp a").method, "irm.name.register");
+  assertEquals(req("name u x ipcp a").method, "irm.name.unregister");
+  assertEquals(req("name unb process 42 name x").method, "irm.unbind.process");
+  assertEquals(req("name b process 42 name x").method, "irm.bind.process");
+  assertEquals(matchKeyword("", ["a"]), undefined);
+  assertEquals(matchKeyword("pro", ["program", "process"]), "program");
+  assertEquals(matchKeyword("proc", ["program", "process"]), "process");
+});
+
+Deno.test("bind: pro is program, proc is process", () => {
+  assertEquals(req("bind pro oping name x").method, "irm.bind.program");
+  assertEquals(req("bind proc 42 name x").method, "irm.bind.process");
+  assertEquals(req("bind p oping name x").method, "irm.bind.program");
+  assertEquals(req("bind i wifi1 name x").method, "irm.bind.ipcp");
+});
+
+// ---------------------------------------------------------------------------
+// help and unknown words
+
+Deno.test("every level answers help, -h and --help", () => {
+  const levels: [string, string][] = [
+    ["", "Usage: irm [--rundir DIR]"],
+    ["ipcp", "Usage: irm ipcp [OPERATION]"],
+    ["ipcp create", "Usage: irm ipcp create"],
+    ["ipcp destroy", "Usage: irm ipcp destroy"],
+    ["ipcp bootstrap", "Usage: irm ipcp bootstrap"],
+    ["ipcp enroll", "Usage: irm ipcp enroll"],
+    ["ipcp connect", "Usage: irm ipcp connect"],
+    ["ipcp disconnect", "Usage: irm ipcp disconnect"],
+    ["ipcp list", "Usage: irm ipcp list"],
+    ["bind", "Usage: irm bind [OPERATION]"],
+    ["bind program", "Usage: irm bind program <program>"],
+    ["bind process", "Usage: irm bind process <pid>"],
+    ["bind ipcp", "Usage: irm bind ipcp <ipcp name>"],
+    ["unbind", "Usage: irm unbind [OPERATION]"],
+    ["unbind program", "Usage: irm unbind program <program>"],
+    ["unbind process", "Usage: irm unbind process <pid>"],
+    ["unbind ipcp", "Usage: irm unbind ipcp <ipcp name>"],
+    ["name", "Usage: irm name [OPERATION]"],
+    ["name create", "Usage: irm name create"],
+    ["name destroy", "Usage: irm name destroy <name>"],
+    ["name register", "Usage: irm name register <name>"],
+    ["name unregister", "Usage: irm name unregister <name>"],
+    ["name list", "Usage: irm name list"],
+    ["name bind", "Usage: irm name bind [OPERATION]"],
+    ["name bind process", "Usage: irm name bind process <pid>"],
+    ["name unbind ipcp", "Usage: irm name unbind ipcp <ipcp name>"],
+    ["process", "Usage: irm process [OPERATION]"],
+    ["process list", "Usage: irm process list"],
+  ];
+  for (const [level, head] of levels) {
+    for (const h of ["help", "-h", "--help"]) {
+      const text = helpText(`${level} ${h}`);
+      assert(text.startsWith(head), `${level} ${h}: ${firstLine(text)}`);
+    }
+  }
+  // help after some options, and as a prefix where nothing else matches
+  assertStringIncludes(
+    helpText("ipcp create name a help"),
+    "Usage: irm ipcp create",
+  );
+  assertStringIncludes(helpText("ipcp he"), "Usage: irm ipcp [OPERATION]");
+  assertStringIncludes(helpText("i h"), "Usage: irm ipcp [OPERATION]");
+  assertStringIncludes(helpText("--rundir /x help"), "Usage: irm");
+  assertStringIncludes(helpText("help"), "irm process help");
+});
+
+Deno.test("unknown words name the right level and show its usage", () => {
+  const cases: [string, string, string][] = [
+    ["foo", `"foo" is unknown, try "irm help".`, "Usage: irm [--rundir DIR]"],
+    [
+      "ipcp foo",
+      `"foo" is unknown, try "irm ipcp help".`,
+      "Usage: irm ipcp [OPERATION]",
+    ],
+    [
+      "ipcp create foo a",
+      `"foo" is unknown, try "irm ipcp create help".`,
+      "Usage: irm ipcp create",
+    ],
+    [
+      "ipcp list foo",
+      `"foo" is unknown, try "irm ipcp list help".`,
+      "Usage: irm ipcp list",
+    ],
+    [
+      "bind foo",
+      `"foo" is unknown, try "irm bind help".`,
+      "Usage: irm bind [OPERATION]",
+    ],
+    [
+      "unbind x",
+      `"x" is unknown, try "irm unbind help".`,
+      "Usage: irm unbind [OPERATION]",
+    ],
+    [
+      "bind process 1 foo x",
+      `"foo" is unknown, try "irm bind process help".`,
+      "Usage: irm bind process",
+    ],
+    [
+      "name foo",
+      `"foo" is unknown, try "irm name help".`,
+      "Usage: irm name [OPERATION]",
+    ],
+    [
+      "name bind foo",
+      `"foo" is unknown, try "irm name bind help".`,
+      "Usage: irm name bind [OPERATION]",
+    ],
+    [
+      "name list all",
+      `"all" is unknown, try "irm name list help".`,
+      "Usage: irm name list",
+    ],
+    [
+      "name create x lb rr spill",
+      `"spill" is unknown, try "irm name create help".`,
+      "Usage: irm name create",
+    ],
+    [
+      "name register x dif d",
+      `"dif" is unknown, try "irm name register help".`,
+      "Usage: irm name register",
+    ],
+    [
+      "process foo",
+      `"foo" is unknown, try "irm process help".`,
+      "Usage: irm process [OPERATION]",
+    ],
+    ["-x", `"-x" is unknown, try "irm help".`, "Usage: irm [--rundir DIR]"],
+  ];
+  for (const [line, first, usage] of cases) {
+    const text = errorText(line);
+    const lines = text.split("\n");
+    assertEquals(lines[0], first, line);
+    assert((lines[1] ?? "").startsWith(usage), `${line}: ${lines[1]}`);
+  }
+});
+
+Deno.test("a missing operation prints the level's usage as an error", () => {
+  assertStringIncludes(errorText(""), "Usage: irm [--rundir DIR]");
+  assertEquals(
+    firstLine(errorText("ipcp")),
+    "irm ipcp: an operation is missing.",
+  );
+  assertStringIncludes(errorText("ipcp"), "Usage: irm ipcp [OPERATION]");
+  assertEquals(
+    firstLine(errorText("name")),
+    "irm name: an operation is missing.",
+  );
+  assertEquals(
+    firstLine(errorText("bind")),
+    "irm bind: an operation is missing.",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// bind / unbind
+
+Deno.test("bind program resolves the program like C and passes autostart arguments", () => {
+  assertEquals(sent("bind program oping name oping-server"), {
+    method: "irm.bind.program",
+    body: {
+      prog: "/usr/bin/oping",
+      name: "oping-server",
+      auto: false,
+      args: [],
+    },
+  });
+  assertEquals(sent("bind program tool name t auto -- --listen -v").body, {
+    prog: "/opt/bin/tool",
+    name: "t",
+    auto: true,
+    args: ["--listen", "-v"],
+  });
+  // "--" ends the options: later keywords are arguments
+  assertEquals(sent("bind program oping name x auto -- name auto").body, {
+    prog: "/usr/bin/oping",
+    name: "x",
+    auto: true,
+    args: ["name", "auto"],
+  });
+  assertEquals(sent("bind program ./bin/../srv name x").body, {
+    prog: "/home/u/srv",
+    name: "x",
+    auto: false,
+    args: [],
+  });
+  assertEquals(sent("bind program /usr/sbin/x name x a").body, {
+    prog: "/usr/sbin/x",
+    name: "x",
+    auto: true,
+    args: [],
+  });
+  assertEquals(
+    errorText("bind program nosuch name x"),
+    "Program nosuch not found.",
+  );
+  assertEquals(
+    firstLine(errorText("bind program oping")),
+    `irm bind program: "name <name>" is missing.`,
+  );
+  assertEquals(
+    firstLine(errorText("bind program")),
+    "irm bind program: the program is missing.",
+  );
+});
+
+Deno.test("findProgram and absolutePath", () => {
+  assertEquals(absolutePath("/a/b", "../c/./d"), "/a/c/d");
+  assertEquals(absolutePath("/a", "/x//y/"), "/x/y");
+  assertEquals(findProgram(ENV, "oping"), "/usr/bin/oping");
+  assertEquals(findProgram(ENV, "nope"), undefined);
+  assertEquals(findProgram({ ...ENV, path: undefined }, "oping"), undefined);
+  assertEquals(
+    findProgram({
+      ...ENV,
+      path: "bin",
+      isExecutable: (p) => p === "/home/u/bin/x",
+    }, "x"),
+    "/home/u/bin/x",
+  );
+});
+
+Deno.test("unbind program keeps a name that is not on PATH", () => {
+  assertEquals(sent("unbind program oping name x"), {
+    method: "irm.unbind.program",
+    body: { prog: "/usr/bin/oping", name: "x" },
+  });
+  assertEquals(sent("unbind program gone name x").body, {
+    prog: "gone",
+    name: "x",
+  });
+});
+
+Deno.test("bind and unbind process and ipcp", () => {
+  assertEquals(sent("bind process 16809 name oping-server"), {
+    method: "irm.bind.process",
+    body: { pid: 16809, name: "oping-server" },
+  });
+  assertEquals(sent("unbind process 16809 name oping-server"), {
+    method: "irm.unbind.process",
+    body: { pid: 16809, name: "oping-server" },
+  });
+  assertEquals(sent("bind ipcp wifi1 name wifi1"), {
+    method: "irm.bind.ipcp",
+    body: { ipcp: "wifi1", name: "wifi1" },
+  });
+  assertEquals(sent("unbind ipcp wifi1 name wifi1"), {
+    method: "irm.unbind.ipcp",
+    body: { ipcp: "wifi1", name: "wifi1" },
+  });
+});
+
+Deno.test("bad process ids", () => {
+  for (const pid of ["abc", "0", "-1", "1.5", "2147483648", "12x"]) {
+    assertEquals(
+      firstLine(errorText(["bind", "process", pid, "name", "x"])),
+      `irm bind process: invalid process id "${pid}": expected a number from 1 to 2147483647.`,
+    );
+  }
+  assertEquals(
+    firstLine(errorText("bind process")),
+    "irm bind process: the process id is missing.",
+  );
+  assertEquals(
+    firstLine(errorText("bind process 12")),
+    `irm bind process: "name <name>" is missing.`,
+  );
+});
+
+Deno.test("the tutorial's irm name bind process <pid> name <name>", () => {
+  assertEquals(sent("name bind process 16809 name oping-server2"), {
+    method: "irm.bind.process",
+    body: { pid: 16809, name: "oping-server2" },
+  });
+  assertEquals(
+    sent("name bind program oping name x").method,
+    "irm.bind.program",
+  );
+  assertEquals(sent("name bind ipcp wifi1 name x").method, "irm.bind.ipcp");
+  assertEquals(
+    sent("name unbind process 1 name x").method,
+    "irm.unbind.process",
+  );
+  assertEquals(
+    sent("name unbind program oping name x").method,
+    "irm.unbind.program",
+  );
+  assertEquals(sent("name unbind ipcp wifi1 name x").method, "irm.unbind.ipcp");
+  assertEquals(
+    firstLine(errorText("name bind process x name y")),
+    `irm name bind process: invalid process id "x": expected a number from 1 to 2147483647.`,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// names
+
+Deno.test("name create: round-robin by default, spillover is spill", () => {
+  assertEquals(sent("name create oping-server"), {
+    method: "irm.name.create",
+    body: { name: "oping-server", lb: "round-robin" },
+  });
+  assertEquals(sent("name create x lb round-robin").body, {
+    name: "x",
+    lb: "round-robin",
+  });
+  assertEquals(sent("name create x lb r").body, {
+    name: "x",
+    lb: "round-robin",
+  });
+  assertEquals(sent("name create x lb spillover").body, {
+    name: "x",
+    lb: "spill",
+  });
+  assertEquals(sent("name create x lb spill").body, { name: "x", lb: "spill" });
+  assertEquals(sent("name create x l s").body, { name: "x", lb: "spill" });
+  assertEquals(
+    firstLine(errorText("name create x lb random")),
+    `irm name create: unknown load-balance policy "random".`,
+  );
+  assertEquals(
+    firstLine(errorText("name create x lb")),
+    "irm name create: lb needs a value: lb <policy>.",
+  );
+  assertEquals(
+    firstLine(errorText("name create")),
+    "irm name create: the name is missing.",
+  );
+});
+
+Deno.test("name destroy, register, unregister, list", () => {
+  assertEquals(sent("name destroy x"), {
+    method: "irm.name.destroy",
+    body: { name: "x" },
+  });
+  assertEquals(sent("name register oping-server ipcp wifi1"), {
+    method: "irm.name.register",
+    body: { name: "oping-server", ipcps: ["wifi1"], layers: [] },
+  });
+  assertEquals(sent("name register x layer l1 ipcp a layer l2 i b"), {
+    method: "irm.name.register",
+    body: { name: "x", ipcps: ["a", "b"], layers: ["l1", "l2"] },
+  });
+  assertEquals(sent("name unregister x layer l1"), {
+    method: "irm.name.unregister",
+    body: { name: "x", ipcps: [], layers: ["l1"] },
+  });
+  assertEquals(
+    firstLine(errorText("name register x")),
+    `irm name register: at least one "ipcp <ipcp name>" or "layer <layer name>" is needed.`,
+  );
+  assertEquals(
+    firstLine(errorText("name register x ipcp")),
+    "irm name register: ipcp needs a value: ipcp <ipcp name>.",
+  );
+  assertEquals(sent("name list"), { method: "irm.name.list", body: {} });
+  assertEquals(sent("process list"), { method: "irm.proc.list", body: {} });
+});
+
+// ---------------------------------------------------------------------------
+// --rundir
+
+Deno.test("--rundir before the first keyword", () => {
+  const a = parse("--rundir /tmp/node1 ipcp list");
+  assert(a.kind === "request");
+  assertEquals(a.rundir, "/tmp/node1");
+  const b = parse("--rundir=/tmp/n2 n l");
+  assert(b.kind === "request");
+  assertEquals(b.rundir, "/tmp/n2");
+  const c = parse("ipcp list");
+  assert(c.kind === "request");
+  assertEquals(c.rundir, undefined);
+  assertEquals(
+    firstLine(errorText("--rundir")),
+    "irm: --rundir needs a directory: --rundir DIR.",
+  );
+  // after the first keyword it is an unknown word
+  assertEquals(
+    firstLine(errorText("ipcp --rundir /x list")),
+    `"--rundir" is unknown, try "irm ipcp help".`,
+  );
+});
+
+// ---------------------------------------------------------------------------
+// tables
+
+Deno.test("ipcp list table as cli.md", () => {
+  const expected = [
+    "+---------+----------------------+------------+----------------------+",
+    "|     pid |                 name |       type |                layer |",
+    "+---------+----------------------+------------+----------------------+",
+    "|   16728 |                wifi1 |       udp4 |         wifi-network |",
+    "+---------+----------------------+------------+----------------------+",
+  ].join("\n");
+  assertEquals(
+    renderIpcpList([{
+      pid: 16728,
+      name: "wifi1",
+      type: "udp4",
+      layer: "wifi-network",
+    }]),
+    expected,
+  );
+  const c = req("ipcp list");
+  assert(c.method === "irm.ipcp.list");
+  assertEquals(
+    c.render({
+      ipcps: [{
+        pid: 16728,
+        name: "wifi1",
+        type: "udp4",
+        layer: "wifi-network",
+      }],
+    }),
+    expected,
+  );
+  assertEquals(c.render({ ipcps: [] }), "No IPCPs in system.");
+  // not bootstrapped: empty layer; long names widen their cell
+  assertEquals(
+    renderIpcpList([{
+      pid: 7,
+      name: "a-very-long-ipcp-name-indeed",
+      type: "udp6",
+    }]).split("\n")[3],
+    "|       7 | a-very-long-ipcp-name-indeed |       udp6 |                      |",
+  );
+});
+
+Deno.test("name list table as cli.md", () => {
+  const expected = [
+    "+----------------------------------------------------+----------------------+",
+    "|                                               name |  load-balance policy |",
+    "+----------------------------------------------------+----------------------+",
+    "|                                       oping-server |          round-robin |",
+    "+----------------------------------------------------+----------------------+",
+  ].join("\n");
+  assertEquals(
+    renderNameList([{ name: "oping-server", lb: "round-robin" }]),
+    expected,
+  );
+  const c = req("name list");
+  assert(c.method === "irm.name.list");
+  assertEquals(
+    c.render({ names: [{ name: "oping-server", lb: "round-robin" }] }),
+    expected,
+  );
+  assertEquals(c.render({ names: [] }), "No names in system.");
+  assertEquals(
+    renderNameList([{ name: "s", lb: "spill" }]).split("\n")[3],
+    "|                                                  s |            spillover |",
+  );
+  const long = "n".repeat(60);
+  assertEquals(
+    renderNameList([{ name: long, lb: "spill" }]).split("\n")[3],
+    `| ${long} |            spillover |`,
+  );
+});
+
+Deno.test("process list table", () => {
+  assertEquals(renderProcList([]), "No processes in system.");
+  const t = renderProcList([
+    {
+      pid: 16792,
+      prog: "oping",
+      names: ["oping-server", "oping-server2"],
+      accepting: true,
+      flows: 1,
+    },
+  ]).split("\n");
+  assertEquals(t.length, 5);
+  assertEquals(
+    t[1],
+    "|     pid |              program |                                    names | accepting | flows |",
+  );
+  assertEquals(
+    t[3],
+    "|   16792 |                oping |              oping-server, oping-server2 |       yes |     1 |",
+  );
+  assertEquals(t[0]?.length, t[1]?.length);
+});
+
+Deno.test("failure text ends with one period", () => {
+  assertEquals(
+    failureText("Failed to bootstrap IPCP", "no such IPCP"),
+    "Failed to bootstrap IPCP: no such IPCP.",
+  );
+  assertEquals(
+    failureText("Failed to create name", "name x exists."),
+    "Failed to create name: name x exists.",
+  );
+  assertEquals(
+    failureText("Failed to list names", ""),
+    "Failed to list names.",
+  );
+});
+
+// ---------------------------------------------------------------------------
+// talking to an irmd (a fake one on a Unix socket)
+
+interface Captured {
+  out: string[];
+  err: string[];
+}
+
+async function captured<T>(fn: () => Promise<T>): Promise<[T, Captured]> {
+  const cap: Captured = { out: [], err: [] };
+  const log = console.log;
+  const error = console.error;
+  console.log = (...a: unknown[]) => cap.out.push(a.join(" "));
+  console.error = (...a: unknown[]) => cap.err.push(a.join(" "));
+  try {
+    return [await fn(), cap];
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+/** Runs `fn` against a fake irmd that serves `handlers` in a fresh runtime directory. */
+async function withFakeIrmd(
+  handlers: Handlers,
+  fn: (rundir: string, seen: string[]) => Promise<void>,
+): Promise<void> {
+  const rundir = await Deno.makeTempDir({ prefix: "irm-test-" });
+  const listener = Deno.listen({
+    transport: "unix",
+    path: irmdSocketPath(rundir),
+  });
+  const seen: string[] = [];
+  const conns: CtrlConn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) {
+      const all: Handlers = {
+        hello: (b) => {
+          seen.push(`hello ${b.role} ${b.pid}`);
+          return { irmdPid: 1 };
+        },
+        ...handlers,
+      };
+      conns.push(new CtrlConn(c, all));
+    }
+  })();
+  try {
+    await fn(rundir, seen);
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const c of conns) {
+      c.close();
+      await c.done;
+    }
+    await Deno.remove(rundir, { recursive: true });
+  }
+}
+
+function requestOf(
+  line: string,
+): { rundir: string | undefined; call: IrmCall } {
+  const r = parse(line);
+  assert(r.kind === "request");
+  return r;
+}
+
+Deno.test("execute: hello first, then the request; the table is printed", async () => {
+  await withFakeIrmd({
+    "irm.ipcp.list": (b) => {
+      assertEquals(b, { type: "udp4" });
+      return {
+        ipcps: [{
+          pid: 16728,
+          name: "wifi1",
+          type: "udp4",
+          layer: "wifi-network",
+        }],
+      };
+    },
+  }, async (rundir, seen) => {
+    const [code, cap] = await captured(() =>
+      execute(rundir, requestOf("i l t udp").call)
+    );
+    assertEquals(code, 0);
+    assertEquals(seen, [`hello tool ${Deno.pid}`]);
+    assertEquals(
+      cap.out.join("\n"),
+      renderIpcpList([{
+        pid: 16728,
+        name: "wifi1",
+        type: "udp4",
+        layer: "wifi-network",
+      }]),
+    );
+    assertEquals(cap.err, []);
+  });
+});
+
+Deno.test("execute: an irmd refusal prints Failed to ...: <message>.", async () => {
+  await withFakeIrmd({
+    "irm.ipcp.bootstrap": () => {
+      throw new OuroborosError("not_found", "no IPCP named spare");
+    },
+  }, async (rundir) => {
+    const [code, cap] = await captured(() =>
+      execute(rundir, requestOf("ipcp bootstrap name spare layer l").call)
+    );
+    assertEquals(code, 1);
+    assertEquals(cap.err, ["Failed to bootstrap IPCP: no IPCP named spare."]);
+    assertEquals(cap.out, []);
+  });
+});
+
+Deno.test("execute: silent success", async () => {
+  await withFakeIrmd({
+    "irm.name.create": (b) => {
+      assertEquals(b, { name: "oping-server", lb: "round-robin" });
+      return {};
+    },
+  }, async (rundir) => {
+    const [code, cap] = await captured(() =>
+      execute(rundir, requestOf("name create oping-server").call)
+    );
+    assertEquals(code, 0);
+    assertEquals(cap, { out: [], err: [] });
+  });
+});
+
+Deno.test("execute: no irmd", async () => {
+  const rundir = await Deno.makeTempDir({ prefix: "irm-test-" });
+  try {
+    const [code, cap] = await captured(() =>
+      execute(rundir, requestOf("name list").call)
+    );
+    assertEquals(code, 1);
+    assertEquals(cap.err, [IRMD_UNREACHABLE]);
+    assertEquals(
+      IRMD_UNREACHABLE,
+      "Failed to communicate with the Ouroboros IPC Resource Manager daemon.",
+    );
+  } finally {
+    await Deno.remove(rundir, { recursive: true });
+  }
+});
