@@ -31,6 +31,9 @@ export function selfCommand(
   const flags = ["run", "-q", ...PERMISSION_FLAGS];
   if (mainModule.pathname.endsWith("/main.ts")) {
     flags.push("--config", new URL("deno.json", mainModule).pathname);
+  } else {
+    // The bundle is self-contained: no configuration file applies to it.
+    flags.push("--no-config");
   }
   return [Deno.execPath(), ...flags, mainModule.pathname, sub, ...args];
 }

@@ -556,7 +556,9 @@ export async function main(args: string[]): Promise<number> {
       ...(opts.rundir === undefined ? {} : { rundir: opts.rundir }),
     });
   } catch (e) {
-    print(`${reason(e)}.`);
+    // Starts with "Failed to communicate with the Ouroboros IPC Resource
+    // Manager daemon." when there is no irmd, as irm says it.
+    print(e instanceof Error ? e.message : String(e));
     return 1;
   }
   return opts.listen ? await server(node, opts) : await client(node, opts);
@@ -619,13 +621,15 @@ export async function runPings(
     elapsedMs: performance.now() - start,
   });
   let lastSend = start;
+  // When the next packet is due: one interval after the previous one's
+  // schedule, so the rate does not drift; after a stall (a stopped
+  // process, a slow write) at most one packet is sent late, not a burst.
+  let nextSend = start;
   let lastReply: number | undefined;
   while (!signal.aborted) {
     let now = performance.now();
     const sending = t.sent < count;
-    const due = opts.flood
-      ? t.outstanding === 0
-      : now >= start + t.sent * opts.intervalMs;
+    const due = opts.flood ? t.outstanding === 0 : now >= nextSend;
     if (sending && due) {
       const { sec, nsec } = msToTimespec(now);
       encodeOping(packet, {
@@ -643,6 +647,8 @@ export async function runPings(
       }
       t.send();
       lastSend = now;
+      nextSend += opts.intervalMs;
+      if (nextSend < now) nextSend = now + opts.intervalMs;
       continue;
     }
     if (!sending && t.outstanding === 0) return result("done");
@@ -656,7 +662,7 @@ export async function runPings(
     }
     let until = deadline;
     if (sending && !opts.flood) {
-      until = Math.min(until, start + t.sent * opts.intervalMs);
+      until = Math.min(until, nextSend);
     }
     let buf: Uint8Array;
     try {

@@ -416,6 +416,9 @@ class FakeFlow implements PacketFlow {
   closed = false;
   down = false;
   onWrite: (p: Uint8Array) => void = () => {};
+  /** How long a write takes (ms), per packet. */
+  writeDelay: (p: Uint8Array) => number = () => 0;
+  writeTimes: number[] = [];
   #queue: Uint8Array[] = [];
   #wake: (() => void) | undefined;
 
@@ -463,14 +466,14 @@ class FakeFlow implements PacketFlow {
     }
   }
 
-  write(p: Uint8Array): Promise<void> {
-    if (this.down) {
-      return Promise.reject(new OuroborosError("flow_down", "flow 5 is down"));
-    }
+  async write(p: Uint8Array): Promise<void> {
+    if (this.down) throw new OuroborosError("flow_down", "flow 5 is down");
+    this.writeTimes.push(performance.now());
     const copy = p.slice();
     this.written.push(copy);
+    const ms = this.writeDelay(copy);
+    if (ms > 0) await new Promise((r) => setTimeout(r, ms));
     this.onWrite(copy.slice());
-    return Promise.resolve();
   }
 
   close(): Promise<void> {
@@ -520,6 +523,27 @@ Deno.test("oping client: pings and counts the replies", async () => {
   const ids = flow.written.map((p) => unwrap(decodeOping(p)));
   assertEquals(ids.map((m) => [m.type, m.id]), [[0, 0], [0, 1], [0, 2]]);
   assert(flow.written.every((p) => p.length === 64));
+});
+
+Deno.test("oping client: no burst of packets after a stall", async () => {
+  const flow = new FakeFlow();
+  echoing(flow);
+  flow.writeDelay = (p) => unwrap(decodeOping(p)).id === 1 ? 60 : 0;
+  const t = new PingTracker();
+  const res = await runPings(
+    flow,
+    clientOpts({ count: 5, intervalMs: 10 }),
+    t,
+    new AbortController().signal,
+    () => {},
+  );
+  assertEquals(res.end, "done");
+  assertEquals(t.received, 5);
+  const w = flow.writeTimes;
+  // 0, 10, then one late packet when the slow write returns, then on time.
+  assert(w[2]! - w[1]! >= 55, `gaps ${w.map((x) => x - w[0]!)}`);
+  assert(w[3]! - w[2]! >= 8, `gaps ${w.map((x) => x - w[0]!)}`);
+  assert(w[4]! - w[3]! >= 8, `gaps ${w.map((x) => x - w[0]!)}`);
 });
 
 Deno.test("oping client: flood, quiet, size, time of day", async () => {
