@@ -40,6 +40,12 @@ export const AUTOSTART_WAIT_MS = 5000;
 export const IPCP_START_MS = 10_000;
 /** Grace period between SIGTERM and SIGKILL at shutdown. */
 export const STOP_GRACE_MS = 2000;
+/** A configured IPCP that dies is restarted at most this many times in a row... */
+export const IPCP_MAX_RESTARTS = 5;
+/** ...after a back-off that starts here and doubles. */
+export const IPCP_RESTART_BACKOFF_MS = 250;
+/** A restarted IPCP that stays up this long has its restart count reset. */
+export const IPCP_STABLE_MS = 30_000;
 
 interface IpcpEntry {
   name: string;
@@ -53,6 +59,11 @@ interface IpcpEntry {
   exited: Promise<Deno.CommandStatus>;
   connected: PromiseWithResolvers<CtrlConn>;
   created: number;
+  /** How the configuration file set it up: it is restarted when it dies. */
+  origin: { boot: Req<"ipcp.bootstrap"> | undefined } | undefined;
+  /** Restarts so far (a configured IPCP that keeps dying is given up on). */
+  restarts: number;
+  startedAt: number;
 }
 
 interface FlowEntry {
@@ -212,15 +223,15 @@ export class Irmd {
     for (const c of cfg.ipcps) {
       confLog.debug(`Found IPCP ${c.name} in configuration file.`);
       const ipcp = await this.createIpcp(c.name, c.type);
-      if (c.layer === undefined) continue;
-      const boot: Req<"ipcp.bootstrap"> = {
-        layer: c.layer,
-        ip: c.ip,
-        port: c.port,
-      };
-      if (c.dns !== undefined) boot.dns = c.dns;
-      if (c.hosts !== undefined) boot.hosts = c.hosts;
-      if (c.zone !== undefined) boot.zone = c.zone;
+      let boot: Req<"ipcp.bootstrap"> | undefined;
+      if (c.layer !== undefined) {
+        boot = { layer: c.layer, ip: c.ip, port: c.port };
+        if (c.dns !== undefined) boot.dns = c.dns;
+        if (c.hosts !== undefined) boot.hosts = c.hosts;
+        if (c.zone !== undefined) boot.zone = c.zone;
+      }
+      ipcp.origin = { boot };
+      if (boot === undefined) continue;
       await this.bootstrapIpcp(ipcp, boot);
       for (const name of c.reg) {
         this.reg.ensureName(name);
@@ -256,6 +267,9 @@ export class Irmd {
       exited: child.status,
       connected: Promise.withResolvers<CtrlConn>(),
       created: ++this.#ipcpSeq,
+      origin: undefined,
+      restarts: 0,
+      startedAt: Date.now(),
     };
     this.ipcps.set(name, entry);
     void entry.exited.then((st) => this.#onIpcpExit(entry, st));
@@ -310,6 +324,65 @@ export class Irmd {
     ipcp.conn?.close();
     for (const f of [...this.flows.values()]) {
       if (f.ipcp === ipcp) this.flows.delete(f.flowId);
+    }
+    if (
+      !this.#stopping && ipcp.origin !== undefined && ipcp.conn !== undefined
+    ) {
+      void this.#restartIpcp(ipcp);
+    }
+  }
+
+  /**
+   * Brings a configured IPCP back after it died: created, bootstrapped and
+   * its names registered again, with a bounded number of tries and a
+   * growing back-off.
+   */
+  async #restartIpcp(dead: IpcpEntry): Promise<void> {
+    const origin = dead.origin!;
+    let restarts = Date.now() - dead.startedAt > IPCP_STABLE_MS
+      ? 0
+      : dead.restarts;
+    const names = [...dead.regs];
+    while (!this.#stopping) {
+      if (restarts >= IPCP_MAX_RESTARTS) {
+        log.error(
+          `IPCP ${dead.name} died ${restarts} times in a row; not restarting it again.`,
+        );
+        return;
+      }
+      const delay = IPCP_RESTART_BACKOFF_MS * 2 ** restarts;
+      restarts++;
+      log.info(
+        `Restarting IPCP ${dead.name} in ${delay} ms (attempt ${restarts} of ${IPCP_MAX_RESTARTS}).`,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.#stopping || this.ipcps.has(dead.name)) return;
+      let ipcp: IpcpEntry | undefined;
+      try {
+        ipcp = await this.createIpcp(dead.name, dead.type);
+        ipcp.origin = origin;
+        ipcp.restarts = restarts;
+        if (origin.boot !== undefined) {
+          await this.bootstrapIpcp(ipcp, origin.boot);
+          for (const name of names) {
+            if (this.reg.names.has(name)) await this.registerName(ipcp, name);
+          }
+        }
+        log.info(`IPCP ${dead.name} restarted as ${ipcp.pid}.`);
+        return;
+      } catch (e) {
+        log.error(
+          `Restarting IPCP ${dead.name} failed: ${
+            e instanceof Error ? e.message : e
+          }.`,
+        );
+        if (ipcp !== undefined && this.ipcps.get(ipcp.name) === ipcp) {
+          // Not restarted by its own exit handler: it never got going.
+          ipcp.origin = undefined;
+          this.ipcps.delete(ipcp.name);
+          await terminate(ipcp.pid, ipcp.child);
+        }
+      }
     }
   }
 
@@ -831,6 +904,21 @@ export class Irmd {
               ? { pid: i.pid, name: i.name, type: i.type }
               : { pid: i.pid, name: i.name, type: i.type, layer: i.layer }
           );
+        return { ipcps };
+      },
+      "irm.ipcp.stats": async (r, c) => {
+        tool(c);
+        const targets = [...this.ipcps.values()]
+          .filter((i) =>
+            i.conn !== undefined && (r.name === undefined || i.name === r.name)
+          )
+          .sort((a, b) => a.created - b.created);
+        if (r.name !== undefined && targets.length === 0) this.#ipcp(r.name);
+        const ipcps = [];
+        for (const i of targets) {
+          const st = await this.#ipcpConn(i).request("ipcp.stats", {}, 5000);
+          ipcps.push({ pid: i.pid, name: i.name, ...st });
+        }
         return { ipcps };
       },
       "irm.bind.program": (r, c) => {

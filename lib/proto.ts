@@ -180,6 +180,26 @@ export const METHODS = {
     Empty,
   ),
   "irm.name.list": method(Empty, obj({ names: arr(NameInfo, 1 << 16) })),
+  "irm.ipcp.stats": method(
+    obj({ name: opt(nameStr) }),
+    obj({
+      ipcps: arr(
+        obj({
+          pid: PID,
+          name: nameStr,
+          flows: int(0, 1 << 30),
+          dropped: obj({
+            short: int(0, Number.MAX_SAFE_INTEGER),
+            badMgmt: int(0, Number.MAX_SAFE_INTEGER),
+            unknownEid: int(0, Number.MAX_SAFE_INTEGER),
+            wrongSource: int(0, Number.MAX_SAFE_INTEGER),
+            slowReader: int(0, Number.MAX_SAFE_INTEGER),
+          }),
+        }),
+        4096,
+      ),
+    }),
+  ),
   "irm.proc.list": method(
     Empty,
     obj({ procs: arr(ProcInfo, 1 << 16), flows: int(0, 1 << 30) }),

@@ -94,7 +94,13 @@ const USAGE = {
     "where OPERATION = {create destroy\n" +
     "                   bootstrap enroll\n" +
     "                   connect disconnect\n" +
-    "                   list help}",
+    "                   list stats help}\n\n" +
+    "(not in C irm) irm ipcp stats [name <ipcp name>]: flows and dropped packets.",
+  ipcpStats: "Usage: irm ipcp stats\n" +
+    "                [name <ipcp name>]\n\n" +
+    "(not in C irm) For each IPCP: its flows and the packets it dropped: too\n" +
+    "short, bad management frames, unknown endpoint ids, wrong source address,\n" +
+    "and packets for an application that did not read them in time.",
   ipcpCreate: "Usage: irm ipcp create\n" +
     "                name <ipcp name>\n" +
     "                type [TYPE]\n\n" + TYPES_LINE,
@@ -452,6 +458,7 @@ const IPCP_OPS = [
   "connect",
   "disconnect",
   "list",
+  "stats",
   "help",
 ] as const;
 
@@ -548,6 +555,20 @@ function ipcpCmd(w: Words, ctx: Ctx): IrmCall {
         timeoutMs: DEFAULT_TIMEOUT_MS,
         failure: "Failed to list IPCPs",
         render: (r) => renderIpcpList(r.ipcps),
+      });
+    }
+    case "stats": {
+      const lv: Level = { path: "irm ipcp stats", usage: USAGE.ipcpStats };
+      const o = options(w, lv, [{ kw: "name", arg: "<ipcp name>" }]);
+      const body: Req<"irm.ipcp.stats"> = {};
+      const name = one(o, "name");
+      if (name !== undefined) body.name = checkedName(lv, name, "IPCP name");
+      return call({
+        method: "irm.ipcp.stats",
+        body,
+        timeoutMs: DEFAULT_TIMEOUT_MS,
+        failure: "Failed to read IPCP statistics",
+        render: (r) => renderIpcpStats(r.ipcps),
       });
     }
   }
@@ -974,6 +995,35 @@ export function renderIpcpList(ipcps: Res<"irm.ipcp.list">["ipcps"]): string {
     [7, 20, 10, 20],
     ["pid", "name", "type", "layer"],
     ipcps.map((p) => [p.pid, p.name, p.type, p.layer ?? ""]),
+  );
+}
+
+export function renderIpcpStats(ipcps: Res<"irm.ipcp.stats">["ipcps"]): string {
+  if (ipcps.length === 0) return "No IPCPs in system.";
+  return table(
+    [7, 20, 6, 6, 9, 11, 12, 11],
+    [
+      "pid",
+      "name",
+      "flows",
+      "short",
+      "bad mgmt",
+      "unknown eid",
+      "wrong source",
+      "slow reader",
+    ],
+    ipcps.map((
+      i,
+    ) => [
+      i.pid,
+      i.name,
+      i.flows,
+      i.dropped.short,
+      i.dropped.badMgmt,
+      i.dropped.unknownEid,
+      i.dropped.wrongSource,
+      i.dropped.slowReader,
+    ]),
   );
 }
 

@@ -1,0 +1,56 @@
+/** The `ouroboros` program: dispatch, help, version, and running under a link's name. */
+import { assertEquals, assertMatch } from "./assert.ts";
+import { LAUNCHER } from "./harness.ts";
+
+async function run(
+  cmd: string,
+  args: string[],
+): Promise<{ code: number; out: string }> {
+  const r = await new Deno.Command(cmd, { args, stdin: "null" }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
+
+Deno.test("ouroboros: --version, help and an unknown command", async () => {
+  const v = await run(LAUNCHER, ["--version"]);
+  assertEquals(v.code, 0);
+  assertMatch(v.out, /^ouroboros \d+\.\d+\.\d+\n$/);
+  const h = await run(LAUNCHER, ["help"]);
+  assertEquals(h.code, 0);
+  for (
+    const sub of [
+      "irmd",
+      "ipcpd-udp4",
+      "ipcpd-udp6",
+      "ipcpd-udp",
+      "irm",
+      "oping",
+    ]
+  ) {
+    assertMatch(h.out, new RegExp(`^  ${sub} `, "m"));
+  }
+  const none = await run(LAUNCHER, []);
+  assertEquals(none.code, 2);
+  const bad = await run(LAUNCHER, ["frobnicate"]);
+  assertEquals(bad.code, 2);
+  assertMatch(bad.out, /unknown command "frobnicate", try "ouroboros help"/);
+});
+
+Deno.test("a link named after a subcommand runs that subcommand", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "o7s-links-" });
+  try {
+    for (const name of ["oping", "irm", "irmd"]) {
+      await Deno.symlink(LAUNCHER, `${dir}/${name}`);
+      const r = await run(`${dir}/${name}`, ["--help"]);
+      assertEquals(r.code, 0, r.out);
+      assertMatch(r.out, new RegExp(`(U|u)sage:.*${name}`, "i"));
+    }
+    // An IPCP started by hand without its arguments explains itself.
+    await Deno.symlink(LAUNCHER, `${dir}/ipcpd-udp`);
+    const r = await run(`${dir}/ipcpd-udp`, []);
+    assertEquals(r.code, 2);
+    assertMatch(r.out, /--name is required/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
