@@ -607,15 +607,15 @@ export class Irmd {
     for (const f of w) f();
   }
 
-  /** Waits until `pick` finds a process, or the deadline passes. */
+  /** Waits until `claim` gets an accepting process, or the deadline passes. */
   async #waitFor(
-    pick: () => ProcEntry | undefined,
+    claim: () => Accepter | undefined,
     ms: number,
-  ): Promise<ProcEntry | undefined> {
+  ): Promise<Accepter | undefined> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const p = pick();
-      if (p !== undefined || this.#stopping) return p;
+      const a = claim();
+      if (a !== undefined || this.#stopping) return a;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -627,10 +627,26 @@ export class Irmd {
     }
   }
 
-  #pickAccepter(name: string): ProcEntry | undefined {
+  /**
+   * Takes the accepting process that the name's policy chooses, at once: it
+   * stops accepting in the same step, so two requests never get the same one.
+   */
+  #claimAccepter(name: string): Accepter | undefined {
     if (!this.reg.names.has(name)) return undefined;
     const p = this.reg.choose(name);
-    return p !== undefined && this.#accepters.has(p.pid) ? p : undefined;
+    const a = p === undefined ? undefined : this.#accepters.get(p.pid);
+    if (a === undefined) return undefined;
+    this.#accepters.delete(a.pid);
+    this.reg.setAccepting(a.pid, false);
+    return a;
+  }
+
+  /** Gives a claimed process its place back (it did not get the flow). */
+  #unclaim(a: Accepter): void {
+    if (!this.reg.procs.has(a.pid) || a.conn.isClosed) return;
+    this.#accepters.set(a.pid, a);
+    this.reg.setAccepting(a.pid, true);
+    this.#wakeAccept();
   }
 
   #autostart(name: string): number {
@@ -699,22 +715,22 @@ export class Irmd {
       log.warn(`Flow request for ${name} refused: ${replay.error}.`);
       throw new OuroborosError("refused", replay.error, -ERRNO.EPERM);
     }
-    let proc = await this.#waitFor(
-      () => this.#pickAccepter(name),
+    let accepter = await this.#waitFor(
+      () => this.#claimAccepter(name),
       ACCEPT_WAIT_MS,
     );
     if (
-      proc === undefined && this.reg.names.has(name) &&
+      accepter === undefined && this.reg.names.has(name) &&
       !this.reg.eligible(name).direct
     ) {
       if (this.#autostart(name) > 0) {
-        proc = await this.#waitFor(
-          () => this.#pickAccepter(name),
+        accepter = await this.#waitFor(
+          () => this.#claimAccepter(name),
           AUTOSTART_WAIT_MS,
         );
       }
     }
-    if (proc === undefined) {
+    if (accepter === undefined) {
       log.info(`No process accepts flows for ${name}; refused.`);
       throw new OuroborosError(
         "refused",
@@ -722,16 +738,12 @@ export class Irmd {
         -ERRNO.ECONNREFUSED,
       );
     }
-    const accepter = this.#accepters.get(proc.pid)!;
-    this.#accepters.delete(proc.pid);
-    this.reg.setAccepting(proc.pid, false);
     const resp = buildOapResponse(r.oap);
     if (!resp.ok) {
-      // Put the process back: it did not get the flow.
-      this.#accepters.set(proc.pid, accepter);
-      this.reg.setAccepting(proc.pid, true);
+      this.#unclaim(accepter);
       throw new OuroborosError("refused", resp.error, -ERRNO.ECRYPT);
     }
+    const proc = accepter;
     const flowId = this.#nextFlowId++;
     this.flows.set(flowId, { flowId, pid: proc.pid, ipcp, handle: r.handle });
     accepter.resolve({

@@ -6,7 +6,9 @@
  * removes the temporary files.
  */
 import { selfCommand } from "../lib/self.ts";
-import { RUNDIR_ENV } from "../lib/rundir.ts";
+import { irmdSocketPath, RUNDIR_ENV } from "../lib/rundir.ts";
+import { connectCtrl } from "../lib/ctrl.ts";
+import type { Method, Req, Res } from "../lib/proto.ts";
 import { Proc } from "../lib/child.ts";
 
 export { Proc };
@@ -156,4 +158,41 @@ export function newFlowCounts(servers: Proc[]): number[] {
   return servers.map((s) =>
     s.lines.filter((l) => l.startsWith("New flow")).length
   );
+}
+
+/** Sends one control request to a node's irmd, as `irm` does. */
+export async function irmdRequest<M extends Method>(
+  node: Node,
+  method: M,
+  body: Req<M>,
+): Promise<Res<M>> {
+  const conn = await connectCtrl(irmdSocketPath(node.rundir));
+  try {
+    await conn.request("hello", { role: "tool", pid: Deno.pid }, 5000);
+    return await conn.request(method, body, 10_000);
+  } finally {
+    conn.close();
+    await conn.done;
+  }
+}
+
+/** Flows the irmd holds and flows its IPCPs hold. */
+export async function flowCounts(node: Node): Promise<{ irmd: number; ipcps: number }> {
+  const procs = await irmdRequest(node, "irm.proc.list", {});
+  const stats = await irmdRequest(node, "irm.ipcp.stats", {});
+  return { irmd: procs.flows, ipcps: stats.ipcps.reduce((n, i) => n + i.flows, 0) };
+}
+
+/** Polls `check` until it holds or the deadline passes (for state with no event). */
+export async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 5000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`${what}: not so within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
