@@ -39,6 +39,10 @@ const SUBCOMMANDS: Record<string, Entry> = {
     summary: "ping a name over a flow, or serve pings (-l)",
     load: () => import("./tools/oping.ts"),
   },
+  ocbr: {
+    summary: "send at a constant bit rate to a name, or count (-l)",
+    load: () => import("./tools/ocbr.ts"),
+  },
 };
 
 /** Names this program answers to, for links such as /usr/bin/oping. */

@@ -30,6 +30,14 @@ import {
 } from "./harness.ts";
 import { type Datagram, loadVectors } from "./vectors.ts";
 import {
+  freshReq,
+  hex,
+  isData,
+  isMgmt,
+  PeerSocket,
+  type Received,
+} from "./udp_peer.ts";
+import {
   buildOapRequest,
   buildOapResponse,
   decodeOap,
@@ -122,114 +130,6 @@ function withSEid(req: Uint8Array, sEid: number): Uint8Array {
   const b = req.slice();
   setU32(b, 4, sEid);
   return b;
-}
-
-/** A fresh, correct FLOW_REQ for `name` with QoS raw. */
-function freshReq(sEid: number, name = "oping-server"): Uint8Array {
-  return encodeFlowReq({
-    sEid,
-    qos: QOS_RAW,
-    hash: nameHash(name),
-    oap: buildOapRequest(),
-  });
-}
-
-function hex(b: Uint8Array): string {
-  return [...b].map((x) => x.toString(16).padStart(2, "0")).join(" ");
-}
-
-interface Received {
-  data: Uint8Array;
-  from: Deno.NetAddr;
-}
-
-/**
- * A UDP socket of the test that plays a C node. One loop receives into a
- * queue; `receive` takes the first datagram that matches, within a deadline
- * (datagrams that do not match, such as keepalives, stay queued).
- */
-class PeerSocket {
-  readonly sock: Deno.DatagramConn;
-  readonly queue: Received[] = [];
-  #wake: (() => void)[] = [];
-  readonly #loop: Promise<void>;
-
-  constructor(readonly hostname: string, readonly port: number = PORT) {
-    this.sock = Deno.listenDatagram({ transport: "udp", hostname, port });
-    this.#loop = this.#run();
-  }
-
-  async #run(): Promise<void> {
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      let got: [Uint8Array, Deno.Addr];
-      try {
-        got = await this.sock.receive(buf);
-      } catch {
-        return; // closed
-      }
-      this.queue.push({ data: got[0].slice(), from: got[1] as Deno.NetAddr });
-      const w = this.#wake;
-      this.#wake = [];
-      for (const f of w) f();
-    }
-  }
-
-  async send(data: Uint8Array, hostname: string, port = PORT): Promise<void> {
-    await this.sock.send(data, { transport: "udp", hostname, port });
-  }
-
-  /** The first queued or arriving datagram that `match` accepts. */
-  async receive(
-    what: string,
-    match: (r: Received) => boolean,
-    timeoutMs = 5000,
-  ): Promise<Received> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.queue.findIndex(match);
-      if (i >= 0) return this.queue.splice(i, 1)[0]!;
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw new Error(
-          `${this.hostname}:${this.port}: no ${what} within ${timeoutMs} ms; queued: ${
-            this.queue.map((r) =>
-              `${r.from.hostname}:${r.from.port} ${r.data.length} B [${
-                hex(r.data.subarray(0, 16))
-              }...]`
-            ).join("; ") || "nothing"
-          }`,
-        );
-      }
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, left);
-        this.#wake.push(resolve);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  /** Closes the socket and waits for the receive loop to end. */
-  async close(): Promise<void> {
-    try {
-      this.sock.close();
-    } catch { /* closed */ }
-    await this.#loop;
-    const w = this.#wake;
-    this.#wake = [];
-    for (const f of w) f();
-  }
-}
-
-function isMgmt(code: number, sEid?: number): (r: Received) => boolean {
-  return (r) =>
-    r.data.length >= MGMT_HDR_LEN && u32(r.data, 0) === 0 &&
-    r.data[44] === code && (sEid === undefined || u32(r.data, 4) === sEid);
-}
-
-function isData(eid: number): (r: Received) => boolean {
-  return (r) => r.data.length > 4 && u32(r.data, 0) === eid;
 }
 
 function assertFrom(r: Received, ip: string, port = PORT): void {

@@ -177,10 +177,15 @@ export async function irmdRequest<M extends Method>(
 }
 
 /** Flows the irmd holds and flows its IPCPs hold. */
-export async function flowCounts(node: Node): Promise<{ irmd: number; ipcps: number }> {
+export async function flowCounts(
+  node: Node,
+): Promise<{ irmd: number; ipcps: number }> {
   const procs = await irmdRequest(node, "irm.proc.list", {});
   const stats = await irmdRequest(node, "irm.ipcp.stats", {});
-  return { irmd: procs.flows, ipcps: stats.ipcps.reduce((n, i) => n + i.flows, 0) };
+  return {
+    irmd: procs.flows,
+    ipcps: stats.ipcps.reduce((n, i) => n + i.flows, 0),
+  };
 }
 
 /** Polls `check` until it holds or the deadline passes (for state with no event). */
@@ -192,7 +197,9 @@ export async function eventually(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`${what}: not so within ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: not so within ${timeoutMs} ms`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }

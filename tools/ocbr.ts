@@ -1,0 +1,608 @@
+/**
+ * `ouroboros ocbr`: a constant-bit-rate sender (client) and a server that
+ * counts what arrives, after the C tool of the same name.
+ *
+ *   ocbr -l [-i interval] [-t timeout] [-Q]
+ *   ocbr -n NAME [-d duration] [-s size] [-r rate] [-f]
+ *
+ * The client sends `size`-byte packets at `rate` bits/s for `duration`
+ * (`-r 0` or `-f`: as fast as the flow accepts them), then an end packet
+ * that carries how many it sent. The server prints, per flow and interval,
+ * the packets, bytes, packets/s and Mb/s that arrived, and a summary with
+ * the loss and the out-of-order count when the flow ends.
+ *
+ * Packet: u32 type (0 data, 1 end), u32 sequence number (data) or the
+ * number of data packets sent (end), then zeros up to the size. Big-endian.
+ */
+import { type Flow, Ouroboros } from "../lib/dev.ts";
+import { OuroborosError } from "../lib/errors.ts";
+import { err, ok, type Result } from "../lib/result.ts";
+import { parseTime } from "./oping.ts";
+
+export const OCBR_HDR = 8;
+export const TYPE_DATA = 0;
+export const TYPE_END = 1;
+export const DEFAULT_DURATION_MS = 60_000;
+export const DEFAULT_SIZE = 1000;
+export const DEFAULT_RATE = 1_000_000;
+export const DEFAULT_INTERVAL_MS = 1000;
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** The largest packet a UDP flow takes (IPv4). */
+export const MAX_SIZE = 8980;
+/** End packets are sent a few times: the layer may lose one. */
+const END_COPIES = 3;
+
+export const USAGE = `Usage: ocbr [OPTION]...
+Sends packets from a client to a server at a constant bit rate;
+the server reports what arrives.
+
+  -l, --listen              Run in server mode
+
+Server options
+  -i, --interval T          Report interval (default 1 s)
+  -t, --timeout T           Drop a flow idle this long (default 10 s)
+  -Q, --quiet               Only the summary of each flow
+
+Client options
+  -n, --server-name NAME    Name of the ocbr server
+  -d, --duration T          How long to send (default 60 s)
+  -s, --size B              Packet size (${OCBR_HDR}-${MAX_SIZE} bytes, default ${DEFAULT_SIZE})
+  -r, --rate R              Rate in bits/s, with k, M or G (default 1M);
+                            0 = as fast as the flow accepts
+  -f, --flood               As fast as the flow accepts (-r 0)
+
+      --rundir DIR          Runtime directory of the node
+  -h, --help                Display this help text and exit
+
+A time T is a number with a unit: s (the default for a bare number),
+ms, m or h, e.g. 10, 1.5s, 500ms.`;
+
+export interface OcbrOptions {
+  listen: boolean;
+  serverName: string | undefined;
+  durationMs: number;
+  size: number;
+  /** bits/s; 0 = as fast as the flow accepts. */
+  rate: number;
+  intervalMs: number;
+  timeoutMs: number;
+  quiet: boolean;
+  rundir: string | undefined;
+  help: boolean;
+}
+
+export function defaultOcbrOptions(): OcbrOptions {
+  return {
+    listen: false,
+    serverName: undefined,
+    durationMs: DEFAULT_DURATION_MS,
+    size: DEFAULT_SIZE,
+    rate: DEFAULT_RATE,
+    intervalMs: DEFAULT_INTERVAL_MS,
+    timeoutMs: DEFAULT_TIMEOUT_MS,
+    quiet: false,
+    rundir: undefined,
+    help: false,
+  };
+}
+
+/** A time in ms; a bare number is in seconds (as the C tool takes it). */
+export function parseSeconds(s: string): Result<number> {
+  const t = s.trim();
+  return parseTime(/^(\d+(?:\.\d+)?|\.\d+)$/.test(t) ? `${t}s` : t);
+}
+
+const RATE_UNITS: Record<string, number> = {
+  "": 1,
+  k: 1e3,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+};
+
+/** A rate in bits/s from `1000000`, `500k`, `1.5M`, `1G` (an optional `b/s`/`bps`). */
+export function parseRate(s: string): Result<number> {
+  const m = /^(\d+(?:\.\d+)?)\s*([kKMG]?)(?:b\/s|bps)?$/.exec(s.trim());
+  if (m === null) {
+    return err(`invalid rate "${s}" (bits/s, e.g. 800000, 500k, 1.5M, 1G)`);
+  }
+  const v = Number(m[1]) * (RATE_UNITS[m[2] ?? ""] ?? 1);
+  if (!Number.isFinite(v)) return err(`invalid rate "${s}"`);
+  return ok(Math.round(v));
+}
+
+type OptName =
+  | "listen"
+  | "server-name"
+  | "duration"
+  | "size"
+  | "rate"
+  | "flood"
+  | "interval"
+  | "timeout"
+  | "quiet"
+  | "rundir"
+  | "help";
+
+const SHORT: Record<string, OptName> = {
+  "-l": "listen",
+  "-n": "server-name",
+  "-d": "duration",
+  "-s": "size",
+  "-r": "rate",
+  "-f": "flood",
+  "-i": "interval",
+  "-t": "timeout",
+  "-Q": "quiet",
+  "-h": "help",
+};
+
+const LONG: ReadonlySet<string> = new Set<OptName>([
+  "listen",
+  "server-name",
+  "duration",
+  "size",
+  "rate",
+  "flood",
+  "interval",
+  "timeout",
+  "quiet",
+  "rundir",
+  "help",
+]);
+
+const FLAGS: ReadonlySet<OptName> = new Set<OptName>([
+  "listen",
+  "flood",
+  "quiet",
+  "help",
+]);
+
+/** Parses the ocbr command line (`-x v`, `--long v`, `--long=v`). */
+export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
+  const o = defaultOcbrOptions();
+  let flood = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    let name: OptName;
+    let inline: string | undefined;
+    if (arg.startsWith("--") && arg.length > 2) {
+      const eq = arg.indexOf("=");
+      const long = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      if (!LONG.has(long)) return err(`unknown option "${arg}"`);
+      name = long as OptName;
+      if (eq >= 0) inline = arg.slice(eq + 1);
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      const short = SHORT[arg];
+      if (short === undefined) return err(`unknown option "${arg}"`);
+      name = short;
+    } else {
+      return err(`unexpected argument "${arg}"`);
+    }
+    const shown = inline === undefined ? arg : arg.slice(0, arg.indexOf("="));
+    let value = "";
+    if (!FLAGS.has(name)) {
+      if (inline !== undefined) value = inline;
+      else {
+        const next = args[i + 1];
+        if (next === undefined) return err(`option ${shown} needs a value`);
+        value = next;
+        i++;
+      }
+    } else if (inline !== undefined) {
+      return err(`option ${shown} takes no value`);
+    }
+    switch (name) {
+      case "listen":
+        o.listen = true;
+        break;
+      case "flood":
+        flood = true;
+        break;
+      case "quiet":
+        o.quiet = true;
+        break;
+      case "help":
+        o.help = true;
+        break;
+      case "server-name":
+        if (value === "") return err(`${shown}: the name is empty`);
+        o.serverName = value;
+        break;
+      case "rundir":
+        if (value === "") return err(`${shown}: the directory is empty`);
+        o.rundir = value;
+        break;
+      case "size": {
+        if (!/^\d+$/.test(value)) {
+          return err(`${shown}: "${value}" is not a whole number`);
+        }
+        const n = Number(value);
+        if (n < OCBR_HDR || n > MAX_SIZE) {
+          return err(`${shown}: ${value} is out of range (${OCBR_HDR}-${MAX_SIZE})`);
+        }
+        o.size = n;
+        break;
+      }
+      case "rate": {
+        const r = parseRate(value);
+        if (!r.ok) return err(`${shown}: ${r.error}`);
+        o.rate = r.value;
+        break;
+      }
+      case "duration":
+      case "interval":
+      case "timeout": {
+        const r = parseSeconds(value);
+        if (!r.ok) return err(`${shown}: ${r.error}`);
+        if (r.value <= 0) return err(`${shown}: must be above 0`);
+        if (name === "duration") o.durationMs = r.value;
+        else if (name === "interval") o.intervalMs = r.value;
+        else o.timeoutMs = r.value;
+        break;
+      }
+    }
+  }
+  if (flood) o.rate = 0;
+  if (o.help) return ok(o);
+  if (!o.listen && o.serverName === undefined) {
+    return err("no server specified (-n NAME), or -l to run a server");
+  }
+  return ok(o);
+}
+
+// ---------------------------------------------------------------------------
+// Packets and counting
+
+export function writeHeader(p: Uint8Array, type: number, n: number): void {
+  p[0] = type >>> 24;
+  p[1] = (type >>> 16) & 0xff;
+  p[2] = (type >>> 8) & 0xff;
+  p[3] = type & 0xff;
+  p[4] = n >>> 24;
+  p[5] = (n >>> 16) & 0xff;
+  p[6] = (n >>> 8) & 0xff;
+  p[7] = n & 0xff;
+}
+
+function u32(p: Uint8Array, off: number): number {
+  return ((p[off]! << 24) | (p[off + 1]! << 16) | (p[off + 2]! << 8) |
+    p[off + 3]!) >>> 0;
+}
+
+/** What a server has counted on one flow. */
+export class CbrCounter {
+  packets = 0;
+  bytes = 0;
+  outOfOrder = 0;
+  /** Highest sequence number seen, -1 before the first. */
+  highest = -1;
+  /** From the end packet: how many the client sent. */
+  sent: number | undefined;
+  firstMs: number | undefined;
+  lastMs = 0;
+  /** The current interval. */
+  ivPackets = 0;
+  ivBytes = 0;
+
+  /** Counts one packet; true when it is the end packet. */
+  add(p: Uint8Array, nowMs: number): boolean {
+    if (p.length < OCBR_HDR) return false;
+    if (u32(p, 0) === TYPE_END) {
+      this.sent = u32(p, 4);
+      return true;
+    }
+    const seq = u32(p, 4);
+    this.firstMs ??= nowMs;
+    this.lastMs = nowMs;
+    this.packets++;
+    this.bytes += p.length;
+    this.ivPackets++;
+    this.ivBytes += p.length;
+    if (seq < this.highest) this.outOfOrder++;
+    else this.highest = seq;
+    return false;
+  }
+
+  /** Packets lost: sent (or highest seq + 1) minus received. */
+  get lost(): number {
+    const expected = this.sent ?? this.highest + 1;
+    return Math.max(0, expected - this.packets);
+  }
+}
+
+/** `12.345` Mb/s for `bytes` in `ms`. */
+export function mbps(bytes: number, ms: number): number {
+  return ms > 0 ? (bytes * 8) / (ms * 1000) : 0;
+}
+
+/** The per-interval line of the server. */
+export function formatInterval(
+  fd: number,
+  packets: number,
+  bytes: number,
+  ms: number,
+): string {
+  const pps = ms > 0 ? (packets * 1000) / ms : 0;
+  return `Flow ${fd}: ${packets} packets, ${bytes} bytes in ${
+    Math.round(ms)
+  } ms: ${pps.toFixed(1)} pps, ${mbps(bytes, ms).toFixed(3)} Mb/s`;
+}
+
+/** The server's summary of a flow that ended. */
+export function formatSummary(fd: number, c: CbrCounter): string {
+  const ms = c.firstMs === undefined ? 0 : c.lastMs - c.firstMs;
+  const expected = c.sent ?? c.highest + 1;
+  const lossPct = expected > 0 ? (100 * c.lost) / expected : 0;
+  const pps = ms > 0 ? (c.packets * 1000) / ms : 0;
+  return `Flow ${fd} done: ${c.packets} packets, ${c.bytes} bytes in ${
+    ms.toFixed(0)
+  } ms: ${pps.toFixed(1)} pps, ${mbps(c.bytes, ms).toFixed(3)} Mb/s; ${
+    c.sent === undefined ? "?" : c.sent
+  } sent, ${c.lost} lost (${lossPct.toFixed(3)}%), ${c.outOfOrder} out-of-order`;
+}
+
+/** The client's closing line. */
+export function formatSent(
+  packets: number,
+  bytes: number,
+  ms: number,
+): string {
+  const pps = ms > 0 ? (packets * 1000) / ms : 0;
+  return `Sent ${packets} packets, ${bytes} bytes in ${ms.toFixed(0)} ms: ${
+    pps.toFixed(1)
+  } pps, ${mbps(bytes, ms).toFixed(3)} Mb/s`;
+}
+
+/**
+ * How many packets should have gone out `elapsedMs` into the test at `rate`
+ * bits/s with `size`-byte packets (Infinity at rate 0).
+ */
+export function packetsDue(
+  elapsedMs: number,
+  rate: number,
+  size: number,
+): number {
+  if (rate <= 0) return Infinity;
+  return Math.floor((elapsedMs * rate) / (8000 * size)) + 1;
+}
+
+// ---------------------------------------------------------------------------
+// The program
+
+type Print = (line: string) => void;
+const print: Print = (line) => console.log(line);
+
+function reason(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/[.\s]+$/, "");
+}
+
+function onSignals(onStop: () => void): () => void {
+  const added: Deno.Signal[] = [];
+  for (const s of ["SIGINT", "SIGTERM"] as const) {
+    try {
+      Deno.addSignalListener(s, onStop);
+      added.push(s);
+    } catch { /* not supported here */ }
+  }
+  return () => {
+    for (const s of added) {
+      try {
+        Deno.removeSignalListener(s, onStop);
+      } catch { /* gone */ }
+    }
+  };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}
+
+/** The `ouroboros ocbr` subcommand. */
+export async function main(args: string[]): Promise<number> {
+  const parsed = parseOcbrArgs(args);
+  if (!parsed.ok) {
+    console.error(`ocbr: ${parsed.error}`);
+    console.error(USAGE);
+    return 2;
+  }
+  const opts = parsed.value;
+  if (opts.help) {
+    print(USAGE);
+    return 0;
+  }
+  let node: Ouroboros;
+  try {
+    node = await Ouroboros.connect({
+      prog: "ocbr",
+      ...(opts.rundir === undefined ? {} : { rundir: opts.rundir }),
+    });
+  } catch (e) {
+    print(e instanceof Error ? e.message : String(e));
+    return 1;
+  }
+  return opts.listen ? await server(node, opts) : await client(node, opts);
+}
+
+async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
+  const name = opts.serverName ?? "";
+  let flow: Flow;
+  try {
+    flow = await node.allocate(name);
+  } catch (e) {
+    print(`Failed to allocate flow: ${reason(e)}.`);
+    await node.close();
+    return 1;
+  }
+  const stop = new AbortController();
+  const removeSignals = onSignals(() => stop.abort());
+  const packet = new Uint8Array(opts.size);
+  let sent = 0;
+  const start = performance.now();
+  let code = 0;
+  try {
+    const rateText = opts.rate === 0
+      ? "as fast as the flow accepts"
+      : `${opts.rate} b/s`;
+    print(
+      `Sending ${opts.size}-byte packets to ${name} at ${rateText} for ${opts.durationMs} ms.`,
+    );
+    const end = start + opts.durationMs;
+    for (;;) {
+      const now = performance.now();
+      if (now >= end || stop.signal.aborted) break;
+      const due = packetsDue(now - start, opts.rate, opts.size);
+      if (sent >= due) {
+        // Ahead of the rate: wait for the next packet's time (>= 1 ms).
+        const nextAt = start + ((sent * 8000 * opts.size) / opts.rate);
+        await sleep(Math.max(1, Math.min(end, nextAt) - now), stop.signal);
+        continue;
+      }
+      // Send what is due, a bounded burst between clock reads.
+      const burst = Math.min(due - sent, 64);
+      for (let k = 0; k < burst; k++) {
+        writeHeader(packet, TYPE_DATA, sent);
+        await flow.write(packet);
+        sent++;
+      }
+    }
+    const elapsed = performance.now() - start;
+    await flow.flush();
+    const endPkt = new Uint8Array(opts.size);
+    writeHeader(endPkt, TYPE_END, sent);
+    for (let k = 0; k < END_COPIES; k++) {
+      await flow.write(endPkt);
+      await flow.flush();
+      await sleep(20, stop.signal);
+    }
+    print(formatSent(sent, sent * opts.size, elapsed));
+  } catch (e) {
+    print(`The flow to ${name} went down: ${reason(e)}.`);
+    code = 1;
+  } finally {
+    removeSignals();
+    await flow.close();
+    await node.close();
+  }
+  return code;
+}
+
+async function server(node: Ouroboros, opts: OcbrOptions): Promise<number> {
+  const stop = new AbortController();
+  const removeSignals = onSignals(() => stop.abort());
+  const flows = new Set<Flow>();
+  const handlers = new Set<Promise<unknown>>();
+  const stopped = new Promise<"stop">((r) =>
+    stop.signal.addEventListener("abort", () => r("stop"))
+  );
+  const lost = node.done.then(() => "lost" as const);
+  print("Ouroboros CBR server started.");
+  let code = 0;
+  try {
+    while (!stop.signal.aborted) {
+      const accepting = node.accept();
+      accepting.catch(() => {});
+      let res: Flow | "stop" | "lost";
+      try {
+        res = await Promise.race([accepting, stopped, lost]);
+      } catch (e) {
+        if (stop.signal.aborted) break;
+        if (e instanceof OuroborosError && e.code === "irmd_not_running") {
+          res = "lost";
+        } else {
+          print(`Failed to accept a flow: ${reason(e)}.`);
+          await sleep(100, stop.signal);
+          continue;
+        }
+      }
+      if (res === "stop") break;
+      if (res === "lost") {
+        print(
+          "Lost the connection to the Ouroboros IPC Resource Manager daemon.",
+        );
+        code = 1;
+        break;
+      }
+      const flow = res;
+      flows.add(flow);
+      const h = serveFlow(flow, opts, stop.signal, print).finally(() => {
+        flows.delete(flow);
+        handlers.delete(h);
+      });
+      handlers.add(h);
+    }
+  } finally {
+    removeSignals();
+    stop.abort();
+    await Promise.all([...flows].map((f) => f.close(0)));
+    await Promise.allSettled([...handlers]);
+    await node.close();
+  }
+  return code;
+}
+
+/** What the server needs of a flow. */
+export interface CbrFlow {
+  readonly fd: number;
+  read(opts: { timeoutMs: number; signal: AbortSignal }): Promise<Uint8Array>;
+  close(lingerMs?: number): Promise<void>;
+}
+
+/**
+ * Counts one flow's packets until its end packet, an idle `timeoutMs`, the
+ * flow going down or `signal`; prints interval lines (unless quiet) and a
+ * summary.
+ */
+export async function serveFlow(
+  flow: CbrFlow,
+  opts: Pick<OcbrOptions, "intervalMs" | "timeoutMs" | "quiet">,
+  signal: AbortSignal,
+  out: Print,
+): Promise<CbrCounter> {
+  out(`New flow ${flow.fd}.`);
+  const c = new CbrCounter();
+  let ivStart = performance.now();
+  const report = () => {
+    const now = performance.now();
+    if (!opts.quiet && c.ivPackets > 0) {
+      out(formatInterval(flow.fd, c.ivPackets, c.ivBytes, now - ivStart));
+    }
+    c.ivPackets = 0;
+    c.ivBytes = 0;
+    ivStart = now;
+  };
+  const timer = setInterval(report, opts.intervalMs);
+  try {
+    for (;;) {
+      let p: Uint8Array;
+      try {
+        p = await flow.read({ timeoutMs: opts.timeoutMs, signal });
+      } catch (e) {
+        if (
+          !signal.aborted && e instanceof OuroborosError &&
+          e.code === "timed_out"
+        ) {
+          out(`Flow ${flow.fd} timed out.`);
+        }
+        break;
+      }
+      if (c.add(p, performance.now())) break;
+    }
+  } finally {
+    clearInterval(timer);
+    report();
+    out(formatSummary(flow.fd, c));
+    await flow.close(0);
+  }
+  return c;
+}
