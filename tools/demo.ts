@@ -1,0 +1,1049 @@
+/**
+ * `./run-demo`: Ouroboros tutorial 05 on one machine, narrated.
+ *
+ * Two "machines" run as two irmds on loopback, each with its own runtime
+ * directory, configuration file and hosts file: a server node on 127.0.0.1
+ * with two `oping -l` servers, and a client node on 127.0.0.2 that pings the
+ * names `oping-server` (round-robin: the servers alternate) and
+ * `oping-server2` (spill: one server takes them all), then binds the other
+ * server to `oping-server2` as the tutorial's last step shows.
+ *
+ * Every wait is on an event (a log line, an exit) with a deadline. Whatever
+ * happens (success, failure, Ctrl-C), every process started is stopped and
+ * the temporary directory removed.
+ *
+ *   deno run -P tools/demo.ts [--quiet] [--port N] [--help]
+ */
+import { Proc } from "../lib/child.ts";
+import { selfCommand, setMainModule } from "../lib/self.ts";
+import { RUNDIR_ENV } from "../lib/rundir.ts";
+
+const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname);
+const LAUNCHER = `${REPO}bin/ouroboros`;
+
+export const DEFAULT_PORT = 3435;
+const SERVER_IP = "127.0.0.1";
+const CLIENT_IP = "127.0.0.2";
+const NAMES = ["oping-server", "oping-server2"] as const;
+const CLIENTS_PER_NAME = 6;
+const CLIENTS_AFTER_BIND = 3;
+
+/** Deadlines (ms). */
+const IRMD_START_MS = 10_000;
+const IRMD_READY_MS = 20_000;
+const SERVER_ACCEPT_MS = 15_000;
+const CLIENT_RUN_MS = 20_000;
+const FLOW_LINE_MS = 5_000;
+const IRM_RUN_MS = 15_000;
+const SERVER_STOP_MS = 5_000;
+const IRMD_STOP_MS = 8_000;
+const MAIN_SETTLE_MS = 5_000;
+const LEFTOVER_MS = 3_000;
+const SIGNAL_GRACE_MS = 300;
+
+export const USAGE = `Usage: ./run-demo [options]
+       (or: deno run -P --config deno.json tools/demo.ts [options])
+
+Runs Ouroboros tutorial 05 on this machine: a server node (an irmd on
+${SERVER_IP}) with two "oping -l" servers, and a client node (an irmd on
+${CLIENT_IP}) that pings oping-server (round-robin) and oping-server2 (spill)
+six times each, then binds one server to oping-server2. Everything runs in a
+temporary directory and is stopped and removed at the end (also on Ctrl-C).
+
+Options:
+  -q, --quiet     print only the per-client lines and the summary
+                  (no configuration listings, no log lines)
+  -p, --port N    UDP port of both nodes (default ${DEFAULT_PORT}); choose
+                  another one when ${DEFAULT_PORT} is taken
+  -h, --help      this text`;
+
+export interface DemoOptions {
+  /** Only the per-client lines and the summary. */
+  quiet?: boolean;
+  /** UDP port of both IPCPs (default 3435). */
+  port?: number;
+}
+
+/** Parsed command line: options, or a request for help, or an error. */
+export type DemoArgs =
+  | { kind: "run"; opts: DemoOptions }
+  | { kind: "help" }
+  | { kind: "error"; message: string };
+
+export function parseDemoArgs(args: readonly string[]): DemoArgs {
+  const opts: DemoOptions = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.startsWith("--") ? a.indexOf("=") : -1;
+    const flag = eq >= 0 ? a.slice(0, eq) : a;
+    const inline = eq >= 0 ? a.slice(eq + 1) : undefined;
+    switch (flag) {
+      case "-h":
+      case "--help":
+        return { kind: "help" };
+      case "-q":
+      case "--quiet":
+        opts.quiet = true;
+        break;
+      case "-p":
+      case "--port": {
+        const v = inline ?? args[++i];
+        if (v === undefined || !/^\d+$/.test(v)) {
+          return { kind: "error", message: `${flag} needs a port number.` };
+        }
+        const n = Number(v);
+        if (n < 1 || n > 65535) {
+          return {
+            kind: "error",
+            message: `port ${v} is out of range (1-65535).`,
+          };
+        }
+        opts.port = n;
+        break;
+      }
+      default:
+        return { kind: "error", message: `unknown option "${a}".` };
+    }
+  }
+  return { kind: "run", opts };
+}
+
+/** A failure to report: what went wrong, and which node's log explains it. */
+class DemoError extends Error {
+  constructor(
+    message: string,
+    readonly node?: DemoNode,
+    readonly proc?: Proc,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown into the steps once Ctrl-C (or another signal) ended the demo. */
+class Aborted extends Error {}
+
+interface DemoNode {
+  label: "server" | "client";
+  ip: string;
+  dir: string;
+  rundir: string;
+  conf: string;
+  hosts: string;
+  irmd?: Proc;
+}
+
+/** A `Flow <id> accepted by <pid> for <name>.` result of one client. */
+interface ClientResult {
+  rtt: string;
+  pid: number;
+}
+
+/** Writes one line; a closed terminal or pipe must not stop the cleanup. */
+function emit(stream: "out" | "err", line: string): void {
+  try {
+    if (stream === "out") console.log(line);
+    else console.error(line);
+  } catch {
+    // nowhere to write to
+  }
+}
+
+const useColour = (() => {
+  try {
+    return Deno.stdout.isTerminal() && !Deno.noColor;
+  } catch {
+    return false;
+  }
+})();
+
+function paint(code: string, s: string): string {
+  return useColour ? `\x1b[${code}m${s}\x1b[0m` : s;
+}
+const bold = (s: string) => paint("1", s);
+const dim = (s: string) => paint("2", s);
+const red = (s: string) => paint("31", s);
+const green = (s: string) => paint("32", s);
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<void>((r) => timer = setTimeout(r, ms));
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+function portHint(port: number): string {
+  const other = port === DEFAULT_PORT ? DEFAULT_PORT + 1 : port + 1;
+  return `Another Ouroboros node (or a test) may be using it. Wait until it ` +
+    `has finished, or run the demo on another port: ./run-demo --port ${other}`;
+}
+
+/** Whether this process can bind the UDP address (checked before starting). */
+function portProblem(ip: string, port: number): string | undefined {
+  try {
+    const sock = Deno.listenDatagram({
+      transport: "udp",
+      hostname: ip,
+      port,
+    });
+    sock.close();
+    return undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      return `UDP port ${port} on ${ip} is in use. ${portHint(port)}`;
+    }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      return `Cannot bind ${ip}: the address is not available on this host ` +
+        `(the demo needs the loopback addresses ${SERVER_IP} and ${CLIENT_IP}, ` +
+        `as Linux provides them).`;
+    }
+    return `Cannot bind UDP ${ip}:${port}: ${
+      e instanceof Error ? e.message : String(e)
+    }`;
+  }
+}
+
+// Deno asks for --allow-all to read /proc, so a small shell script (run
+// with --allow-run) looks there instead. The marker comes on standard input,
+// so that the script's own command line does not contain it.
+const FIND_SCRIPT = `read -r marker
+grep -lsaF -e "$marker" /proc/[0-9]*/cmdline /proc/[0-9]*/environ |
+  while IFS=/ read -r _ _ p _; do
+    [ "$p" = "$$" ] && continue
+    st=$(sed -n 's/^.*) \\(.\\) .*/\\1/p' "/proc/$p/stat" 2>/dev/null)
+    [ -n "$st" ] && [ "$st" != Z ] && echo "$p"
+  done | sort -u
+exit 0`;
+
+const LIVE_SCRIPT = `for p in "$@"; do
+  st=$(sed -n 's/^.*) \\(.\\) .*/\\1/p' "/proc/$p/stat" 2>/dev/null)
+  [ -n "$st" ] && [ "$st" != Z ] && echo "$p"
+done
+exit 0`;
+
+async function shPids(
+  script: string,
+  args: string[],
+  input: string,
+): Promise<number[]> {
+  const child = new Deno.Command("sh", {
+    args: ["-c", script, "sh", ...args],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited already
+    }
+  }, 10_000);
+  try {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(input));
+    await w.close();
+    const out = await child.output();
+    if (!out.success) throw new Error("cannot list processes");
+    return new TextDecoder().decode(out.stdout).split("\n")
+      .filter((l) => /^\d+$/.test(l)).map(Number);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Live processes (not zombies) whose command line or environment mention
+ * `marker` (the demo's temporary directory: every process of the demo has
+ * it in its `--rundir` argument or its OUROBOROS_RUNDIR).
+ */
+export async function processesMentioning(marker: string): Promise<number[]> {
+  if (marker === "" || marker.includes("\n")) return [];
+  return (await shPids(FIND_SCRIPT, [], `${marker}\n`)).filter((p) =>
+    p !== Deno.pid
+  );
+}
+
+/** Those of `pids` that are live processes (not zombies). */
+export async function liveProcesses(
+  pids: readonly number[],
+): Promise<number[]> {
+  if (pids.length === 0) return [];
+  return await shPids(LIVE_SCRIPT, pids.map(String), "");
+}
+
+class Demo {
+  readonly #quiet: boolean;
+  readonly #port: number;
+  #tmp = "";
+  #aborted = false;
+  readonly #procs: Proc[] = [];
+  readonly #tails: Promise<void>[] = [];
+  readonly #servers: Proc[] = [];
+  #server: DemoNode | undefined;
+  #client: DemoNode | undefined;
+
+  constructor(opts: DemoOptions) {
+    this.#quiet = opts.quiet ?? false;
+    this.#port = opts.port ?? DEFAULT_PORT;
+  }
+
+  // ------------------------------------------------------------ output
+
+  /** Narration: shown unless --quiet. */
+  #say(line = ""): void {
+    if (!this.#quiet) emit("out", line);
+  }
+
+  /** Results: shown always. */
+  #result(line: string): void {
+    emit("out", line);
+  }
+
+  #step(n: number, title: string): void {
+    this.#say();
+    this.#say(bold(`== Step ${n}: ${title}`));
+  }
+
+  #command(cmd: string, where: string): void {
+    this.#say(`${bold(`$ ${cmd}`)}   ${dim(`(${where})`)}`);
+  }
+
+  /** Prints the lines of `p` as they come, with a prefix (not with --quiet). */
+  #follow(p: Proc, prefix: string): void {
+    if (this.#quiet) return;
+    const tail = async () => {
+      let i = 0;
+      for (;;) {
+        let ended = false;
+        try {
+          // Resolves on the next line; rejects once the process has ended.
+          await p.waitFor(/^/, 24 * 3600_000, i);
+        } catch {
+          ended = true;
+        }
+        while (i < p.lines.length) {
+          emit("out", dim(`  ${prefix} ${p.lines[i++]}`));
+        }
+        if (ended) return;
+      }
+    };
+    this.#tails.push(tail());
+  }
+
+  // ------------------------------------------------------------ processes
+
+  #spawn(label: string, cmd: string[], node: DemoNode): Proc {
+    if (this.#aborted) throw new Aborted("interrupted");
+    const p = new Proc(label, cmd, {
+      [RUNDIR_ENV]: node.rundir,
+      NO_COLOR: "1",
+    });
+    this.#procs.push(p);
+    return p;
+  }
+
+  #check(): void {
+    if (this.#aborted) throw new Aborted("interrupted");
+  }
+
+  /** Waits for `ready` on the irmd's output, failing early on an error line or exit. */
+  async #waitIrmd(
+    node: DemoNode,
+    ready: RegExp,
+    timeoutMs: number,
+    from = 0,
+  ): Promise<string> {
+    const irmd = node.irmd!;
+    const re = new RegExp(`${ready.source}|\\((?:EE)\\): `);
+    let line: string;
+    try {
+      line = await irmd.waitFor(re, timeoutMs, from);
+    } catch (e) {
+      this.#check();
+      const exited = e instanceof Error && / exited without /.test(e.message);
+      throw new DemoError(
+        exited
+          ? `the ${node.label} irmd exited before it was ready.`
+          : `the ${node.label} irmd did not get ready within ${
+            timeoutMs / 1000
+          } s (waiting for ${ready}).`,
+        node,
+      );
+    }
+    if (ready.test(line)) return line;
+    // An error line: explain the usual causes.
+    if (/address already in use/.test(line)) {
+      throw new DemoError(
+        `UDP port ${this.#port} on ${node.ip} is in use: the ${node.label} ` +
+          `IPCP could not bind it. ${portHint(this.#port)}`,
+        node,
+      );
+    }
+    throw new DemoError(
+      `the ${node.label} irmd reported an error: ${
+        line.replace(/^==\d+== /, "")
+      }`,
+      node,
+    );
+  }
+
+  // ------------------------------------------------------------ steps
+
+  async run(): Promise<number> {
+    for (const ip of [SERVER_IP, CLIENT_IP]) {
+      const problem = portProblem(ip, this.#port);
+      if (problem !== undefined) {
+        emit("err", red(`Error: ${problem}`));
+        return 1;
+      }
+    }
+
+    const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+    const interrupted = Promise.withResolvers<Deno.Signal>();
+    const handlers = signals.map((sig) => {
+      const h = () => {
+        if (this.#aborted) {
+          emit("err", dim("(still shutting down, please wait)"));
+        }
+        interrupted.resolve(sig);
+      };
+      Deno.addSignalListener(sig, h);
+      return [sig, h] as const;
+    });
+    const unlisten = () => {
+      for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
+    };
+    try {
+      this.#tmp = await Deno.makeTempDir({ prefix: "o7s-demo-" });
+    } catch (e) {
+      unlisten();
+      emit(
+        "err",
+        red(
+          `Error: cannot create a temporary directory: ${
+            e instanceof Error ? e.message : String(e)
+          }`,
+        ),
+      );
+      return 1;
+    }
+
+    const main = this.#steps();
+    type Outcome =
+      | { kind: "ok" }
+      | { kind: "error"; error: unknown }
+      | { kind: "signal"; signal: Deno.Signal };
+    const settled: Promise<Outcome> = main.then(
+      () => ({ kind: "ok" }),
+      (error: unknown) => ({ kind: "error", error }),
+    );
+    const signalled = interrupted.promise.then((signal): Outcome => ({
+      kind: "signal",
+      signal,
+    }));
+    let outcome: Outcome = await Promise.race([settled, signalled]);
+    if (outcome.kind === "error") {
+      // Ctrl-C reaches the children too: a child that ended on it may be
+      // seen before the signal is. Then report the interruption, not an error.
+      const grace = delay(SIGNAL_GRACE_MS);
+      outcome = await Promise.race([
+        signalled,
+        grace.promise.then(() => outcome),
+      ]);
+      grace.cancel();
+    }
+    this.#aborted = true;
+
+    if (outcome.kind === "signal") {
+      emit(
+        "err",
+        red(`\nInterrupted (${outcome.signal}): shutting everything down...`),
+      );
+    } else if (outcome.kind === "error") {
+      this.#report(outcome.error);
+    }
+
+    const clean = await this.#cleanup(settled);
+    unlisten();
+
+    if (outcome.kind === "ok" && clean) {
+      this.#result(green("Done."));
+      return 0;
+    }
+    if (outcome.kind === "ok") {
+      emit("err", red("Error: the shutdown was not clean (see above)."));
+      return 1;
+    }
+    emit("err", outcome.kind === "signal" ? "Stopped." : "Cleaned up.");
+    return outcome.kind === "signal" ? 130 : 1;
+  }
+
+  #report(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    emit("err", red(`\nError: ${msg}`));
+    if (!(e instanceof DemoError)) {
+      if (e instanceof Error && e.stack !== undefined) {
+        emit("err", dim(e.stack));
+      }
+      return;
+    }
+    const show = (title: string, p: Proc, prefix: string) => {
+      const last = p.lines.slice(-15);
+      if (last.length === 0) return;
+      emit("err", `${title}:`);
+      for (const l of last) emit("err", `  ${prefix} ${l}`);
+    };
+    if (e.proc !== undefined) {
+      show(`Output of ${e.proc.label}`, e.proc, "|");
+    }
+    if (e.node?.irmd !== undefined) {
+      show(
+        `Last log lines of the ${e.node.label} node`,
+        e.node.irmd,
+        `${e.node.label} |`,
+      );
+    }
+  }
+
+  async #steps(): Promise<void> {
+    const port = this.#port;
+    this.#say(bold("Ouroboros tutorial 05 on one machine"));
+    this.#say(
+      `Two "machines" as two irmds on loopback: a server node on ${SERVER_IP} ` +
+        `and a client node on ${CLIENT_IP},`,
+    );
+    this.#say(
+      `both with a UDP layer "wifi-network" on port ${port}. ` +
+        `Working directory: ${this.#tmp}`,
+    );
+
+    // ---- 1: files
+    this.#step(1, "configuration files and hosts files");
+    const server = await this.#makeNode("server", SERVER_IP);
+    const client = await this.#makeNode("client", CLIENT_IP);
+    this.#server = server;
+    this.#client = client;
+    this.#say(
+      `The server node registers oping-server (round-robin) and oping-server2 ` +
+        `(spill, the default);`,
+    );
+    this.#say(
+      `its programs are ${server.dir}/bin/oping, a link to the ouroboros launcher ` +
+        `(as /usr/bin/oping would be).`,
+    );
+    await this.#cat(server);
+    this.#say(
+      `The client node only needs the layer, and hosts lines that map the MD5 ` +
+        `of each name to the server:`,
+    );
+    await this.#cat(client);
+
+    // ---- 2: irmds
+    this.#step(
+      2,
+      "start the irmds (with --debug, like the tutorial's debug build)",
+    );
+    await this.#startIrmd(server, /Registered oping-server2 with IPCP \d+/);
+    this.#say(
+      `The server node is up: IPCP wifi1 is bootstrapped in wifi-network on ` +
+        `${SERVER_IP}:${port} and both names are registered.`,
+    );
+    await this.#startIrmd(
+      client,
+      /Bootstrapped IPCP \d+ in layer wifi-network/,
+    );
+    this.#say(
+      `The client node is up: IPCP wifi1 is bootstrapped in wifi-network on ` +
+        `${CLIENT_IP}:${port}.`,
+    );
+
+    // ---- 3: oping servers
+    this.#step(3, "two oping servers on the server node");
+    this.#say(
+      "Each inherits both names from the program oping, and accepts flows for them.",
+    );
+    for (const tag of ["A", "B"]) await this.#startServer(server, tag);
+    const [a, b] = this.#servers;
+    this.#result(
+      `Server A is process ${a!.pid}, server B is process ${b!.pid}.`,
+    );
+
+    // ---- 4: clients
+    this.#step(4, `clients on the client node, one after another`);
+    const seen = new Map<string, string[]>();
+    let first = true;
+    for (const name of NAMES) {
+      this.#command(
+        `oping -n ${name} -c 1`,
+        `client node, ${CLIENTS_PER_NAME} times`,
+      );
+      const tags: string[] = [];
+      for (let i = 1; i <= CLIENTS_PER_NAME; i++) {
+        const r = await this.#ping(
+          client,
+          server,
+          name,
+          i,
+          CLIENTS_PER_NAME,
+          first,
+        );
+        first = false;
+        tags.push(this.#tag(r.pid));
+      }
+      seen.set(name, tags);
+    }
+    const rr = seen.get("oping-server")!;
+    const spill = seen.get("oping-server2")!;
+    const alternates = rr[0] !== rr[1] &&
+      rr.every((t, i) => t === rr[i % 2]);
+    const sticks = new Set(spill).size === 1;
+    this.#result("");
+    this.#result(
+      `oping-server: ${rr.join(" ")} (round-robin: ${
+        alternates ? "alternating" : "NOT alternating"
+      })`,
+    );
+    this.#result(
+      `oping-server2: ${spill.join(" ")} (spill: ${
+        sticks ? "same process" : "NOT the same process"
+      })`,
+    );
+    if (!alternates) {
+      throw new DemoError(
+        "round-robin did not alternate strictly between the two servers.",
+        server,
+      );
+    }
+    if (!sticks) {
+      throw new DemoError(
+        "spill did not keep sending oping-server2 to one process.",
+        server,
+      );
+    }
+
+    // ---- 5: bind
+    this.#step(5, "bind the other server to oping-server2");
+    const spillTag = spill[0]!;
+    const other = spillTag === "A" ? b! : a!;
+    const otherTag = spillTag === "A" ? "B" : "A";
+    this.#say(
+      `To guarantee that oping-server2 goes to one specific process, bind it ` +
+        `to the name (the tutorial's command):`,
+    );
+    await this.#bind(server, other.pid);
+    this.#result(
+      `Bound server process ${other.pid} (server ${otherTag}) to oping-server2.`,
+    );
+    this.#command(
+      "oping -n oping-server2 -c 1",
+      `client node, ${CLIENTS_AFTER_BIND} times`,
+    );
+    const bound: string[] = [];
+    for (let i = 1; i <= CLIENTS_AFTER_BIND; i++) {
+      const r = await this.#ping(
+        client,
+        server,
+        "oping-server2",
+        i,
+        CLIENTS_AFTER_BIND,
+        false,
+      );
+      bound.push(this.#tag(r.pid));
+    }
+    const allOther = bound.every((t) => t === otherTag);
+    this.#result("");
+    this.#result(
+      `oping-server2 after the bind: ${bound.join(" ")} (bound process: ${
+        allOther ? `always server ${otherTag}` : "NOT always the bound process"
+      })`,
+    );
+    if (!allOther) {
+      throw new DemoError(
+        `after the bind, oping-server2 did not always go to process ${other.pid}.`,
+        server,
+      );
+    }
+
+    // ---- 6: shutdown (done by the cleanup, narrated here)
+    this.#step(
+      6,
+      "shut down: SIGTERM to the oping servers, then to the irmds",
+    );
+  }
+
+  async #makeNode(label: "server" | "client", ip: string): Promise<DemoNode> {
+    this.#check();
+    const dir = `${this.#tmp}/${label}`;
+    const node: DemoNode = {
+      label,
+      ip,
+      dir,
+      rundir: `${dir}/run`,
+      conf: `${dir}/tut05.conf`,
+      hosts: `${dir}/hosts`,
+    };
+    await Deno.mkdir(`${dir}/bin`, { recursive: true });
+    for (const n of ["oping", "irm"]) {
+      await Deno.symlink(LAUNCHER, `${dir}/bin/${n}`);
+    }
+    const port = this.#port === DEFAULT_PORT ? "" : `port=${this.#port}\n`;
+    const udp = `[udp.wifi1]
+bootstrap="wifi-network"
+ip="${ip}"
+${port}hosts="${node.hosts}"
+`;
+    const conf = label === "client" ? udp : `[name."oping-server"]
+prog=["${dir}/bin/oping"]
+args=["--listen"]
+lb="round-robin"
+
+[name."oping-server2"]
+prog=["${dir}/bin/oping"]
+args=["--listen"]
+
+${udp}reg=["oping-server", "oping-server2"]
+`;
+    await Deno.writeTextFile(node.conf, conf);
+    await Deno.writeTextFile(
+      node.hosts,
+      `${SERVER_IP} 6ae220aa6aae06c43878513c64db34b6 #oping-server
+${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
+`,
+    );
+    return node;
+  }
+
+  async #cat(node: DemoNode): Promise<void> {
+    for (const f of [node.conf, node.hosts]) {
+      this.#say(bold(`$ cat ${f}`));
+      const text = await Deno.readTextFile(f);
+      for (const l of text.trimEnd().split("\n")) this.#say(`    ${l}`);
+    }
+  }
+
+  async #startIrmd(node: DemoNode, ready: RegExp): Promise<void> {
+    const args = ["--rundir", node.rundir, "-c", node.conf, "--debug"];
+    this.#say();
+    this.#command(`irmd ${args.join(" ")}`, `${node.label} node`);
+    const irmd = this.#spawn(
+      `${node.label} irmd`,
+      selfCommand("irmd", args),
+      node,
+    );
+    node.irmd = irmd;
+    this.#follow(irmd, `${node.label} |`);
+    await this.#waitIrmd(
+      node,
+      /IPC Resource Manager daemon started/,
+      IRMD_START_MS,
+    );
+    await this.#waitIrmd(node, ready, IRMD_READY_MS);
+  }
+
+  async #startServer(node: DemoNode, tag: string): Promise<void> {
+    const irmd = node.irmd!;
+    const from = irmd.lines.length;
+    this.#say();
+    this.#command(`${node.dir}/bin/oping -l`, `server node, server ${tag}`);
+    const p = this.#spawn(
+      `oping server ${tag}`,
+      [`${node.dir}/bin/oping`, "-l"],
+      node,
+    );
+    this.#servers.push(p);
+    this.#follow(p, `${node.label} | [oping ${tag}]`);
+    // "This process accepts flows for:" follows "New instance (<pid>)".
+    const accepts = await this.#waitServer(
+      node,
+      p,
+      new RegExp(`New instance \\(${p.pid}\\) of oping added\\.`),
+      from,
+    );
+    await this.#waitServer(node, p, /This process accepts flows for:/, accepts);
+    for (const name of NAMES) {
+      await this.#waitServer(
+        node,
+        p,
+        new RegExp(`irmd\\(DB\\):\\s+${escapeRe(name)}$`),
+        accepts,
+      );
+    }
+  }
+
+  /** Waits for an irmd line about server `p`; returns the line's index. */
+  async #waitServer(
+    node: DemoNode,
+    p: Proc,
+    re: RegExp,
+    from: number,
+  ): Promise<number> {
+    const irmd = node.irmd!;
+    const exited = p.status.then(() => "exited" as const);
+    try {
+      const r = await Promise.race([
+        irmd.waitFor(re, SERVER_ACCEPT_MS, from),
+        exited,
+      ]);
+      if (r === "exited") {
+        throw new DemoError(
+          `${p.label} (process ${p.pid}) exited before it accepted flows.`,
+          node,
+          p,
+        );
+      }
+      return irmd.lines.indexOf(r, from);
+    } catch (e) {
+      this.#check();
+      if (e instanceof DemoError) throw e;
+      throw new DemoError(
+        `${p.label} (process ${p.pid}) did not accept flows within ${
+          SERVER_ACCEPT_MS / 1000
+        } s.`,
+        node,
+        p,
+      );
+    }
+  }
+
+  #tag(pid: number): string {
+    const i = this.#servers.findIndex((s) => s.pid === pid);
+    return i === 0 ? "A" : i === 1 ? "B" : `?${pid}`;
+  }
+
+  /** Runs one `oping -n <name> -c 1` on the client node and finds who answered. */
+  async #ping(
+    client: DemoNode,
+    server: DemoNode,
+    name: string,
+    n: number,
+    total: number,
+    showOutput: boolean,
+  ): Promise<ClientResult> {
+    const irmd = server.irmd!;
+    const from = irmd.lines.length;
+    const p = this.#spawn(
+      `client ${name} ${n}`,
+      [`${client.dir}/bin/oping`, "-n", name, "-c", "1"],
+      client,
+    );
+    let r: { code: number; stdout: string; stderr: string };
+    try {
+      r = await p.exit(CLIENT_RUN_MS);
+    } catch {
+      this.#check();
+      throw new DemoError(
+        `oping -n ${name} -c 1 did not finish within ${
+          CLIENT_RUN_MS / 1000
+        } s.`,
+        client,
+        p,
+      );
+    }
+    this.#check();
+    if (r.code !== 0) {
+      throw new DemoError(
+        `oping -n ${name} -c 1 failed (exit code ${r.code}).`,
+        client,
+        p,
+      );
+    }
+    const rtt = /time=(\S+ \S+)/.exec(r.stdout)?.[1];
+    if (rtt === undefined) {
+      throw new DemoError(
+        `oping -n ${name} -c 1 printed no reply line.`,
+        client,
+        p,
+      );
+    }
+    let line: string;
+    try {
+      line = await irmd.waitFor(
+        new RegExp(`Flow \\d+ accepted by \\d+ for ${escapeRe(name)}\\.`),
+        FLOW_LINE_MS,
+        from,
+      );
+    } catch {
+      this.#check();
+      throw new DemoError(
+        `the server irmd did not log which process accepted the flow for ${name}.`,
+        server,
+      );
+    }
+    const pid = Number(/accepted by (\d+)/.exec(line)![1]);
+    if (showOutput && !this.#quiet) {
+      this.#say("  The first client's output:");
+      for (const l of p.out) this.#say(`  client | [oping] ${l}`);
+    }
+    const tag = this.#tag(pid);
+    this.#result(
+      bold(
+        `${name.padEnd(13)} client ${n}/${total}: rtt ${
+          rtt.padEnd(9)
+        } answered by server process ${pid} (server ${tag})`,
+      ),
+    );
+    return { rtt, pid };
+  }
+
+  async #bind(server: DemoNode, pid: number): Promise<void> {
+    const args = [
+      "name",
+      "bind",
+      "process",
+      String(pid),
+      "name",
+      "oping-server2",
+    ];
+    this.#command(`irm ${args.join(" ")}`, "server node");
+    if (this.#quiet) {
+      this.#result(`$ irm ${args.join(" ")}`);
+    }
+    const irmd = server.irmd!;
+    const from = irmd.lines.length;
+    const p = this.#spawn("irm", [`${server.dir}/bin/irm`, ...args], server);
+    let r: { code: number; stdout: string; stderr: string };
+    try {
+      r = await p.exit(IRM_RUN_MS);
+    } catch {
+      this.#check();
+      throw new DemoError(
+        `irm did not finish within ${IRM_RUN_MS / 1000} s.`,
+        server,
+        p,
+      );
+    }
+    this.#check();
+    for (const l of p.lines) this.#say(`    ${l}`);
+    if (r.code !== 0) {
+      throw new DemoError(`irm failed (exit code ${r.code}).`, server, p);
+    }
+    try {
+      await irmd.waitFor(
+        new RegExp(`Bound process ${pid} to name oping-server2\\.`),
+        FLOW_LINE_MS,
+        from,
+      );
+    } catch {
+      this.#check();
+      throw new DemoError(
+        `the server irmd did not log the binding of process ${pid}.`,
+        server,
+      );
+    }
+  }
+
+  // ------------------------------------------------------------ cleanup
+
+  /** Stops everything, removes the directory; false when something was left. */
+  async #cleanup(settled: Promise<unknown>): Promise<boolean> {
+    let clean = true;
+    const stopAll = async () => {
+      // Clients and tools first, then the oping servers, then the irmds.
+      const irmds = [this.#client?.irmd, this.#server?.irmd].filter((
+        p,
+      ): p is Proc => p !== undefined);
+      const others = this.#procs.filter((p) => !irmds.includes(p));
+      const stops = await Promise.all(
+        others.map((p) => p.stop(SERVER_STOP_MS)),
+      );
+      for (const [i, st] of stops.entries()) {
+        if (st.signal === "SIGKILL") {
+          clean = false;
+          emit(
+            "err",
+            red(`${others[i]!.label} ignored SIGTERM and was killed.`),
+          );
+        }
+      }
+      for (const irmd of irmds) {
+        const st = await irmd.stop(IRMD_STOP_MS);
+        if (st.signal === "SIGKILL") {
+          clean = false;
+          emit(
+            "err",
+            red(
+              `The ${irmd.label} did not exit within ${
+                IRMD_STOP_MS / 1000
+              } s and was killed.`,
+            ),
+          );
+        }
+      }
+    };
+    if (this.#procs.length > 0) await stopAll();
+    // The steps end once their processes are gone; wait for them (bounded)
+    // so that nothing starts or writes after this point.
+    const d = delay(MAIN_SETTLE_MS);
+    await Promise.race([settled, d.promise]);
+    d.cancel();
+    await stopAll();
+    const t = delay(2000);
+    await Promise.race([Promise.all(this.#tails), t.promise]);
+    t.cancel();
+
+    // Last resort: anything still running that belongs to this demo (an
+    // IPCP whose irmd had to be killed, say) is killed.
+    if (this.#tmp !== "") {
+      let left = await processesMentioning(this.#tmp);
+      if (left.length > 0) {
+        clean = false;
+        emit("err", red(`Killing leftover processes: ${left.join(" ")}.`));
+        for (const pid of left) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
+        const deadline = Date.now() + LEFTOVER_MS;
+        while (
+          (left = await liveProcesses(left)).length > 0 &&
+          Date.now() < deadline
+        ) {
+          const w = delay(50);
+          await w.promise;
+        }
+        if (left.length > 0) {
+          emit("err", red(`Processes still running: ${left.join(" ")}.`));
+        }
+      }
+      try {
+        await Deno.remove(this.#tmp, { recursive: true });
+      } catch (e) {
+        clean = false;
+        emit(
+          "err",
+          red(
+            `Could not remove ${this.#tmp}: ${
+              e instanceof Error ? e.message : String(e)
+            }`,
+          ),
+        );
+      }
+      if (clean) this.#say(`Removed ${this.#tmp}.`);
+    }
+    return clean;
+  }
+}
+
+/** Runs the demo; resolves to the exit status (0 success, 1 failure, 130 interrupted). */
+export async function runDemo(opts: DemoOptions = {}): Promise<number> {
+  return await new Demo(opts).run();
+}
+
+if (import.meta.main) {
+  setMainModule(new URL("../main.ts", import.meta.url));
+  const parsed = parseDemoArgs(Deno.args);
+  if (parsed.kind === "help") {
+    emit("out", USAGE);
+    Deno.exit(0);
+  }
+  if (parsed.kind === "error") {
+    emit("err", `demo: ${parsed.message} Try: ./run-demo --help`);
+    Deno.exit(2);
+  }
+  Deno.exit(await runDemo(parsed.opts));
+}
