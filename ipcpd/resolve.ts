@@ -2,13 +2,18 @@
  * Name resolution for a UDP layer: a name's directory key is the lowercase
  * hex of its MD5, resolved to an address of the layer's family.
  *
- * - With a layer hosts file (`hosts=`): that file only, so that layers never
+ * - With a layer hosts file (`hosts=`) and no `dns=`: that file only, so that layers never
  *   mix and nothing is asked of DNS.
+ * - With a DNS server (`dns=`): the layer hosts file if there is one, then
+ *   that server, asked directly (ipcpd/ddns.ts); an answer is kept for its
+ *   TTL (at most DNS_CACHE_MS). A server that does not answer or refuses is
+ *   an error (thrown, never cached), not an unknown name.
  * - Otherwise: the system hosts file, then the system's DNS resolver.
  * Answers are cached for a bounded time; a missing answer is never cached
  * for long, so a name that appears later resolves.
  */
 import { ipFamily } from "../lib/ip.ts";
+import { type DnsClient, lookupAddress } from "./ddns.ts";
 
 export const HOSTS_CACHE_MS = 1000;
 export const DNS_CACHE_MS = 60_000;
@@ -43,6 +48,10 @@ export interface ResolverOptions {
   hostsFile?: string;
   /** The system hosts file (tests may point elsewhere). */
   systemHosts?: string;
+  /** The layer's DNS server (`dns=`): asked directly, not the system resolver. */
+  dns?: DnsClient;
+  /** The zone of the names on that server ("." by default). */
+  zone?: string;
 }
 
 export class Resolver {
@@ -55,6 +64,11 @@ export class Resolver {
 
   /** Where answers come from, for log lines. */
   describe(): string {
+    if (this.opts.dns !== undefined) {
+      return this.opts.hostsFile !== undefined
+        ? `hosts file ${this.opts.hostsFile}, ${this.opts.dns.describe()}`
+        : this.opts.dns.describe();
+    }
     return this.opts.hostsFile !== undefined
       ? `hosts file ${this.opts.hostsFile}`
       : "the system resolver";
@@ -66,7 +80,22 @@ export class Resolver {
     if (hit !== undefined && hit.until > now) return hit.addr;
     let addr: string | undefined;
     let ttl = HOSTS_CACHE_MS;
-    if (this.opts.hostsFile !== undefined) {
+    if (this.opts.dns !== undefined) {
+      if (this.opts.hostsFile !== undefined) {
+        addr = await this.#fromHosts(this.opts.hostsFile, key);
+      }
+      if (addr === undefined) {
+        // Throws when the server does not answer or refuses: not cached.
+        const got = await lookupAddress(
+          this.opts.dns,
+          key,
+          this.opts.zone ?? ".",
+          this.opts.family,
+        );
+        addr = got.address;
+        if (addr !== undefined) ttl = Math.min(got.ttl * 1000, DNS_CACHE_MS);
+      }
+    } else if (this.opts.hostsFile !== undefined) {
       addr = await this.#fromHosts(this.opts.hostsFile, key);
     } else {
       addr = await this.#fromHosts(this.opts.systemHosts ?? "/etc/hosts", key);

@@ -57,12 +57,12 @@ async function run(family: 4 | 6, args: string[]): Promise<number> {
   try {
     ctrl = await connectCtrl(irmdSocketPath(rundir), {
       "ipcp.bootstrap": (b) => ipcp.bootstrap(b),
-      "ipcp.reg": (r) => {
-        ipcp.register(r.name, r.hash);
+      "ipcp.reg": async (r) => {
+        await ipcp.register(r.name, r.hash);
         return {};
       },
-      "ipcp.unreg": (r) => {
-        ipcp.unregister(r.name, r.hash);
+      "ipcp.unreg": async (r) => {
+        await ipcp.unregister(r.name, r.hash);
         return {};
       },
       "ipcp.query": async (q) => {
@@ -77,7 +77,7 @@ async function run(family: 4 | 6, args: string[]): Promise<number> {
       "ipcp.stats": () => ipcp.stats(),
     }, { onProblem: (m) => log.warn(`irmd connection: ${m}`) });
   } catch (e) {
-    ipcp.stop();
+    await ipcp.stop();
     log.error(
       `Cannot reach the irmd in ${rundir}: ${
         e instanceof Error ? e.message : e
@@ -88,8 +88,11 @@ async function run(family: 4 | 6, args: string[]): Promise<number> {
   ipcp.attachCtrl(ctrl);
   let signalled = false;
   const onSignal = () => {
+    if (signalled) return;
     signalled = true;
-    ctrl.close();
+    // Stop first (this deletes our DNS records, in bounded time), then
+    // close the control connection, so the irmd sees us go only at the end.
+    void ipcp.stop().finally(() => ctrl.close());
   };
   for (const s of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(s, onSignal);
@@ -106,7 +109,7 @@ async function run(family: 4 | 6, args: string[]): Promise<number> {
   }
   await ctrl.done;
   if (!signalled) log.info("The irmd went away; IPCP exiting.");
-  ipcp.stop();
+  await ipcp.stop();
   for (const s of ["SIGTERM", "SIGINT"] as const) {
     Deno.removeSignalListener(s, onSignal);
   }
