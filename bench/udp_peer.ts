@@ -26,7 +26,11 @@ interface Args {
 
 function addr(s: string): Deno.NetAddr {
   const i = s.lastIndexOf(":");
-  return { transport: "udp", hostname: s.slice(0, i), port: Number(s.slice(i + 1)) };
+  return {
+    transport: "udp",
+    hostname: s.slice(0, i),
+    port: Number(s.slice(i + 1)),
+  };
 }
 
 function parse(argv: string[]): Args {

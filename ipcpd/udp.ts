@@ -31,7 +31,9 @@ import {
   MAX_PAYLOAD_V4,
   MAX_PAYLOAD_V6,
 } from "../lib/udp_wire.ts";
-import { Resolver } from "./resolve.ts";
+import { Resolver, type ResolverOptions } from "./resolve.ts";
+import { DdnsRegistrar, DnsClient, DnsError } from "./ddns.ts";
+import { DEFAULT_DNS_PORT, parseDnsAddress } from "../lib/config.ts";
 
 const ipcpLog = new Logger("ipcpd/ipcp");
 const log = new Logger("ipcpd/udp");
@@ -112,6 +114,8 @@ export class UdpIpcp {
   #allocs = new Map<number, PendingAlloc>();
   #nextEid: number;
   #resolver: Resolver | undefined;
+  /** With `dns=`: keeps the layer's DNS server in step with our names. */
+  #ddns: DdnsRegistrar | undefined;
   #ip = "";
   #port = 0;
   #layer: string | undefined;
@@ -167,6 +171,13 @@ export class UdpIpcp {
         `${b.ip} is not an IPv${this.family} address (ipcpd-udp${this.family})`,
       );
     }
+    const dnsServer = b.dns === undefined
+      ? undefined
+      : parseDnsAddress(b.dns, this.family);
+    if (dnsServer !== undefined && !dnsServer.ok) {
+      ipcpLog.info("Finished bootstrapping: -1.");
+      throw new OuroborosError("invalid", dnsServer.error);
+    }
     let sock: Deno.DatagramConn;
     try {
       sock = Deno.listenDatagram({
@@ -193,16 +204,36 @@ export class UdpIpcp {
     this.#ip = b.ip;
     this.#port = b.port;
     this.#layer = b.layer;
-    this.#resolver = new Resolver(
-      b.hosts !== undefined
-        ? { family: this.family, hostsFile: b.hosts }
-        : { family: this.family },
-    );
+    const ropts: ResolverOptions = { family: this.family };
+    if (b.hosts !== undefined) ropts.hostsFile = b.hosts;
+    const zone = b.zone ?? ".";
+    if (dnsServer !== undefined) {
+      const client = new DnsClient(dnsServer.value);
+      ropts.dns = client;
+      ropts.zone = zone;
+      this.#ddns = new DdnsRegistrar({
+        client,
+        zone,
+        family: this.family,
+        address: b.ip,
+      });
+    }
+    this.#resolver = new Resolver(ropts);
     log.debug(`Bootstrapped IPCP over UDP with pid ${Deno.pid}.`);
     log.debug(`Bound to IP address ${b.ip}.`);
     log.debug(`Using port ${b.port}.`);
-    if (b.dns !== undefined) log.debug(`DNS server address is ${b.dns}.`);
-    else log.debug("DNS server not in use.");
+    if (dnsServer !== undefined) {
+      log.debug(`DNS server address is ${dnsServer.value.host}.`);
+      if (dnsServer.value.port !== DEFAULT_DNS_PORT) {
+        log.debug(`Using DNS server port ${dnsServer.value.port}.`);
+      }
+      log.debug(`Using DNS zone "${zone}".`);
+      if (/^(0\.0\.0\.0|::)$/.test(b.ip)) {
+        log.warn(
+          `Bound to the unspecified address ${b.ip}: other nodes cannot reach names published with it in DNS.`,
+        );
+      }
+    } else log.debug("DNS server not in use.");
     if (b.hosts !== undefined) log.debug(`Resolving names from ${b.hosts}.`);
     ipcpLog.info("Finished bootstrapping: 0.");
     void this.#receiveLoop(sock);
@@ -210,15 +241,24 @@ export class UdpIpcp {
     return {};
   }
 
-  register(name: string, hash: Uint8Array): void {
+  /**
+   * Registers a name. With `dns=`, also adds its record on the DNS server;
+   * when that fails, the registration still holds (the irmd stays up and a
+   * configuration still loads): the failure is logged and the update
+   * retried in the background until the server takes it.
+   */
+  async register(name: string, hash: Uint8Array): Promise<void> {
     this.#bootstrapped();
     this.#regs.set(toHex(hash), name);
     log.debug(`Registered ${toHex(hash)} (${name}).`);
+    await this.#ddns?.add(toHex(hash), name);
   }
 
-  unregister(name: string, hash: Uint8Array): void {
+  /** Unregisters a name; with `dns=`, deletes its record (retried likewise). */
+  async unregister(name: string, hash: Uint8Array): Promise<void> {
     this.#regs.delete(toHex(hash));
     log.debug(`Unregistered ${toHex(hash)} (${name}).`);
+    await this.#ddns?.remove(toHex(hash), name);
   }
 
   async query(name: string, hash: Uint8Array): Promise<void> {
@@ -228,7 +268,17 @@ export class UdpIpcp {
   async #resolve(name: string, hash: Uint8Array): Promise<string> {
     const resolver = this.#bootstrapped();
     const key = toHex(hash);
-    const addr = await resolver.resolve(key);
+    let addr: string | undefined;
+    try {
+      addr = await resolver.resolve(key);
+    } catch (e) {
+      if (!(e instanceof DnsError)) throw e;
+      log.warn(`Cannot resolve ${name} (${key}): ${e.message}.`);
+      throw new OuroborosError(
+        "unreachable",
+        `cannot resolve ${name} (${key}) in layer ${this.#layer}: ${e.message}`,
+      );
+    }
     if (addr === undefined) {
       throw new OuroborosError(
         "unknown_name",
@@ -401,21 +451,70 @@ export class UdpIpcp {
 
   // ------------------------------------------------------------ UDP side
 
-  async #send(frame: Uint8Array, peer: Peer): Promise<void> {
+  /** One datagram out (no extra promise: the data path calls this per packet). */
+  #send(frame: Uint8Array, peer: Peer): Promise<number> {
     const sock = this.#sock;
     if (sock === undefined) {
-      throw new OuroborosError("invalid", "not bootstrapped");
+      return Promise.reject(
+        new OuroborosError("invalid", "not bootstrapped"),
+      );
     }
-    await sock.send(frame, peer);
+    return sock.send(frame, peer);
   }
 
+  /**
+   * Datagrams in. Data for applications is queued without a write per
+   * packet (FrameWriter.pushDeferred); the queued writes start when the
+   * socket has nothing more to read (the next receive does not complete
+   * at once), or after RX_BATCH packets. A burst thus costs one write, and
+   * so one wakeup of the application, per flow.
+   */
   async #receiveLoop(sock: Deno.DatagramConn): Promise<void> {
+    /** Packets between forced writes, even while more keep coming. */
+    const RX_BATCH = 64;
     const buf = new Uint8Array(65536);
+    /** A packet this long after the previous one is written at once. */
+    const RX_GAP_MS = 0.05;
+    let lastArrival = 0;
+    const dirty = new Set<FrameWriter>();
+    let received = 0;
+    let batch = 0;
+    const kick = () => {
+      for (const w of dirty) w.kick();
+      dirty.clear();
+      batch = 0;
+    };
+    // "Is the socket empty?", asked two microtasks after a receive: one
+    // that completes at once has resumed the loop by then. One question at
+    // a time, with no allocation per packet.
+    let checking = false;
+    let askedAt = 0;
+    const check = () => {
+      if (received !== askedAt) {
+        askedAt = received; // the loop went on: ask about its new receive
+        queueMicrotask(hop);
+        return;
+      }
+      checking = false;
+      if (dirty.size > 0) kick();
+    };
+    const hop = () => queueMicrotask(check);
     for (;;) {
       let dgram: Uint8Array;
       let addr: Deno.Addr;
       try {
-        [dgram, addr] = await sock.receive(buf);
+        const next = sock.receive(buf);
+        if (dirty.size > 0) {
+          if (batch >= RX_BATCH) kick();
+          else if (!checking) {
+            checking = true;
+            askedAt = received;
+            queueMicrotask(hop);
+          }
+        }
+        [dgram, addr] = await next;
+        received++;
+        batch++;
       } catch (e) {
         if (this.#stopped) return;
         if (
@@ -427,7 +526,15 @@ export class UdpIpcp {
         continue;
       }
       try {
-        this.#onDatagram(dgram, addr as Deno.NetAddr);
+        const w = this.#onDatagram(dgram, addr as Deno.NetAddr);
+        if (w !== undefined) {
+          // The first packet after a pause goes to its application at once
+          // (latency); packets that follow it closely wait for the batch.
+          const now = performance.now();
+          if (now - lastArrival > RX_GAP_MS) w.kick();
+          else dirty.add(w);
+          lastArrival = now;
+        }
       } catch (e) {
         log.error(
           `Dropped a datagram that broke its handler: ${
@@ -438,7 +545,8 @@ export class UdpIpcp {
     }
   }
 
-  #onDatagram(d: Uint8Array, from: Deno.NetAddr): void {
+  /** Handles one datagram; returns the writer that now has a packet to write. */
+  #onDatagram(d: Uint8Array, from: Deno.NetAddr): FrameWriter | undefined {
     if (d.length < 4) {
       this.counters.short++;
       log.debug(
@@ -458,21 +566,20 @@ export class UdpIpcp {
     }
     if (
       from.port !== flow.peer.port ||
-      canonicalIp(from.hostname) !== flow.peer.hostname
+      (from.hostname !== flow.peer.hostname &&
+        canonicalIp(from.hostname) !== flow.peer.hostname)
     ) {
       this.counters.wrongSource++;
       return;
     }
     flow.lastRecv = Date.now();
     if (d.length === 4) return; // keepalive
-    const payload = d.subarray(4);
     if (flow.app !== undefined) {
-      if (!flow.app.writer.push(payload)) {
-        if (flow.app.writer.closed) return;
-        this.counters.slowReader++;
-      }
+      const writer = flow.app.writer;
+      if (writer.pushDeferred(d, 4)) return writer;
+      if (!writer.closed) this.counters.slowReader++;
     } else if (flow.early.length < PRE_ATTACH_QUEUE) {
-      flow.early.push(payload.slice());
+      flow.early.push(d.slice(4));
     } else {
       this.counters.slowReader++;
     }
@@ -692,12 +799,18 @@ export class UdpIpcp {
     await writeAll(conn, f);
   }
 
-  /** Packets from the application out to the peer, turned into datagrams in place. */
+  /**
+   * Packets from the application out to the peer, turned into datagrams in
+   * place. Each send completes before the next frame is taken (so packets
+   * leave in order, and the reader may reuse its chunk); frames already
+   * read are taken without a round through the event loop.
+   */
   async #pumpApp(flow: UdpFlow, reader: FrameReader): Promise<void> {
     let reason = "deallocated by the application";
+    reader.reuse = true;
     try {
       for (;;) {
-        const frame = await reader.next();
+        const frame = reader.nextBuffered() ?? await reader.next();
         if (frame === null) break;
         if (this.#flows.get(flow.eid) !== flow) return;
         if (frame.length === 4) continue;
@@ -715,8 +828,9 @@ export class UdpIpcp {
 
   // ------------------------------------------------------------ shutdown
 
-  stop(): void {
-    if (this.#stopped) return;
+  /** Ends every flow, closes the sockets, and deletes our DNS records (bounded). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return await this.#ddns?.close();
     this.#stopped = true;
     if (this.#tick !== undefined) clearInterval(this.#tick);
     for (const flow of [...this.#flows.values()]) {
@@ -733,6 +847,7 @@ export class UdpIpcp {
       this.#dataListener?.close();
     } catch { /* closed */ }
     removeQuietly(this.dataPath);
+    await this.#ddns?.close();
   }
 }
 

@@ -27,7 +27,7 @@ import {
 } from "../lib/rundir.ts";
 import { selfCommand } from "../lib/self.ts";
 import { DEFAULT_PORT } from "../lib/udp_wire.ts";
-import { basename, type Lb, type ProcEntry, Registry } from "./registry.ts";
+import { basename, type Lb, Registry } from "./registry.ts";
 
 const log = new Logger("irmd");
 const confLog = new Logger("irmd/configuration");

@@ -151,7 +151,11 @@ export class CtrlConn {
         this.#problem(`oversized control message (${e.length} bytes), closing`);
         this.#send({ i: 0, e: { code: "too_large", message: e.message } });
         await this.#writer.flushed();
-      } else if (!this.#closed) {
+      } else if (
+        !this.#closed && !(e instanceof Deno.errors.ConnectionReset) &&
+        !(e instanceof Deno.errors.BrokenPipe)
+      ) {
+        // A peer that resets the connection has simply gone away.
         this.#problem(
           `control connection: ${e instanceof Error ? e.message : String(e)}`,
         );

@@ -258,7 +258,14 @@ export class Flow implements AsyncDisposable {
       for (;;) {
         const frame = await this.#reader.next();
         if (frame === null) break;
-        this.#queue.push(frame.subarray(4));
+        // Take every frame of this read at once, then wake the reader once.
+        const q = this.#queue;
+        q.push(frame.subarray(4));
+        for (
+          let more = this.#reader.nextBuffered();
+          more !== undefined && q.length - this.#qhead < READ_QUEUE_LIMIT;
+          more = this.#reader.nextBuffered()
+        ) q.push(more.subarray(4));
         this.#wakeReader();
         if (this.#queue.length - this.#qhead >= READ_QUEUE_LIMIT) {
           await new Promise<void>((r) => this.#resume = r);
@@ -309,26 +316,38 @@ export class Flow implements AsyncDisposable {
   }
 
   /**
+   * The next packet if one has arrived, without waiting (undefined if none;
+   * `read` tells why once the flow is down).
+   */
+  tryRead(): Uint8Array | undefined {
+    const q = this.#queue;
+    if (this.#qhead >= q.length) return undefined;
+    const p = q[this.#qhead]!;
+    q[this.#qhead++] = EMPTY;
+    if (this.#qhead === q.length) {
+      q.length = 0;
+      this.#qhead = 0;
+    } else if (this.#qhead > 512 && this.#qhead * 2 > q.length) {
+      this.#queue = q.slice(this.#qhead);
+      this.#qhead = 0;
+    }
+    if (this.#resume !== undefined && this.pending < READ_QUEUE_LIMIT / 2) {
+      const r = this.#resume;
+      this.#resume = undefined;
+      r();
+    }
+    return p;
+  }
+
+  /**
    * The next packet. Rejects with timed_out after `timeoutMs`, with
    * flow_down once the flow is down and its packets are read, with closed
    * after close().
    */
   async read(opts: ReadOptions = {}): Promise<Uint8Array> {
     for (;;) {
-      if (this.#qhead < this.#queue.length) {
-        const p = this.#queue[this.#qhead]!;
-        this.#queue[this.#qhead++] = EMPTY;
-        if (this.#qhead > 512 && this.#qhead * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#qhead);
-          this.#qhead = 0;
-        }
-        if (this.#resume !== undefined && this.pending < READ_QUEUE_LIMIT / 2) {
-          const r = this.#resume;
-          this.#resume = undefined;
-          r();
-        }
-        return p;
-      }
+      const p = this.tryRead();
+      if (p !== undefined) return p;
       if (this.#ended !== undefined) throw this.#ended;
       await this.#waitPacket(opts);
     }

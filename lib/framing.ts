@@ -4,9 +4,13 @@
  *
  * The reader reads large chunks and hands out frames as views into them; a
  * chunk is never written again once a frame from it was handed out, so a
- * frame stays valid (and may be modified in place) for as long as it is held.
+ * frame stays valid (and may be modified in place) for as long as it is held
+ * (unless the reader was made with `reuse`: then a frame is valid only until
+ * the next call, and the chunk is compacted in place instead of replaced).
  * The writer batches: while one write is under way, later frames gather in a
- * second buffer that goes out in the next single write.
+ * second buffer that goes out in the next single write; a `deferred` writer
+ * gathers frames until `kick()` (or until a batch is large), so that a burst
+ * of packets costs one write.
  */
 
 export const FRAME_HDR = 4;
@@ -35,6 +39,11 @@ export class FrameReader {
     private readonly src: ByteReader,
     private readonly maxFrame: number,
     chunkSize = 256 * 1024,
+    /**
+     * Frames are dropped by the caller before it asks for the next one: the
+     * chunk may be compacted in place. Can be turned on after the first frame.
+     */
+    public reuse = false,
   ) {
     this.#chunkSize = Math.max(chunkSize, maxFrame + FRAME_HDR);
     this.#chunk = new Uint8Array(this.#chunkSize);
@@ -49,6 +58,7 @@ export class FrameReader {
     for (;;) {
       const frame = this.#take();
       if (frame !== undefined) return frame;
+      if (this.reuse && this.#start === this.#end) this.#start = this.#end = 0;
       if (this.#end === this.#chunk.length) this.#renew();
       const n = await this.src.read(this.#chunk.subarray(this.#end));
       if (n === null) {
@@ -83,8 +93,17 @@ export class FrameReader {
     return c.subarray(s, this.#start);
   }
 
-  /** Moves the unread bytes to a fresh chunk (never reusing the old one). */
+  /**
+   * Moves the unread bytes to a fresh chunk (never reusing the old one), or
+   * to the start of the same chunk with `reuse`.
+   */
   #renew(): void {
+    if (this.reuse) {
+      this.#chunk.copyWithin(0, this.#start, this.#end);
+      this.#end -= this.#start;
+      this.#start = 0;
+      return;
+    }
     const rest = this.#chunk.subarray(this.#start, this.#end);
     const fresh = new Uint8Array(this.#chunkSize);
     fresh.set(rest);
@@ -112,12 +131,18 @@ export async function writeAll(w: ByteWriter, p: Uint8Array): Promise<void> {
   while (off < p.length) off += await w.write(p.subarray(off));
 }
 
+/** A deferred writer starts a write by itself once this much is pending. */
+export const DEFERRED_FLUSH_BYTES = 64 * 1024;
+
 /**
  * Batching frame writer. `push` copies the payload behind a length header
  * into the pending buffer; a single flusher writes the pending bytes out.
  * With `dropWhenFull` a push that finds the queue over its limit drops the
  * frame and counts it (a slow reader never makes memory grow); otherwise
  * callers should await `drained()` when `push` returns false.
+ *
+ * With `deferred`, `push` only starts a write once DEFERRED_FLUSH_BYTES are
+ * pending; the owner calls `kick()` when its burst of pushes is over.
  */
 export class FrameWriter {
   #pending: Uint8Array;
@@ -133,6 +158,7 @@ export class FrameWriter {
     private readonly dst: ByteWriter,
     private readonly limit = 512 * 1024,
     private readonly dropWhenFull = false,
+    private readonly deferred = false,
   ) {
     this.#pending = new Uint8Array(64 * 1024);
     this.#spare = new Uint8Array(64 * 1024);
@@ -157,8 +183,13 @@ export class FrameWriter {
    * always queued while open, and false means "over the limit: wait".
    */
   push(payload: Uint8Array): boolean {
+    return this.#push(payload, this.deferred);
+  }
+
+  #push(src: Uint8Array, defer: boolean, from = 0): boolean {
     if (this.#closed) return false;
-    const need = FRAME_HDR + payload.length;
+    const len = src.length - from;
+    const need = FRAME_HDR + len;
     if (this.#len + need > this.limit && this.#len > 0) {
       if (this.dropWhenFull) {
         this.dropped++;
@@ -166,21 +197,43 @@ export class FrameWriter {
       }
     }
     this.#reserve(need);
-    putU32(this.#pending, this.#len, payload.length);
-    this.#pending.set(payload, this.#len + FRAME_HDR);
+    putU32(this.#pending, this.#len, len);
+    this.#pending.set(
+      from === 0 ? src : src.subarray(from),
+      this.#len + FRAME_HDR,
+    );
     this.#len += need;
-    if (!this.#flushing) this.#flush();
+    if (
+      !this.#flushing &&
+      (!defer || this.#len >= DEFERRED_FLUSH_BYTES)
+    ) this.#flush();
     return this.#len <= this.limit;
+  }
+
+  /**
+   * Queues one frame like `push` (the bytes of `src` from `from` on), but
+   * leaves the write to a later `kick()` unless DEFERRED_FLUSH_BYTES are
+   * pending: a burst of frames goes out in one write.
+   */
+  pushDeferred(src: Uint8Array, from = 0): boolean {
+    return this.#push(src, true, from);
+  }
+
+  /** Starts writing what is pending (for a deferred writer). */
+  kick(): void {
+    if (!this.#flushing && this.#len > 0 && !this.#closed) this.#flush();
   }
 
   /** Resolves when the queue is below its limit again (or the writer closed). */
   drained(): Promise<void> {
     if (this.#len <= this.limit || this.#closed) return Promise.resolve();
+    this.kick();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
   /** Resolves when everything queued so far has been written. */
   async flushed(): Promise<void> {
+    this.kick();
     while ((this.#len > 0 || this.#flushing) && !this.#closed) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }

@@ -105,6 +105,20 @@ const BootstrapParams = {
   zone: opt(str({ min: 1, max: 255 })),
 };
 
+const COUNT = int(0, Number.MAX_SAFE_INTEGER);
+
+/** An IPCP's open flows and the packets it dropped, by reason. */
+const IpcpCounters = {
+  flows: int(0, 1 << 30),
+  dropped: obj({
+    short: COUNT,
+    badMgmt: COUNT,
+    unknownEid: COUNT,
+    wrongSource: COUNT,
+    slowReader: COUNT,
+  }),
+};
+
 function method<Q, R>(
   req: Schema<Q>,
   res: Schema<R>,
@@ -187,14 +201,7 @@ export const METHODS = {
         obj({
           pid: PID,
           name: nameStr,
-          flows: int(0, 1 << 30),
-          dropped: obj({
-            short: int(0, Number.MAX_SAFE_INTEGER),
-            badMgmt: int(0, Number.MAX_SAFE_INTEGER),
-            unknownEid: int(0, Number.MAX_SAFE_INTEGER),
-            wrongSource: int(0, Number.MAX_SAFE_INTEGER),
-            slowReader: int(0, Number.MAX_SAFE_INTEGER),
-          }),
+          ...IpcpCounters,
         }),
         4096,
       ),
@@ -231,14 +238,7 @@ export const METHODS = {
   "ipcp.stats": method(
     Empty,
     obj({
-      flows: int(0, 1 << 30),
-      dropped: obj({
-        short: int(0, Number.MAX_SAFE_INTEGER),
-        badMgmt: int(0, Number.MAX_SAFE_INTEGER),
-        unknownEid: int(0, Number.MAX_SAFE_INTEGER),
-        wrongSource: int(0, Number.MAX_SAFE_INTEGER),
-        slowReader: int(0, Number.MAX_SAFE_INTEGER),
-      }),
+      ...IpcpCounters,
     }),
   ),
 

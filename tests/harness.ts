@@ -203,3 +203,49 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** The tutorial's server node: both names registered, autostart configured. */
+export function tutorialServer(
+  label = "server",
+  ip = "127.0.0.1",
+): Promise<Node> {
+  return Node.start(label, {
+    config: tutorialServerConfig(ip),
+    hosts: tutorialHosts(ip),
+    ready: /Registered oping-server2 with IPCP/,
+  });
+}
+
+/** The tutorial's client node, whose hosts file points at the server. */
+export function tutorialClient(
+  label = "client",
+  ip = "127.0.0.2",
+  serverIp = "127.0.0.1",
+): Promise<Node> {
+  return Node.start(label, {
+    config: tutorialClientConfig(ip),
+    hosts: tutorialHosts(serverIp),
+    ready: /Bootstrapped IPCP \d+ in layer wifi-network/,
+  });
+}
+
+/** Both tutorial nodes (server 127.0.0.1, client 127.0.0.2); `close` ends both. */
+export async function tutorialNodes(): Promise<
+  { server: Node; client: Node; close: () => Promise<void> }
+> {
+  const server = await tutorialServer();
+  try {
+    const client = await tutorialClient();
+    return {
+      server,
+      client,
+      close: async () => {
+        await client.close();
+        await server.close();
+      },
+    };
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+}

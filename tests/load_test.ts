@@ -8,10 +8,8 @@ import {
   eventually,
   flowCounts,
   irmdRequest,
-  Node,
-  tutorialClientConfig,
-  tutorialHosts,
-  tutorialServerConfig,
+  type Node,
+  tutorialNodes,
 } from "./harness.ts";
 import { type Flow, Ouroboros } from "../lib/dev.ts";
 import { OuroborosError } from "../lib/errors.ts";
@@ -25,22 +23,8 @@ import {
 const FLOOD_SECONDS = Number(Deno.env.get("O7S_FLOOD_SECONDS") ?? "30");
 
 async function twoNodes(): Promise<[Node, Node]> {
-  const server = await Node.start("server", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: /Registered oping-server2 with IPCP/,
-  });
-  try {
-    const client = await Node.start("client", {
-      config: tutorialClientConfig("127.0.0.2"),
-      hosts: tutorialHosts("127.0.0.1"),
-      ready: /Bootstrapped IPCP \d+ in layer/,
-    });
-    return [server, client];
-  } catch (e) {
-    await server.close();
-    throw e;
-  }
+  const { server, client } = await tutorialNodes();
+  return [server, client];
 }
 
 /** An accepting process on the server node that releases every flow at once. */

@@ -10,7 +10,7 @@ import {
   assertNotEquals,
   assertRejects,
 } from "./assert.ts";
-import { Node, tutorialHosts, tutorialServerConfig } from "./harness.ts";
+import { type Node, tutorialServer } from "./harness.ts";
 import { Ouroboros } from "../lib/dev.ts";
 import { QOS_CUBES } from "../lib/udp_wire.ts";
 import {
@@ -73,11 +73,7 @@ async function startServer(node: Node): Promise<number> {
 }
 
 Deno.test("a server killed mid-flow: the peer's flow goes down, the irmd forgets it, autostart serves the next", async () => {
-  const node = await Node.start("srvkill", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: READY,
-  });
+  const node = await tutorialServer("srvkill");
   const app = await Ouroboros.connect({
     rundir: node.rundir,
     prog: "reliability-test",
@@ -134,11 +130,7 @@ Deno.test("a server killed mid-flow: the peer's flow goes down, the irmd forgets
 });
 
 Deno.test("an IPCP killed: flows over it end, it leaves the list, and the configured IPCP comes back", async () => {
-  const node = await Node.start("ipcpkill", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: READY,
-  });
+  const node = await tutorialServer("ipcpkill");
   const app = await Ouroboros.connect({
     rundir: node.rundir,
     prog: "reliability-test",
@@ -183,11 +175,7 @@ Deno.test("an IPCP killed: flows over it end, it leaves the list, and the config
 });
 
 Deno.test("the irmd killed: IPCPs exit, applications learn it, a new irmd starts clean", async () => {
-  const node = await Node.start("irmdkill", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: READY,
-  });
+  const node = await tutorialServer("irmdkill");
   const app = await Ouroboros.connect({
     rundir: node.rundir,
     prog: "reliability-test",
@@ -234,11 +222,7 @@ Deno.test("the irmd killed: IPCPs exit, applications learn it, a new irmd starts
 });
 
 Deno.test("clean shutdown: SIGTERM ends the IPCPs and started programs, removes the sockets, exits 0", async () => {
-  const node = await Node.start("shutdown", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: READY,
-  });
+  const node = await tutorialServer("shutdown");
   try {
     const ipcp = await ipcpPid(node);
     // Autostart a server so that the irmd has a program of its own to end.

@@ -12,13 +12,10 @@ import {
 import {
   Node,
   type Proc,
-  tutorialClientConfig,
-  tutorialHosts,
+  tutorialNodes,
+  tutorialServer,
   tutorialServerConfig,
 } from "./harness.ts";
-
-const SERVER_READY = /Registered oping-server2 with IPCP/;
-const CLIENT_READY = /Bootstrapped IPCP \d+ in layer wifi-network/;
 
 /** Starts `n` oping servers and waits until the irmd has them all accepting. */
 async function startServers(node: Node, n: number): Promise<Proc[]> {
@@ -55,18 +52,8 @@ async function pingOnce(
 }
 
 Deno.test("two nodes: round-robin alternates, spill sticks, a bound process takes the name", async () => {
-  const server = await Node.start("server", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: SERVER_READY,
-  });
-  let client: Node | undefined;
+  const { server, client, close } = await tutorialNodes();
   try {
-    client = await Node.start("client", {
-      config: tutorialClientConfig("127.0.0.2"),
-      hosts: tutorialHosts("127.0.0.1"),
-      ready: CLIENT_READY,
-    });
     const servers = await startServers(server, 2);
     const pids = servers.map((s) => s.pid);
 
@@ -111,24 +98,13 @@ Deno.test("two nodes: round-robin alternates, spill sticks, a bound process take
       assert(s.lines.some((l) => /^New flow \d+\.$/.test(l)));
     }
   } finally {
-    await client?.close();
-    await server.close();
+    await close();
   }
 });
 
 Deno.test("autostart: with no server running, the irmd starts one from args", async () => {
-  const server = await Node.start("server", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: SERVER_READY,
-  });
-  let client: Node | undefined;
+  const { server, client, close } = await tutorialNodes();
   try {
-    client = await Node.start("client", {
-      config: tutorialClientConfig("127.0.0.2"),
-      hosts: tutorialHosts("127.0.0.1"),
-      ready: CLIENT_READY,
-    });
     const pid = await pingOnce(client, server, "oping-server");
     const started = await server.irmd.waitFor(
       /Instantiated .*\/bin\/oping as process \d+\./,
@@ -137,8 +113,7 @@ Deno.test("autostart: with no server running, the irmd starts one from args", as
     // The started server keeps serving the next client.
     assertEquals(await pingOnce(client, server, "oping-server"), pid);
   } finally {
-    await client?.close();
-    await server.close();
+    await close();
   }
   // The irmd ended the process it started.
   const pids = server.irmd.lines.flatMap((l) =>
@@ -159,11 +134,7 @@ function processExists(pid: number): boolean {
 }
 
 Deno.test("one machine: one irmd on 127.0.0.1 serves its own clients", async () => {
-  const node = await Node.start("one", {
-    config: tutorialServerConfig("127.0.0.1"),
-    hosts: tutorialHosts("127.0.0.1"),
-    ready: SERVER_READY,
-  });
+  const node = await tutorialServer("one");
   try {
     const servers = await startServers(node, 2);
     const got: number[] = [];

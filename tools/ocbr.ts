@@ -219,7 +219,9 @@ export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
         }
         const n = Number(value);
         if (n < OCBR_HDR || n > MAX_SIZE) {
-          return err(`${shown}: ${value} is out of range (${OCBR_HDR}-${MAX_SIZE})`);
+          return err(
+            `${shown}: ${value} is out of range (${OCBR_HDR}-${MAX_SIZE})`,
+          );
         }
         o.size = n;
         break;
@@ -339,7 +341,9 @@ export function formatSummary(fd: number, c: CbrCounter): string {
     ms.toFixed(0)
   } ms: ${pps.toFixed(1)} pps, ${mbps(c.bytes, ms).toFixed(3)} Mb/s; ${
     c.sent === undefined ? "?" : c.sent
-  } sent, ${c.lost} lost (${lossPct.toFixed(3)}%), ${c.outOfOrder} out-of-order`;
+  } sent, ${c.lost} lost (${
+    lossPct.toFixed(3)
+  }%), ${c.outOfOrder} out-of-order`;
 }
 
 /** The client's closing line. */

@@ -1,0 +1,165 @@
+/**
+ * The benchmark's measuring client, an application on lib/dev.ts. Run as
+ * its own process against a node (OUROBOROS_RUNDIR or --rundir):
+ *
+ *   client.ts alloc --name N [--count 1000]
+ *     sequential allocations and deallocations; one JSON line with every
+ *     allocation's and deallocation's latency in ms.
+ *   client.ts scale --name N --flows F [--ms 2000] [--count N]
+ *     allocates F flows to an `oping -l` server, then keeps one 64-byte echo
+ *     request outstanding on every flow for T ms (or N round trips in all);
+ *     one JSON line with the round trips/s and every RTT in ms.
+ */
+import { type Flow, Ouroboros } from "../lib/dev.ts";
+import {
+  decodeOping,
+  ECHO_REPLY,
+  ECHO_REQUEST,
+  encodeOping,
+  newOpingPacket,
+} from "../lib/oping_msg.ts";
+import { msToTimespec, timespecToMs } from "../tools/oping.ts";
+
+interface Args {
+  mode: string;
+  name: string;
+  count: number;
+  flows: number;
+  ms: number;
+  rundir: string | undefined;
+}
+
+function parse(argv: string[]): Args {
+  const a: Args = {
+    mode: argv[0] ?? "",
+    name: "oping-server",
+    count: Infinity,
+    flows: 1,
+    ms: 2000,
+    rundir: undefined,
+  };
+  for (let i = 1; i < argv.length; i += 2) {
+    const v = argv[i + 1] ?? "";
+    switch (argv[i]) {
+      case "--name":
+        a.name = v;
+        break;
+      case "--count":
+        a.count = Number(v);
+        break;
+      case "--flows":
+        a.flows = Number(v);
+        break;
+      case "--ms":
+        a.ms = Number(v);
+        break;
+      case "--rundir":
+        a.rundir = v;
+        break;
+      default:
+        throw new Error(`client: unknown argument ${argv[i]}`);
+    }
+  }
+  return a;
+}
+
+const round = (x: number) => Math.round(x * 1e4) / 1e4;
+
+async function alloc(node: Ouroboros, a: Args): Promise<unknown> {
+  if (!Number.isFinite(a.count)) a.count = 1000;
+  const allocMs: number[] = [];
+  const deallocMs: number[] = [];
+  let failures = 0;
+  // One allocation first, untimed: it warms up both nodes' code paths.
+  await (await node.allocate(a.name, { timeoutMs: 5000 })).close(0);
+  for (let i = 0; i < a.count; i++) {
+    const t0 = performance.now();
+    let flow: Flow;
+    try {
+      flow = await node.allocate(a.name, { timeoutMs: 5000 });
+    } catch {
+      failures++;
+      continue;
+    }
+    const t1 = performance.now();
+    await flow.close(0);
+    const t2 = performance.now();
+    allocMs.push(round(t1 - t0));
+    deallocMs.push(round(t2 - t1));
+  }
+  return { count: a.count, failures, allocMs, deallocMs };
+}
+
+async function scale(node: Ouroboros, a: Args): Promise<unknown> {
+  const flows: Flow[] = [];
+  for (let i = 0; i < a.flows; i++) {
+    flows.push(await node.allocate(a.name, { timeoutMs: 5000 }));
+  }
+  const rtts: number[] = [];
+  let total = 0;
+  let lost = 0;
+  let measuring = false;
+  const warmUntil = performance.now() + 300;
+  const end = warmUntil + a.ms;
+  const one = async (flow: Flow) => {
+    const pkt = newOpingPacket(64);
+    let seq = 0;
+    for (;;) {
+      const now = performance.now();
+      if (now >= end || total >= a.count) return;
+      if (!measuring && now >= warmUntil) measuring = true;
+      const { sec, nsec } = msToTimespec(now);
+      encodeOping(pkt, { type: ECHO_REQUEST, id: seq, sec, nsec });
+      await flow.write(pkt);
+      // Replies to this flow's earlier (timed-out) requests are skipped.
+      for (;;) {
+        let reply: Uint8Array;
+        try {
+          reply = await flow.read({ timeoutMs: 1000 });
+        } catch {
+          lost++;
+          break;
+        }
+        const m = decodeOping(reply);
+        if (!m.ok || m.value.type !== ECHO_REPLY || m.value.id !== seq) {
+          continue;
+        }
+        const t = performance.now();
+        if (measuring && t < end) {
+          rtts.push(round(t - timespecToMs(m.value.sec, m.value.nsec)));
+          total++;
+        }
+        break;
+      }
+      seq++;
+    }
+  };
+  const start = performance.now();
+  await Promise.all(flows.map(one));
+  const measured = Math.min(performance.now(), end) -
+    Math.max(start, warmUntil);
+  await Promise.all(flows.map((f) => f.close(0)));
+  return {
+    flows: a.flows,
+    roundTrips: total,
+    lost,
+    elapsedMs: measured,
+    rtPerSec: total / (measured / 1000),
+    rttMs: rtts,
+  };
+}
+
+if (import.meta.main) {
+  const a = parse(Deno.args);
+  const node = await Ouroboros.connect({
+    prog: "bench-client",
+    ...(a.rundir === undefined ? {} : { rundir: a.rundir }),
+  });
+  try {
+    const run = a.mode === "alloc" ? alloc : a.mode === "scale" ? scale : null;
+    if (run === null) throw new Error("client: mode is alloc or scale");
+    console.log(JSON.stringify(await run(node, a)));
+  } finally {
+    await node.close();
+  }
+}

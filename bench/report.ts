@@ -1,0 +1,178 @@
+/**
+ * The benchmark's arithmetic and output: percentiles, median [min–max]
+ * summaries, the Markdown table and the SVG plot of RTT distributions.
+ */
+
+/** The p-th percentile (0..100) of the values, by nearest rank. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const rank = Math.ceil((p / 100) * s.length);
+  return s[Math.min(s.length - 1, Math.max(0, rank - 1))]!;
+}
+
+export interface Summary {
+  median: number;
+  min: number;
+  max: number;
+  runs: number[];
+}
+
+export function summarize(runs: readonly number[]): Summary {
+  const ok = runs.filter((x) => Number.isFinite(x));
+  if (ok.length === 0) {
+    return { median: NaN, min: NaN, max: NaN, runs: [...runs] };
+  }
+  const s = [...ok].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return { median, min: s[0]!, max: s[s.length - 1]!, runs: [...runs] };
+}
+
+/** A number with about 3 significant digits, thousands separated. */
+export function fmtNum(x: number, digits?: number): string {
+  if (!Number.isFinite(x)) return "n/a";
+  const d = digits ??
+    (Math.abs(x) >= 100 ? 0 : Math.abs(x) >= 10 ? 1 : Math.abs(x) >= 1 ? 2 : 3);
+  const fixed = x.toFixed(d);
+  const [int, frac] = fixed.split(".");
+  const withSep = int!.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return frac === undefined ? withSep : `${withSep}.${frac}`;
+}
+
+/** `median [min–max] unit`. */
+export function fmtSummary(s: Summary, unit = "", digits?: number): string {
+  const u = unit === "" ? "" : ` ${unit}`;
+  if (s.runs.length <= 1 || s.min === s.max) {
+    return `${fmtNum(s.median, digits)}${u}`;
+  }
+  return `${fmtNum(s.median, digits)} [${fmtNum(s.min, digits)}–${
+    fmtNum(s.max, digits)
+  }]${u}`;
+}
+
+export interface Row {
+  id: string;
+  measure: string;
+  value: string;
+  target: string;
+  /** true/false: met or not; undefined: no target. */
+  met: boolean | undefined;
+}
+
+export function markdownTable(rows: readonly Row[]): string {
+  const lines = [
+    "| # | Measure | Median [min–max] | Target | Met |",
+    "|---|---|---|---|---|",
+  ];
+  for (const r of rows) {
+    const met = r.met === undefined ? "" : r.met ? "yes" : "**no**";
+    lines.push(
+      `| ${r.id} | ${r.measure} | ${r.value} | ${r.target} | ${met} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+export interface Series {
+  label: string;
+  color: string;
+  /** RTTs in ms. */
+  values: readonly number[];
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/**
+ * An SVG of the cumulative distributions of RTTs (µs, log scale), one
+ * curve per series.
+ */
+export function rttCdfSvg(title: string, series: readonly Series[]): string {
+  const W = 760, H = 440;
+  const L = 64, R = 20, T = 40, B = 56;
+  const pw = W - L - R, ph = H - T - B;
+  const all = series.flatMap((s) => s.values).filter((v) => v > 0);
+  const lo = Math.max(1, percentile(all, 0) * 1000 * 0.9);
+  const hi = Math.max(lo * 10, percentile(all, 99.9) * 1000 * 1.1);
+  const lx0 = Math.floor(Math.log10(lo)), lx1 = Math.ceil(Math.log10(hi));
+  const x = (us: number) =>
+    L + ((Math.log10(Math.max(us, 10 ** lx0)) - lx0) / (lx1 - lx0)) * pw;
+  const y = (f: number) => T + (1 - f) * ph;
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${
+      esc(title)
+    }</text>`,
+  );
+  // Grid and axes.
+  for (let e = lx0; e <= lx1; e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (v < 10 ** lx0 || v > 10 ** lx1) continue;
+      const gx = x(v).toFixed(1);
+      out.push(
+        `<line x1="${gx}" y1="${T}" x2="${gx}" y2="${T + ph}" stroke="${
+          m === 1 ? "#ccc" : "#eee"
+        }"/>`,
+        `<text x="${gx}" y="${T + ph + 16}" text-anchor="middle">${
+          v >= 1000 ? `${v / 1000} ms` : `${v} µs`
+        }</text>`,
+      );
+    }
+  }
+  for (let i = 0; i <= 10; i++) {
+    const f = i / 10;
+    const gy = y(f).toFixed(1);
+    out.push(
+      `<line x1="${L}" y1="${gy}" x2="${L + pw}" y2="${gy}" stroke="${
+        i % 5 === 0 ? "#ccc" : "#eee"
+      }"/>`,
+      `<text x="${L - 6}" y="${(y(f) + 4).toFixed(1)}" text-anchor="end">${
+        f.toFixed(1)
+      }</text>`,
+    );
+  }
+  out.push(
+    `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
+    `<text x="${L + pw / 2}" y="${
+      H - 14
+    }" text-anchor="middle">round-trip time (log scale)</text>`,
+    `<text transform="translate(16 ${
+      T + ph / 2
+    }) rotate(-90)" text-anchor="middle">fraction of round trips ≤ x</text>`,
+  );
+  // Curves: at most ~400 points each.
+  series.forEach((s, i) => {
+    const v = [...s.values].sort((a, b) => a - b);
+    if (v.length === 0) return;
+    const step = Math.max(1, Math.floor(v.length / 400));
+    const pts: string[] = [];
+    for (let k = 0; k < v.length; k += step) {
+      pts.push(
+        `${x(v[k]! * 1000).toFixed(1)},${y((k + 1) / v.length).toFixed(1)}`,
+      );
+    }
+    pts.push(`${x(v[v.length - 1]! * 1000).toFixed(1)},${y(1).toFixed(1)}`);
+    out.push(
+      `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${
+        pts.join(" ")
+      }"/>`,
+    );
+    const ly = T + 16 + i * 18;
+    const p50 = percentile(v, 50) * 1000, p99 = percentile(v, 99) * 1000;
+    out.push(
+      `<line x1="${L + pw - 300}" y1="${ly - 4}" x2="${L + pw - 280}" y2="${
+        ly - 4
+      }" stroke="${s.color}" stroke-width="3"/>`,
+      `<text x="${L + pw - 274}" y="${ly}">${esc(s.label)} (p50 ${
+        p50.toFixed(0)
+      } µs, p99 ${p99.toFixed(0)} µs)</text>`,
+    );
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
