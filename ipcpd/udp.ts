@@ -21,7 +21,7 @@ import { ipFamily } from "../lib/ip.ts";
 import { Logger } from "../lib/log.ts";
 import type { QosSpec, Req, Res } from "../lib/proto.ts";
 import { ipcpSocketPath, listenUnix, removeQuietly } from "../lib/rundir.ts";
-import { toHex } from "../lib/name_hash.ts";
+import { toHex } from "../lib/hex.ts";
 import {
   decodeMgmt,
   encodeFlowReply,
@@ -33,7 +33,7 @@ import {
 } from "../lib/udp_wire.ts";
 import { Resolver, type ResolverOptions } from "./resolve.ts";
 import { DdnsRegistrar, DnsClient, DnsError } from "./ddns.ts";
-import { DEFAULT_DNS_PORT, parseDnsAddress } from "../lib/config.ts";
+import { DEFAULT_DNS_PORT, parseDnsAddress } from "../lib/ip.ts";
 
 const ipcpLog = new Logger("ipcpd/ipcp");
 const log = new Logger("ipcpd/udp");
@@ -259,10 +259,6 @@ export class UdpIpcp {
     this.#regs.delete(toHex(hash));
     log.debug(`Unregistered ${toHex(hash)} (${name}).`);
     await this.#ddns?.remove(toHex(hash), name);
-  }
-
-  async query(name: string, hash: Uint8Array): Promise<void> {
-    await this.#resolve(name, hash);
   }
 
   async #resolve(name: string, hash: Uint8Array): Promise<string> {

@@ -65,10 +65,6 @@ async function run(family: 4 | 6, args: string[]): Promise<number> {
         await ipcp.unregister(r.name, r.hash);
         return {};
       },
-      "ipcp.query": async (q) => {
-        await ipcp.query(q.name, q.hash);
-        return {};
-      },
       "ipcp.flow.alloc": (r) => ipcp.allocate(r),
       "ipcp.flow.dealloc": (r) => {
         ipcp.deallocate(r.handle);

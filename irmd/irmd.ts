@@ -775,34 +775,42 @@ export class Irmd {
         `no layer can reach ${r.name}: this node has no bootstrapped IPCP`,
       );
     }
+    // Each layer in turn, in creation order: the first that knows the name
+    // (resolves it) allocates; its answer, success or failure, is final.
+    // The IPCP resolves as part of the allocation: no separate query.
     let ipcp: IpcpEntry | undefined;
-    const misses: string[] = [];
+    let oap: Uint8Array = new Uint8Array(0);
+    let res: Res<"ipcp.flow.alloc"> | undefined;
+    const misses: OuroborosError[] = [];
     for (const cand of candidates) {
+      oap = buildOapRequest();
+      const left = Math.max(1, deadline - Date.now());
       try {
-        await this.#ipcpConn(cand).request(
-          "ipcp.query",
-          { name: r.name, hash },
-          5000,
-        );
+        res = await this.#ipcpConn(cand).request("ipcp.flow.alloc", {
+          name: r.name,
+          hash,
+          qos: r.qos,
+          oap,
+          timeoutMs: left,
+        }, left + 2000);
         ipcp = cand;
         break;
       } catch (e) {
-        misses.push(e instanceof Error ? e.message : String(e));
+        if (!(e instanceof OuroborosError)) throw e;
+        if (e.code !== "unknown_name" && e.code !== "unreachable") throw e;
+        misses.push(e);
       }
     }
-    if (ipcp === undefined) {
-      const detail = misses.length === 1 ? misses[0]! : misses.join("; ");
-      throw new OuroborosError("unknown_name", `unknown name: ${detail}`);
+    if (ipcp === undefined || res === undefined) {
+      const detail = misses.map((m) => m.message).join("; ");
+      const code = misses.some((m) => m.code === "unreachable")
+        ? "unreachable"
+        : "unknown_name";
+      throw new OuroborosError(
+        code,
+        code === "unknown_name" ? `unknown name: ${detail}` : detail,
+      );
     }
-    const oap = buildOapRequest();
-    const left = Math.max(1, deadline - Date.now());
-    const res = await this.#ipcpConn(ipcp).request("ipcp.flow.alloc", {
-      name: r.name,
-      hash,
-      qos: r.qos,
-      oap,
-      timeoutMs: left,
-    }, left + 2000);
     const verified = verifyOapResponse(oap, res.oap);
     if (!verified.ok) {
       ipcp.conn?.request("ipcp.flow.dealloc", { handle: res.handle }, 5000)

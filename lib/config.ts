@@ -8,9 +8,9 @@
  * and the key, and what was expected.
  */
 import { parse, TomlError, type TomlTable, type TomlValue } from "smol-toml";
-import { dirname, isAbsolute, join, normalize, resolve } from "node:path";
+import { dirname, isAbsolute, join, normalize, resolve } from "./path.ts";
 import { err, ok, type Result } from "./result.ts";
-import { isIPv4, isIPv6 } from "./ip.ts";
+import { isIPv4, isIPv6, parseDnsAddress } from "./ip.ts";
 
 export { isIPv4, isIPv6 } from "./ip.ts";
 
@@ -55,7 +55,7 @@ export interface Config {
 
 /** The default UDP port of the ipcpd-udp (and of a DNS server: 53). */
 export const DEFAULT_UDP_PORT = 3435;
-export const DEFAULT_DNS_PORT = 53;
+export { DEFAULT_DNS_PORT, type HostPort, parseDnsAddress } from "./ip.ts";
 /** Longest name (or layer name) in bytes of UTF-8. */
 export const MAX_NAME_BYTES = 255;
 
@@ -381,62 +381,6 @@ function checkIp(ip: string, family: 4 | 6): string | undefined {
   if (family === 6 && ip.startsWith("[")) return `${bad}: no brackets allowed`;
   if (family === 6 && ip.includes("%")) return `${bad}: no zone id allowed`;
   return bad;
-}
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-/**
- * Parses a DNS server address for an IPCP of the given family: `addr` or
- * `addr:port` for IPv4; `addr`, `[addr]` or `[addr]:port` for IPv6. The port
- * defaults to 53.
- */
-export function parseDnsAddress(
-  s: string,
-  family: 4 | 6,
-): Result<HostPort> {
-  const bad = `invalid DNS server address ${short(s)}`;
-  let host = s;
-  let portText: string | undefined;
-  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(s);
-  if (m !== null) {
-    host = m[1] ?? "";
-    portText = m[2];
-    if (!isIPv6(host)) {
-      return err(`${bad}: only IPv6 addresses go in brackets`);
-    }
-  } else if (!isIPv6(s)) {
-    const colon = s.lastIndexOf(":");
-    if (colon >= 0) {
-      host = s.slice(0, colon);
-      portText = s.slice(colon + 1);
-    }
-  }
-  const found = isIPv4(host) ? 4 : isIPv6(host) ? 6 : undefined;
-  if (found === undefined) {
-    return err(
-      `${bad}: expected "addr", "addr:port" or "[IPv6 addr]:port" ` +
-        `with an IPv${family} address`,
-    );
-  }
-  if (found !== family) {
-    return err(
-      `${bad}: it is an IPv${found} address, this layer needs an IPv${family} DNS server`,
-    );
-  }
-  let port = DEFAULT_DNS_PORT;
-  if (portText !== undefined) {
-    if (
-      !/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 ||
-      Number(portText) > 65535
-    ) {
-      return err(`${bad}: the port must be an integer from 1 to 65535`);
-    }
-    port = Number(portText);
-  }
-  return ok({ host, port });
 }
 
 // ---------------------------------------------------------------------------

@@ -1,3 +1,5 @@
+import { err, ok, type Result } from "./result.ts";
+
 /**
  * Strict validators for IP address literals, as written in configuration
  * files: no prefix lengths, no zone ids, no brackets, no leading zeros in IPv4
@@ -56,4 +58,68 @@ export function ipFamily(s: string): 4 | 6 | undefined {
   if (isIPv4(s)) return 4;
   if (isIPv6(s)) return 6;
   return undefined;
+}
+
+/** The default port of a DNS server. */
+export const DEFAULT_DNS_PORT = 53;
+
+function short(s: string): string {
+  const q = JSON.stringify(s);
+  return q.length <= 60 ? q : `${q.slice(0, 56)}..."`;
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses a DNS server address for an IPCP of the given family: `addr` or
+ * `addr:port` for IPv4; `addr`, `[addr]` or `[addr]:port` for IPv6. The port
+ * defaults to 53.
+ */
+export function parseDnsAddress(
+  s: string,
+  family: 4 | 6,
+): Result<HostPort> {
+  const bad = `invalid DNS server address ${short(s)}`;
+  let host = s;
+  let portText: string | undefined;
+  const m = /^\[([^\]]*)\](?::(.*))?$/.exec(s);
+  if (m !== null) {
+    host = m[1] ?? "";
+    portText = m[2];
+    if (!isIPv6(host)) {
+      return err(`${bad}: only IPv6 addresses go in brackets`);
+    }
+  } else if (!isIPv6(s)) {
+    const colon = s.lastIndexOf(":");
+    if (colon >= 0) {
+      host = s.slice(0, colon);
+      portText = s.slice(colon + 1);
+    }
+  }
+  const found = isIPv4(host) ? 4 : isIPv6(host) ? 6 : undefined;
+  if (found === undefined) {
+    return err(
+      `${bad}: expected "addr", "addr:port" or "[IPv6 addr]:port" ` +
+        `with an IPv${family} address`,
+    );
+  }
+  if (found !== family) {
+    return err(
+      `${bad}: it is an IPv${found} address, this layer needs an IPv${family} DNS server`,
+    );
+  }
+  let port = DEFAULT_DNS_PORT;
+  if (portText !== undefined) {
+    if (
+      !/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 ||
+      Number(portText) > 65535
+    ) {
+      return err(`${bad}: the port must be an integer from 1 to 65535`);
+    }
+    port = Number(portText);
+  }
+  return ok({ host, port });
 }

@@ -15,8 +15,8 @@
  *
  * Decoders never throw.
  */
-import { createHash } from "node:crypto";
-import { toHex } from "./name_hash.ts";
+import { sha256, sha384, sha512 } from "./digest.ts";
+import { toHex } from "./hex.ts";
 import { err, ok, type Result } from "./result.ts";
 
 export const OAP_HDR_LEN = 36;
@@ -59,11 +59,13 @@ export interface OapHeader {
   signature: Uint8Array;
 }
 
-/** A digest by its node:crypto name and its length in bytes. */
+/** A digest by its name and its length in bytes. */
 export interface OapDigest {
-  alg: string;
+  alg: "sha256" | "sha384" | "sha512";
   len: number;
 }
+
+const DIGEST_FNS = { sha256, sha384, sha512 } as const;
 
 /**
  * The digest an md nid names: 0 means the default, SHA-384. Only SHA-256,
@@ -83,9 +85,8 @@ export function oapDigest(mdNid: number): Result<OapDigest> {
   }
 }
 
-function hashBytes(alg: string, bytes: Uint8Array): Uint8Array {
-  const d = createHash(alg).update(bytes).digest();
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+function hashBytes(alg: OapDigest["alg"], bytes: Uint8Array): Uint8Array {
+  return DIGEST_FNS[alg](bytes);
 }
 
 function view(buf: Uint8Array): DataView {

@@ -216,8 +216,6 @@ export const METHODS = {
   "ipcp.bootstrap": method(obj(BootstrapParams), Empty),
   "ipcp.reg": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
   "ipcp.unreg": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
-  /** Can the layer reach this name? Resolves; errors are unknown_name. */
-  "ipcp.query": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
   "ipcp.flow.alloc": method(
     obj({
       name: nameStr,

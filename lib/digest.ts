@@ -1,0 +1,236 @@
+/**
+ * The message digests the UDP layer needs, in plain TypeScript: MD5 for name
+ * hashes (RFC 1321) and SHA-256/384/512 for the allocation header's request
+ * hash (FIPS 180-4). Inputs here are names and headers of a few dozen bytes,
+ * once per flow; keeping them out of node:crypto keeps every process smaller.
+ *
+ * The round constants are derived as the standards define them (sines for
+ * MD5, fractional parts of square and cube roots of primes for SHA-2)
+ * rather than copied in; the tests check every digest against node:crypto.
+ */
+
+// ---------------------------------------------------------------- MD5
+
+const MD5_K = Array.from(
+  { length: 64 },
+  (_, i) => Math.floor(Math.abs(Math.sin(i + 1)) * 2 ** 32) >>> 0,
+);
+const MD5_S = [7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21];
+
+/** Pads a message for a 64-byte (bits: little or big endian) block function. */
+function pad(
+  msg: Uint8Array,
+  block: number,
+  lenBytes: number,
+  littleEndian: boolean,
+): Uint8Array {
+  const total = Math.ceil((msg.length + 1 + lenBytes) / block) * block;
+  const out = new Uint8Array(total);
+  out.set(msg);
+  out[msg.length] = 0x80;
+  const v = new DataView(out.buffer);
+  const bits = BigInt(msg.length) * 8n;
+  if (littleEndian) v.setBigUint64(total - 8, bits, true);
+  else v.setBigUint64(total - 8, bits, false);
+  return out;
+}
+
+export function md5(msg: Uint8Array): Uint8Array {
+  const m = pad(msg, 64, 8, true);
+  const v = new DataView(m.buffer);
+  let a0 = 0x67452301, b0 = 0xefcdab89, c0 = 0x98badcfe, d0 = 0x10325476;
+  const w = new Uint32Array(16);
+  for (let off = 0; off < m.length; off += 64) {
+    for (let i = 0; i < 16; i++) w[i] = v.getUint32(off + 4 * i, true);
+    let a = a0, b = b0, c = c0, d = d0;
+    for (let i = 0; i < 64; i++) {
+      let f: number;
+      let g: number;
+      if (i < 16) {
+        f = (b & c) | (~b & d);
+        g = i;
+      } else if (i < 32) {
+        f = (d & b) | (~d & c);
+        g = (5 * i + 1) % 16;
+      } else if (i < 48) {
+        f = b ^ c ^ d;
+        g = (3 * i + 5) % 16;
+      } else {
+        f = c ^ (b | ~d);
+        g = (7 * i) % 16;
+      }
+      const s = MD5_S[(i >> 4) * 4 + (i & 3)]!;
+      const x = (a + f + MD5_K[i]! + w[g]!) >>> 0;
+      a = d;
+      d = c;
+      c = b;
+      b = (b + ((x << s) | (x >>> (32 - s)))) >>> 0;
+    }
+    a0 = (a0 + a) >>> 0;
+    b0 = (b0 + b) >>> 0;
+    c0 = (c0 + c) >>> 0;
+    d0 = (d0 + d) >>> 0;
+  }
+  const out = new Uint8Array(16);
+  const ov = new DataView(out.buffer);
+  [a0, b0, c0, d0].forEach((x, i) => ov.setUint32(4 * i, x, true));
+  return out;
+}
+
+// ---------------------------------------------------------------- SHA-2
+
+function primes(n: number): number[] {
+  const out: number[] = [];
+  for (let c = 2; out.length < n; c++) {
+    if (out.every((p) => c % p !== 0)) out.push(c);
+  }
+  return out;
+}
+
+/** floor(x ** (1/k)) for a non-negative bigint (Newton's method from above). */
+function iroot(x: bigint, k: bigint): bigint {
+  if (x < 2n) return x;
+  // A float estimate, raised well above the root: Newton then descends to it.
+  let r = BigInt(Math.ceil(Number(x) ** (1 / Number(k)) * (1 + 1e-9))) + 1n;
+  for (;;) {
+    const next = ((k - 1n) * r + x / r ** (k - 1n)) / k;
+    if (next >= r) return r;
+    r = next;
+  }
+}
+
+/** The first `bits` bits of the fractional part of p ** (1/k). */
+function fracRoot(p: number, k: bigint, bits: bigint): bigint {
+  return iroot(BigInt(p) << (bits * k), k) & ((1n << bits) - 1n);
+}
+
+interface Sha2Tables {
+  K64: bigint[];
+  K32: number[];
+  IV256: number[];
+  IV512: bigint[];
+  IV384: bigint[];
+}
+
+let tables: Sha2Tables | undefined;
+
+/** The SHA-2 constants, derived on first use (a process that never hashes skips it). */
+function sha2(): Sha2Tables {
+  if (tables !== undefined) return tables;
+  const P = primes(80);
+  tables = {
+    K64: P.map((p) => fracRoot(p, 3n, 64n)),
+    K32: P.slice(0, 64).map((p) => Number(fracRoot(p, 3n, 32n))),
+    IV256: P.slice(0, 8).map((p) => Number(fracRoot(p, 2n, 32n))),
+    IV512: P.slice(0, 8).map((p) => fracRoot(p, 2n, 64n)),
+    IV384: P.slice(8, 16).map((p) => fracRoot(p, 2n, 64n)),
+  };
+  return tables;
+}
+
+export function sha256(msg: Uint8Array): Uint8Array {
+  const m = pad(msg, 64, 8, false);
+  const v = new DataView(m.buffer);
+  const { IV256, K32 } = sha2();
+  const h = IV256.slice();
+  const w = new Uint32Array(64);
+  const rotr = (x: number, n: number) => (x >>> n) | (x << (32 - n));
+  for (let off = 0; off < m.length; off += 64) {
+    for (let i = 0; i < 16; i++) w[i] = v.getUint32(off + 4 * i);
+    for (let i = 16; i < 64; i++) {
+      const a = w[i - 15]!, b = w[i - 2]!;
+      const s0 = rotr(a, 7) ^ rotr(a, 18) ^ (a >>> 3);
+      const s1 = rotr(b, 17) ^ rotr(b, 19) ^ (b >>> 10);
+      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) >>> 0;
+    }
+    let [a, b, c, d, e, f, g, hh] = h as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    for (let i = 0; i < 64; i++) {
+      const t1 =
+        (hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
+          K32[i]! + w[i]!) >>> 0;
+      const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) +
+        ((a & b) ^ (a & c) ^ (b & c))) >>> 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) >>> 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) >>> 0;
+    }
+    [a, b, c, d, e, f, g, hh].forEach((x, i) => h[i] = (h[i]! + x) >>> 0);
+  }
+  const out = new Uint8Array(32);
+  const ov = new DataView(out.buffer);
+  h.forEach((x, i) => ov.setUint32(4 * i, x));
+  return out;
+}
+
+const M64 = (1n << 64n) - 1n;
+
+function sha512Core(msg: Uint8Array, iv: bigint[], outLen: number): Uint8Array {
+  const m = pad(msg, 128, 16, false);
+  const v = new DataView(m.buffer);
+  const { K64 } = sha2();
+  const h = iv.slice();
+  const w: bigint[] = new Array(80).fill(0n);
+  const rotr = (x: bigint, n: bigint) => ((x >> n) | (x << (64n - n))) & M64;
+  for (let off = 0; off < m.length; off += 128) {
+    for (let i = 0; i < 16; i++) w[i] = v.getBigUint64(off + 8 * i);
+    for (let i = 16; i < 80; i++) {
+      const a = w[i - 15]!, b = w[i - 2]!;
+      const s0 = rotr(a, 1n) ^ rotr(a, 8n) ^ (a >> 7n);
+      const s1 = rotr(b, 19n) ^ rotr(b, 61n) ^ (b >> 6n);
+      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) & M64;
+    }
+    let [a, b, c, d, e, f, g, hh] = h as [
+      bigint,
+      bigint,
+      bigint,
+      bigint,
+      bigint,
+      bigint,
+      bigint,
+      bigint,
+    ];
+    for (let i = 0; i < 80; i++) {
+      const ch = (e & f) ^ (~e & M64 & g);
+      const t1 =
+        (hh + (rotr(e, 14n) ^ rotr(e, 18n) ^ rotr(e, 41n)) + ch + K64[i]! +
+          w[i]!) & M64;
+      const maj = (a & b) ^ (a & c) ^ (b & c);
+      const t2 = ((rotr(a, 28n) ^ rotr(a, 34n) ^ rotr(a, 39n)) + maj) & M64;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) & M64;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) & M64;
+    }
+    [a, b, c, d, e, f, g, hh].forEach((x, i) => h[i] = (h[i]! + x) & M64);
+  }
+  const out = new Uint8Array(64);
+  const ov = new DataView(out.buffer);
+  h.forEach((x, i) => ov.setBigUint64(8 * i, x));
+  return out.slice(0, outLen);
+}
+
+export function sha512(msg: Uint8Array): Uint8Array {
+  return sha512Core(msg, sha2().IV512, 64);
+}
+
+export function sha384(msg: Uint8Array): Uint8Array {
+  return sha512Core(msg, sha2().IV384, 48);
+}
