@@ -14,7 +14,16 @@
  * Packet: u32 type (0 data, 1 end), u32 sequence number (data) or the
  * number of data packets sent (end), then zeros up to the size. Big-endian.
  */
-import { type Flow, Ouroboros } from "../lib/dev.ts";
+import type { Flow, Ouroboros } from "../lib/dev.ts";
+import {
+  onSignals,
+  type Print,
+  print,
+  reason,
+  runTool,
+  serveFlows,
+  sleep,
+} from "./cli.ts";
 import { OuroborosError } from "../lib/errors.ts";
 import { err, ok, type Result } from "../lib/result.ts";
 import { parseTime } from "./oping.ts";
@@ -374,68 +383,9 @@ export function packetsDue(
 // ---------------------------------------------------------------------------
 // The program
 
-type Print = (line: string) => void;
-const print: Print = (line) => console.log(line);
-
-function reason(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.replace(/[.\s]+$/, "");
-}
-
-function onSignals(onStop: () => void): () => void {
-  const added: Deno.Signal[] = [];
-  for (const s of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(s, onStop);
-      added.push(s);
-    } catch { /* not supported here */ }
-  }
-  return () => {
-    for (const s of added) {
-      try {
-        Deno.removeSignalListener(s, onStop);
-      } catch { /* gone */ }
-    }
-  };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
-}
-
 /** The `ouroboros ocbr` subcommand. */
-export async function main(args: string[]): Promise<number> {
-  const parsed = parseOcbrArgs(args);
-  if (!parsed.ok) {
-    console.error(`ocbr: ${parsed.error}`);
-    console.error(USAGE);
-    return 2;
-  }
-  const opts = parsed.value;
-  if (opts.help) {
-    print(USAGE);
-    return 0;
-  }
-  let node: Ouroboros;
-  try {
-    node = await Ouroboros.connect({
-      prog: "ocbr",
-      ...(opts.rundir === undefined ? {} : { rundir: opts.rundir }),
-    });
-  } catch (e) {
-    print(e instanceof Error ? e.message : String(e));
-    return 1;
-  }
-  return opts.listen ? await server(node, opts) : await client(node, opts);
+export function main(args: string[]): Promise<number> {
+  return runTool("ocbr", USAGE, args, parseOcbrArgs, { client, server });
 }
 
 async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
@@ -501,58 +451,12 @@ async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
   return code;
 }
 
-async function server(node: Ouroboros, opts: OcbrOptions): Promise<number> {
-  const stop = new AbortController();
-  const removeSignals = onSignals(() => stop.abort());
-  const flows = new Set<Flow>();
-  const handlers = new Set<Promise<unknown>>();
-  const stopped = new Promise<"stop">((r) =>
-    stop.signal.addEventListener("abort", () => r("stop"))
+function server(node: Ouroboros, opts: OcbrOptions): Promise<number> {
+  return serveFlows(
+    node,
+    "Ouroboros CBR server started.",
+    (flow, signal) => serveFlow(flow, opts, signal, print),
   );
-  const lost = node.done.then(() => "lost" as const);
-  print("Ouroboros CBR server started.");
-  let code = 0;
-  try {
-    while (!stop.signal.aborted) {
-      const accepting = node.accept();
-      accepting.catch(() => {});
-      let res: Flow | "stop" | "lost";
-      try {
-        res = await Promise.race([accepting, stopped, lost]);
-      } catch (e) {
-        if (stop.signal.aborted) break;
-        if (e instanceof OuroborosError && e.code === "irmd_not_running") {
-          res = "lost";
-        } else {
-          print(`Failed to accept a flow: ${reason(e)}.`);
-          await sleep(100, stop.signal);
-          continue;
-        }
-      }
-      if (res === "stop") break;
-      if (res === "lost") {
-        print(
-          "Lost the connection to the Ouroboros IPC Resource Manager daemon.",
-        );
-        code = 1;
-        break;
-      }
-      const flow = res;
-      flows.add(flow);
-      const h = serveFlow(flow, opts, stop.signal, print).finally(() => {
-        flows.delete(flow);
-        handlers.delete(h);
-      });
-      handlers.add(h);
-    }
-  } finally {
-    removeSignals();
-    stop.abort();
-    await Promise.all([...flows].map((f) => f.close(0)));
-    await Promise.allSettled([...handlers]);
-    await node.close();
-  }
-  return code;
 }
 
 /** What the server needs of a flow. */

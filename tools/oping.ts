@@ -7,7 +7,15 @@
  * The pure parts (option parsing, time units, formatting, statistics) are
  * exported for the tests; the network part is kept thin on top of them.
  */
-import { type Flow, Ouroboros } from "../lib/dev.ts";
+import type { Flow, Ouroboros } from "../lib/dev.ts";
+import {
+  onSignals,
+  type Print,
+  print,
+  reason,
+  runTool,
+  serveFlows,
+} from "./cli.ts";
 import { OuroborosError } from "../lib/errors.ts";
 import {
   decodeOping,
@@ -500,9 +508,6 @@ export function echoReply(packet: Uint8Array): Uint8Array | undefined {
 // The program
 
 /** Where lines go (stdout in the program, an array in the tests). */
-export type Print = (line: string) => void;
-
-const print: Print = (line) => console.log(line);
 
 /** What the client loop and the server's flow handler need of a flow. */
 export interface PacketFlow {
@@ -512,56 +517,9 @@ export interface PacketFlow {
   close(lingerMs?: number): Promise<void>;
 }
 
-/** The message of an error, without a trailing period. */
-export function reason(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.replace(/[.\s]+$/, "");
-}
-
-/** Calls `onStop` on SIGINT or SIGTERM until the returned function is called. */
-function onSignals(onStop: () => void): () => void {
-  const added: Deno.Signal[] = [];
-  for (const s of ["SIGINT", "SIGTERM"] as const) {
-    try {
-      Deno.addSignalListener(s, onStop);
-      added.push(s);
-    } catch { /* not supported here */ }
-  }
-  return () => {
-    for (const s of added) {
-      try {
-        Deno.removeSignalListener(s, onStop);
-      } catch { /* gone */ }
-    }
-  };
-}
-
 /** The `ouroboros oping` subcommand. */
-export async function main(args: string[]): Promise<number> {
-  const parsed = parseOpingArgs(args);
-  if (!parsed.ok) {
-    console.error(`oping: ${parsed.error}`);
-    console.error(USAGE);
-    return 2;
-  }
-  const opts = parsed.value;
-  if (opts.help) {
-    print(USAGE);
-    return 0;
-  }
-  let node: Ouroboros;
-  try {
-    node = await Ouroboros.connect({
-      prog: "oping",
-      ...(opts.rundir === undefined ? {} : { rundir: opts.rundir }),
-    });
-  } catch (e) {
-    // Starts with "Failed to communicate with the Ouroboros IPC Resource
-    // Manager daemon." when there is no irmd, as irm says it.
-    print(e instanceof Error ? e.message : String(e));
-    return 1;
-  }
-  return opts.listen ? await server(node, opts) : await client(node, opts);
+export function main(args: string[]): Promise<number> {
+  return runTool("oping", USAGE, args, parseOpingArgs, { client, server });
 }
 
 async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
@@ -695,74 +653,12 @@ export async function runPings(
   return result("stopped");
 }
 
-async function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
-  const stop = new AbortController();
-  const removeSignals = onSignals(() => stop.abort());
-  const flows = new Set<Flow>();
-  const handlers = new Set<Promise<void>>();
-  const stopped = new Promise<"stop">((r) =>
-    stop.signal.addEventListener("abort", () => r("stop"))
+function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
+  return serveFlows(
+    node,
+    "Ouroboros ping server started.",
+    (flow, signal) => serveFlow(flow, opts, signal, print),
   );
-  const lost = node.done.then(() => "lost" as const);
-  print("Ouroboros ping server started.");
-  let code = 0;
-  try {
-    let failures = 0;
-    while (!stop.signal.aborted) {
-      const accepting = node.accept();
-      // Its outcome no longer matters once we stop or lose the irmd.
-      accepting.catch(() => {});
-      let res: Flow | "stop" | "lost";
-      try {
-        res = await Promise.race([accepting, stopped, lost]);
-      } catch (e) {
-        if (stop.signal.aborted) break;
-        if (e instanceof OuroborosError && e.code === "irmd_not_running") {
-          res = "lost";
-        } else {
-          print(`Failed to accept a flow: ${reason(e)}.`);
-          if (++failures > 3) await delay(100, stop.signal);
-          continue;
-        }
-      }
-      if (res === "stop") break;
-      if (res === "lost") {
-        print(
-          "Lost the connection to the Ouroboros IPC Resource Manager daemon.",
-        );
-        code = 1;
-        break;
-      }
-      failures = 0;
-      const flow = res;
-      flows.add(flow);
-      // Hand the flow over and accept again at once.
-      const h = serveFlow(flow, opts, stop.signal, print).finally(() => {
-        flows.delete(flow);
-        handlers.delete(h);
-      });
-      handlers.add(h);
-    }
-  } finally {
-    removeSignals();
-    stop.abort();
-    await Promise.all([...flows].map((f) => f.close(0)));
-    await Promise.allSettled([...handlers]);
-    await node.close();
-  }
-  return code;
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
 }
 
 /**

@@ -26,12 +26,12 @@ import {
   parseOpingArgs,
   parseTime,
   PingTracker,
-  reason,
   rttMdev,
   runPings,
   serveFlow,
   timespecToMs,
 } from "./oping.ts";
+import { reason } from "./cli.ts";
 
 function parseErr(args: string[]): string {
   const r = parseOpingArgs(args);
