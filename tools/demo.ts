@@ -206,10 +206,10 @@ function portProblem(ip: string, port: number): string | undefined {
 }
 
 // Deno asks for --allow-all to read /proc, so a small shell script (run
-// with --allow-run) looks there instead. The marker comes on standard input,
-// so that the script's own command line does not contain it.
+// with --allow-run) looks there instead. The marker comes on standard input
+// (to the script and on to grep), so that no command line here contains it.
 const FIND_SCRIPT = `read -r marker
-grep -lsaF -e "$marker" /proc/[0-9]*/cmdline /proc/[0-9]*/environ |
+printf "%s\\n" "$marker" | grep -lsaF -f - /proc/[0-9]*/cmdline /proc/[0-9]*/environ |
   while IFS=/ read -r _ _ p _; do
     [ "$p" = "$$" ] && continue
     st=$(sed -n 's/^.*) \\(.\\) .*/\\1/p' "/proc/$p/stat" 2>/dev/null)
@@ -263,6 +263,24 @@ export async function processesMentioning(marker: string): Promise<number[]> {
   if (marker === "" || marker.includes("\n")) return [];
   return (await shPids(FIND_SCRIPT, [], `${marker}\n`)).filter((p) =>
     p !== Deno.pid
+  );
+}
+
+const DESCRIBE_SCRIPT = `for p in "$@"; do
+  echo "$p: $(tr '\\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-300)"
+done
+exit 0`;
+
+/** "pid: command line" of each process, for messages. */
+async function describeProcesses(pids: readonly number[]): Promise<string[]> {
+  const out = await new Deno.Command("sh", {
+    args: ["-c", DESCRIBE_SCRIPT, "sh", ...pids.map(String)],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) =>
+    l !== ""
   );
 }
 
@@ -991,6 +1009,9 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
       if (left.length > 0) {
         clean = false;
         emit("err", red(`Killing leftover processes: ${left.join(" ")}.`));
+        for (const line of await describeProcesses(left)) {
+          emit("err", `  ${line}`);
+        }
         for (const pid of left) {
           try {
             Deno.kill(pid, "SIGKILL");
