@@ -4,6 +4,8 @@
  *
  *   app -> IPCP, first frame: attach   [u32 handle][16-byte token]
  *   IPCP -> app, reply frame:  status  [i32 status] (0 = attached, else -errno)
+ *   (the application may write packets right after its attach frame; the
+ *   IPCP sends them once the flow is attached, and drops them otherwise)
  *   then, both ways, one frame per packet: [u32 length][packet]
  *
  * Frames are lib/framing.ts frames. The IPCP turns a packet frame into a

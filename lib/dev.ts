@@ -154,23 +154,18 @@ export class Ouroboros implements AsyncDisposable {
       const frame = new Uint8Array(4 + hello.length);
       new DataView(frame.buffer).setUint32(0, hello.length);
       frame.set(hello, 4);
+      // The IPCP's status answer is not awaited here: it is the first frame
+      // the flow reads (a refusal ends the flow as down). Packets written
+      // meanwhile follow the attach frame and are sent once it is accepted.
       await writeAll(conn, frame);
-      const reply = await reader.next();
-      const status = reply === null
-        ? undefined
-        : decodeStatus(reply.subarray(4));
-      if (status === undefined || !status.ok || status.value !== 0) {
-        throw new OuroborosError(
-          "flow_down",
-          "the IPCP did not attach the flow",
-        );
-      }
     } catch (e) {
       try {
         conn.close();
       } catch { /* closed */ }
-      if (e instanceof OuroborosError) throw e;
-      throw new OuroborosError("flow_down", `attaching the flow failed: ${e}`);
+      throw new OuroborosError(
+        "flow_down",
+        `attaching the flow failed: ${e instanceof Error ? e.message : e}`,
+      );
     }
     const flow = new Flow(
       this.#nextFd++,
@@ -255,6 +250,20 @@ export class Flow implements AsyncDisposable {
 
   async #pump(): Promise<void> {
     try {
+      // First, the IPCP's answer to the attach frame.
+      const first = await this.#reader.next();
+      const status = first === null
+        ? undefined
+        : decodeStatus(first.subarray(4));
+      if (status === undefined || !status.ok || status.value !== 0) {
+        this.#end(
+          new OuroborosError(
+            "flow_down",
+            `flow ${this.fd}: the IPCP did not attach it`,
+          ),
+        );
+        return;
+      }
       for (;;) {
         const frame = await this.#reader.next();
         if (frame === null) break;
