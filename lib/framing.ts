@@ -207,7 +207,8 @@ export class FrameWriter {
       !this.#flushing &&
       (!defer || this.#len >= DEFERRED_FLUSH_BYTES)
     ) this.#flush();
-    return this.#len <= this.limit;
+    // Dropping writers say whether the frame was queued; others whether to wait.
+    return this.dropWhenFull || this.#len <= this.limit;
   }
 
   /**
