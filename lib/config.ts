@@ -11,6 +11,7 @@ import { parse, TomlError, type TomlTable, type TomlValue } from "smol-toml";
 import { dirname, isAbsolute, join, normalize, resolve } from "./path.ts";
 import { err, ok, type Result } from "./result.ts";
 import { isIPv4, isIPv6, parseDnsAddress } from "./ip.ts";
+import { checkName, utf8Length } from "./names.ts";
 
 export { isIPv4, isIPv6 } from "./ip.ts";
 
@@ -57,7 +58,7 @@ export interface Config {
 export const DEFAULT_UDP_PORT = 3435;
 export { DEFAULT_DNS_PORT, type HostPort, parseDnsAddress } from "./ip.ts";
 /** Longest name (or layer name) in bytes of UTF-8. */
-export const MAX_NAME_BYTES = 255;
+export { checkName, MAX_NAME_BYTES } from "./names.ts";
 
 /** Stanza types that we implement. */
 export const SUPPORTED_STANZAS = ["name", "udp", "udp4", "udp6"] as const;
@@ -325,20 +326,6 @@ export function describeValue(v: TomlValue): string {
   if (Array.isArray(v)) return v.length === 0 ? "an empty array" : "an array";
   if (isTable(v)) return "a table";
   return "a date/time";
-}
-
-function utf8Length(s: string): number {
-  return new TextEncoder().encode(s).length;
-}
-
-/** Why a string is not a valid name, or undefined if it is one. */
-export function checkName(s: string, what = "name"): string | undefined {
-  if (s.length === 0) return `empty ${what}`;
-  const n = utf8Length(s);
-  if (n > MAX_NAME_BYTES) {
-    return `${what} is ${n} bytes long in UTF-8, at most ${MAX_NAME_BYTES} allowed`;
-  }
-  return undefined;
 }
 
 class Reporter {

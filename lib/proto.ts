@@ -24,22 +24,24 @@ import {
   type Schema,
   str,
 } from "./schema.ts";
+import { checkName } from "./names.ts";
 
 /** Largest control frame; a larger one is refused and the connection closed. */
 export const MAX_CTRL_FRAME = 1 << 20;
 
 const U32 = int(0, 0xffff_ffff);
 const PID = int(1, 0x7fff_ffff);
-/** A name: 1 to 255 bytes of UTF-8 (checked in bytes by nameStr). */
+/** A name: 1 to 255 bytes of UTF-8. */
 const nameStr: Schema<string> = {
   describe: "a name",
   parse(v, path) {
-    const r = str({ min: 1, max: 255 }).parse(v, path);
-    if (!r.ok) return r;
-    if (new TextEncoder().encode(r.value).length > 255) {
-      return { ok: false, error: `${path}: longer than 255 bytes` };
+    if (typeof v !== "string") {
+      return { ok: false, error: `${path}: expected a name (a string)` };
     }
-    return r;
+    const why = checkName(v);
+    return why === undefined
+      ? { ok: true, value: v }
+      : { ok: false, error: `${path}: ${why}` };
   },
 };
 const pathStr = str({ min: 1, max: 4096 });

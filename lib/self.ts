@@ -29,10 +29,12 @@ export function selfCommand(
 ): string[] {
   if (Deno.build.standalone) return [Deno.execPath(), sub, ...args];
   const flags = ["run", "-q", ...PERMISSION_FLAGS];
-  if (mainModule.pathname.endsWith("/main.ts")) {
+  if (mainModule.pathname.endsWith("/main.ts") && sub === "irmd") {
+    // Only the irmd (its configuration parser) needs deno.json's npm imports.
     flags.push("--config", new URL("deno.json", mainModule).pathname);
   } else {
-    // The bundle is self-contained: no configuration file applies to it.
+    // Without a configuration file a process starts smaller (no npm
+    // resolution); the bundle is self-contained anyway.
     flags.push("--no-config");
   }
   return [Deno.execPath(), ...flags, mainModule.pathname, sub, ...args];

@@ -8,7 +8,9 @@
  * `matches()`): under `ipcp`, `c` is create and `co` connect. Every level
  * answers `help`, `-h` and `--help`.
  */
-import { checkName, DEFAULT_UDP_PORT, parseDnsAddress } from "../lib/config.ts";
+import { checkName } from "../lib/names.ts";
+import { parseDnsAddress } from "../lib/ip.ts";
+import { DEFAULT_PORT as DEFAULT_UDP_PORT } from "../lib/udp_wire.ts";
 import { isIPv4, isIPv6 } from "../lib/ip.ts";
 import type { IpcpTypeName, Method, Req, Res } from "../lib/proto.ts";
 
