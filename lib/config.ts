@@ -11,7 +11,7 @@ import { parse, TomlError, type TomlTable, type TomlValue } from "smol-toml";
 import { dirname, isAbsolute, join, normalize, resolve } from "./path.ts";
 import { err, ok, type Result } from "./result.ts";
 import { isIPv4, isIPv6, parseDnsAddress } from "./ip.ts";
-import { checkName, utf8Length } from "./names.ts";
+import { checkName } from "./names.ts";
 
 export { isIPv4, isIPv6 } from "./ip.ts";
 
