@@ -5,7 +5,7 @@
  */
 import { type Flow, Ouroboros } from "../lib/dev.ts";
 import { OuroborosError } from "../lib/errors.ts";
-import type { Result } from "../lib/result.ts";
+import { err, ok, type Result } from "../lib/result.ts";
 
 export type Print = (line: string) => void;
 
@@ -166,4 +166,84 @@ export async function serveFlows(
     await node.close();
   }
   return code;
+}
+
+/** One option of a command line, as the user wrote it (`shown`). */
+export interface OptionWord<N extends string> {
+  name: N;
+  /** The value ("" for a flag). */
+  value: string;
+  /** The option as written, without an inline value: "-c", "--count". */
+  shown: string;
+}
+
+/** Which options a tool has: short forms, long names, those without a value. */
+export interface OptionSpec<N extends string> {
+  short: Readonly<Record<string, N>>;
+  long: readonly N[];
+  flags: readonly N[];
+}
+
+/**
+ * Splits a command line into options: `-x value`, `--long value` and
+ * `--long=value`; flags take no value. Errors are one line, for
+ * `<tool>: <error>` and the usage.
+ */
+export function optionWords<N extends string>(
+  args: readonly string[],
+  spec: OptionSpec<N>,
+): Result<OptionWord<N>[]> {
+  const out: OptionWord<N>[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    let name: N | undefined;
+    let inline: string | undefined;
+    if (arg.startsWith("--") && arg.length > 2) {
+      const eq = arg.indexOf("=");
+      const long = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+      name = spec.long.find((n) => n === long);
+      if (eq >= 0) inline = arg.slice(eq + 1);
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      name = spec.short[arg];
+    } else {
+      return err(`unexpected argument "${arg}"`);
+    }
+    if (name === undefined) {
+      return err(`unknown option "${arg}"`);
+    }
+    const shown = inline === undefined ? arg : arg.slice(0, arg.indexOf("="));
+    let value = "";
+    if (!spec.flags.includes(name)) {
+      if (inline !== undefined) value = inline;
+      else {
+        const next = args[i + 1];
+        if (next === undefined) {
+          return err(`option ${shown} needs a value`);
+        }
+        value = next;
+        i++;
+      }
+    } else if (inline !== undefined) {
+      return err(`option ${shown} takes no value`);
+    }
+    out.push({ name, value, shown });
+  }
+  return ok(out);
+}
+
+/** A whole number from `min` to `max`, the value of option `opt`. */
+export function wholeNumber(
+  opt: string,
+  v: string,
+  min: number,
+  max: number,
+): Result<number> {
+  if (!/^\d+$/.test(v)) {
+    return err(`${opt}: "${v}" is not a whole number`);
+  }
+  const n = Number(v);
+  if (n < min || n > max) {
+    return err(`${opt}: ${v} is out of range (${min}-${max})`);
+  }
+  return ok(n);
 }

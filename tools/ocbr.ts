@@ -17,12 +17,15 @@
 import type { Flow, Ouroboros } from "../lib/dev.ts";
 import {
   onSignals,
+  type OptionSpec,
+  optionWords,
   type Print,
   print,
   reason,
   runTool,
   serveFlows,
   sleep,
+  wholeNumber,
 } from "./cli.ts";
 import { OuroborosError } from "../lib/errors.ts";
 import { err, ok, type Result } from "../lib/result.ts";
@@ -133,74 +136,42 @@ type OptName =
   | "rundir"
   | "help";
 
-const SHORT: Record<string, OptName> = {
-  "-l": "listen",
-  "-n": "server-name",
-  "-d": "duration",
-  "-s": "size",
-  "-r": "rate",
-  "-f": "flood",
-  "-i": "interval",
-  "-t": "timeout",
-  "-Q": "quiet",
-  "-h": "help",
+const OPTIONS: OptionSpec<OptName> = {
+  short: {
+    "-l": "listen",
+    "-n": "server-name",
+    "-d": "duration",
+    "-s": "size",
+    "-r": "rate",
+    "-f": "flood",
+    "-i": "interval",
+    "-t": "timeout",
+    "-Q": "quiet",
+    "-h": "help",
+  },
+  long: [
+    "listen",
+    "server-name",
+    "duration",
+    "size",
+    "rate",
+    "flood",
+    "interval",
+    "timeout",
+    "quiet",
+    "rundir",
+    "help",
+  ],
+  flags: ["listen", "flood", "quiet", "help"],
 };
-
-const LONG: ReadonlySet<string> = new Set<OptName>([
-  "listen",
-  "server-name",
-  "duration",
-  "size",
-  "rate",
-  "flood",
-  "interval",
-  "timeout",
-  "quiet",
-  "rundir",
-  "help",
-]);
-
-const FLAGS: ReadonlySet<OptName> = new Set<OptName>([
-  "listen",
-  "flood",
-  "quiet",
-  "help",
-]);
 
 /** Parses the ocbr command line (`-x v`, `--long v`, `--long=v`). */
 export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
   const o = defaultOcbrOptions();
   let flood = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    let name: OptName;
-    let inline: string | undefined;
-    if (arg.startsWith("--") && arg.length > 2) {
-      const eq = arg.indexOf("=");
-      const long = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      if (!LONG.has(long)) return err(`unknown option "${arg}"`);
-      name = long as OptName;
-      if (eq >= 0) inline = arg.slice(eq + 1);
-    } else if (arg.startsWith("-") && arg.length > 1) {
-      const short = SHORT[arg];
-      if (short === undefined) return err(`unknown option "${arg}"`);
-      name = short;
-    } else {
-      return err(`unexpected argument "${arg}"`);
-    }
-    const shown = inline === undefined ? arg : arg.slice(0, arg.indexOf("="));
-    let value = "";
-    if (!FLAGS.has(name)) {
-      if (inline !== undefined) value = inline;
-      else {
-        const next = args[i + 1];
-        if (next === undefined) return err(`option ${shown} needs a value`);
-        value = next;
-        i++;
-      }
-    } else if (inline !== undefined) {
-      return err(`option ${shown} takes no value`);
-    }
+  const words = optionWords(args, OPTIONS);
+  if (!words.ok) return words;
+  for (const { name, value, shown } of words.value) {
     switch (name) {
       case "listen":
         o.listen = true;
@@ -223,16 +194,9 @@ export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
         o.rundir = value;
         break;
       case "size": {
-        if (!/^\d+$/.test(value)) {
-          return err(`${shown}: "${value}" is not a whole number`);
-        }
-        const n = Number(value);
-        if (n < OCBR_HDR || n > MAX_SIZE) {
-          return err(
-            `${shown}: ${value} is out of range (${OCBR_HDR}-${MAX_SIZE})`,
-          );
-        }
-        o.size = n;
+        const r = wholeNumber(shown, value, OCBR_HDR, MAX_SIZE);
+        if (!r.ok) return r;
+        o.size = r.value;
         break;
       }
       case "rate": {

@@ -10,11 +10,14 @@
 import type { Flow, Ouroboros } from "../lib/dev.ts";
 import {
   onSignals,
+  type OptionSpec,
+  optionWords,
   type Print,
   print,
   reason,
   runTool,
   serveFlows,
+  wholeNumber,
 } from "./cli.ts";
 import { OuroborosError } from "../lib/errors.ts";
 import {
@@ -136,62 +139,36 @@ type OptName =
   | "rundir"
   | "help";
 
-const SHORT: Record<string, OptName> = {
-  "-l": "listen",
-  "-n": "server-name",
-  "-c": "count",
-  "-i": "interval",
-  "-d": "duration",
-  "-s": "size",
-  "-f": "flood",
-  "-q": "qos",
-  "-Q": "quiet",
-  "-D": "timeofday",
-  "-h": "help",
+const OPTIONS: OptionSpec<OptName> = {
+  short: {
+    "-l": "listen",
+    "-n": "server-name",
+    "-c": "count",
+    "-i": "interval",
+    "-d": "duration",
+    "-s": "size",
+    "-f": "flood",
+    "-q": "qos",
+    "-Q": "quiet",
+    "-D": "timeofday",
+    "-h": "help",
+  },
+  long: [
+    "listen",
+    "server-name",
+    "count",
+    "interval",
+    "duration",
+    "size",
+    "flood",
+    "qos",
+    "quiet",
+    "timeofday",
+    "rundir",
+    "help",
+  ],
+  flags: ["listen", "flood", "quiet", "timeofday", "help"],
 };
-
-const TAKES_VALUE: ReadonlySet<OptName> = new Set<OptName>([
-  "server-name",
-  "count",
-  "interval",
-  "duration",
-  "size",
-  "qos",
-  "rundir",
-]);
-
-const LONG_NAMES: ReadonlySet<string> = new Set<OptName>([
-  "listen",
-  "server-name",
-  "count",
-  "interval",
-  "duration",
-  "size",
-  "flood",
-  "qos",
-  "quiet",
-  "timeofday",
-  "rundir",
-  "help",
-]);
-
-function isLongName(s: string): s is OptName {
-  return LONG_NAMES.has(s);
-}
-
-function parseIntArg(
-  opt: string,
-  v: string,
-  min: number,
-  max: number,
-): Result<number> {
-  if (!/^\d+$/.test(v)) return err(`${opt}: "${v}" is not a whole number`);
-  const n = Number(v);
-  if (n < min || n > max) {
-    return err(`${opt}: ${v} is out of range (${min}-${max})`);
-  }
-  return ok(n);
-}
 
 /**
  * Parses the oping command line: `-x value`, `--long value` and
@@ -200,37 +177,9 @@ function parseIntArg(
  */
 export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
   const o = defaultOptions();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    let name: OptName;
-    let inline: string | undefined;
-    if (arg.startsWith("--") && arg.length > 2) {
-      const eq = arg.indexOf("=");
-      const long = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      if (!isLongName(long)) return err(`unknown option "${arg}"`);
-      name = long;
-      if (eq >= 0) inline = arg.slice(eq + 1);
-    } else if (arg.startsWith("-") && arg.length > 1) {
-      const short = SHORT[arg];
-      if (short === undefined) return err(`unknown option "${arg}"`);
-      name = short;
-    } else {
-      return err(`unexpected argument "${arg}"`);
-    }
-    const shown = inline === undefined ? arg : arg.slice(0, arg.indexOf("="));
-    let value = "";
-    if (TAKES_VALUE.has(name)) {
-      if (inline !== undefined) {
-        value = inline;
-      } else {
-        const next = args[i + 1];
-        if (next === undefined) return err(`option ${shown} needs a value`);
-        value = next;
-        i++;
-      }
-    } else if (inline !== undefined) {
-      return err(`option ${shown} takes no value`);
-    }
+  const words = optionWords(args, OPTIONS);
+  if (!words.ok) return words;
+  for (const { name, value, shown } of words.value) {
     switch (name) {
       case "listen":
         o.listen = true;
@@ -256,13 +205,13 @@ export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
         o.rundir = value;
         break;
       case "count": {
-        const r = parseIntArg(shown, value, 1, MAX_COUNT);
+        const r = wholeNumber(shown, value, 1, MAX_COUNT);
         if (!r.ok) return r;
         o.count = r.value;
         break;
       }
       case "size": {
-        const r = parseIntArg(shown, value, OPING_MIN_SIZE, OPING_MAX_SIZE);
+        const r = wholeNumber(shown, value, OPING_MIN_SIZE, OPING_MAX_SIZE);
         if (!r.ok) return r;
         o.size = r.value;
         break;
