@@ -27,7 +27,7 @@ import {
 } from "../lib/rundir.ts";
 import { selfCommand } from "../lib/self.ts";
 import { DEFAULT_PORT } from "../lib/udp_wire.ts";
-import { basename, type Lb, Registry } from "./registry.ts";
+import { Registry } from "./registry.ts";
 
 const log = new Logger("irmd");
 const confLog = new Logger("irmd/configuration");
@@ -97,7 +97,8 @@ export class Irmd {
   #accepters = new Map<number, Accepter>();
   #acceptWaiters: (() => void)[] = [];
   #appConns = new Map<number, CtrlConn>();
-  #children = new Map<number, { child: Deno.ChildProcess; prog: string }>();
+  /** Programs this irmd started (autostart), ended at shutdown. */
+  #children = new Map<number, Deno.ChildProcess>();
   #replay = new ReplayGuard();
   #listener: Deno.UnixListener | undefined;
   #conns = new Set<CtrlConn>();
@@ -191,7 +192,9 @@ export class Irmd {
     this.#accepters.clear();
     this.#wakeAccept();
     const stops: Promise<unknown>[] = [];
-    for (const [pid, c] of this.#children) stops.push(terminate(pid, c.child));
+    for (const [pid, child] of this.#children) {
+      stops.push(terminate(pid, child));
+    }
     for (const ipcp of this.ipcps.values()) {
       stops.push(terminate(ipcp.pid, ipcp.child));
     }
@@ -660,7 +663,7 @@ export class Irmd {
           stderr: "inherit",
           env: { [RUNDIR_ENV]: this.opts.rundir },
         }).spawn();
-        this.#children.set(child.pid, { child, prog: path });
+        this.#children.set(child.pid, child);
         void child.status.then(() => this.#children.delete(child.pid));
         log.info(`Instantiated ${path} as process ${child.pid}.`);
         started++;
@@ -1079,6 +1082,3 @@ async function terminate(pid: number, child: Deno.ChildProcess): Promise<void> {
   clearTimeout(timer);
   await child.status;
 }
-
-export type { Lb };
-export { basename };

@@ -22,11 +22,6 @@ import {
 
 const FLOOD_SECONDS = Number(Deno.env.get("O7S_FLOOD_SECONDS") ?? "30");
 
-async function twoNodes(): Promise<[Node, Node]> {
-  const { server, client } = await tutorialNodes();
-  return [server, client];
-}
-
 /** An accepting process on the server node that releases every flow at once. */
 function acceptAndClose(srv: Ouroboros): { stop: () => Promise<number> } {
   let n = 0;
@@ -61,8 +56,16 @@ async function noLeftovers(...nodes: Node[]): Promise<void> {
   }
 }
 
-Deno.test("2,000 sequential allocations between two nodes: no failure, nothing left", async () => {
-  const [server, client] = await twoNodes();
+/**
+ * Both tutorial nodes, an accepting process on the server node that
+ * releases every flow at once, and an application on the client node; all
+ * ended afterwards. `body` returns how many flows the acceptor should have
+ * taken; no flow may be left in either node.
+ */
+async function allocationRun(
+  body: (app: Ouroboros) => Promise<number>,
+): Promise<void> {
+  const { server, client, close } = await tutorialNodes();
   const srv = await Ouroboros.connect({ rundir: server.rundir, prog: "oping" });
   const acceptor = acceptAndClose(srv);
   const app = await Ouroboros.connect({
@@ -70,6 +73,19 @@ Deno.test("2,000 sequential allocations between two nodes: no failure, nothing l
     prog: "load-test",
   });
   try {
+    const accepted = await body(app);
+    await app.close();
+    assertEquals(await acceptor.stop(), accepted);
+    await noLeftovers(server, client);
+  } finally {
+    await app.close();
+    await acceptor.stop();
+    await close();
+  }
+}
+
+Deno.test("2,000 sequential allocations between two nodes: no failure, nothing left", async () => {
+  await allocationRun(async (app) => {
     const failures: string[] = [];
     for (let i = 0; i < 2000; i++) {
       try {
@@ -80,26 +96,12 @@ Deno.test("2,000 sequential allocations between two nodes: no failure, nothing l
       }
     }
     assertEquals(failures, []);
-    await app.close();
-    assertEquals(await acceptor.stop(), 2000);
-    await noLeftovers(server, client);
-  } finally {
-    await app.close();
-    await acceptor.stop();
-    await client.close();
-    await server.close();
-  }
+    return 2000;
+  });
 });
 
 Deno.test("200 allocations from 20 concurrent clients: each succeeds or fails explicitly, in time", async () => {
-  const [server, client] = await twoNodes();
-  const srv = await Ouroboros.connect({ rundir: server.rundir, prog: "oping" });
-  const acceptor = acceptAndClose(srv);
-  const app = await Ouroboros.connect({
-    rundir: client.rundir,
-    prog: "load-test",
-  });
-  try {
+  await allocationRun(async (app) => {
     const timeoutMs = 5000;
     let ok = 0;
     const failed: string[] = [];
@@ -122,15 +124,8 @@ Deno.test("200 allocations from 20 concurrent clients: each succeeds or fails ex
     assertEquals(ok + failed.length, 200);
     assertEquals(late, [], "allocations ran past their timeout");
     assertEquals(failed, []);
-    await app.close();
-    await acceptor.stop();
-    await noLeftovers(server, client);
-  } finally {
-    await app.close();
-    await acceptor.stop();
-    await client.close();
-    await server.close();
-  }
+    return ok;
+  });
 });
 
 function echoRequest(size: number, id: number): Uint8Array {
@@ -145,7 +140,7 @@ async function rssKb(pid: number): Promise<number> {
 }
 
 Deno.test(`flood: ${FLOOD_SECONDS} s of 1,500-byte packets both ways on 4 flows, a slow reader; no deadlock, bounded memory`, async () => {
-  const [server, client] = await twoNodes();
+  const { server, client, close } = await tutorialNodes();
   const from = server.irmd.lines.length;
   const echo = server.spawnPath(
     server.bin("oping"),
@@ -222,7 +217,6 @@ Deno.test(`flood: ${FLOOD_SECONDS} s of 1,500-byte packets both ways on 4 flows,
   } finally {
     await Promise.all(flows.map((f) => f.close()));
     await app.close();
-    await client.close();
-    await server.close();
+    await close();
   }
 });
