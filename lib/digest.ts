@@ -105,11 +105,22 @@ function fracRoot(p: number, k: bigint, bits: bigint): bigint {
 }
 
 interface Sha2Tables {
-  K64: bigint[];
+  /** The 80 SHA-512 constants as (high, low) 32-bit pairs. */
+  K512: Uint32Array;
   K32: number[];
   IV256: number[];
-  IV512: bigint[];
-  IV384: bigint[];
+  IV512: Uint32Array;
+  IV384: Uint32Array;
+}
+
+/** 64-bit numbers as (high, low) 32-bit pairs, high first. */
+function halves(xs: bigint[]): Uint32Array {
+  const out = new Uint32Array(xs.length * 2);
+  xs.forEach((x, i) => {
+    out[2 * i] = Number(x >> 32n);
+    out[2 * i + 1] = Number(x & 0xffffffffn);
+  });
+  return out;
 }
 
 let tables: Sha2Tables | undefined;
@@ -119,11 +130,11 @@ function sha2(): Sha2Tables {
   if (tables !== undefined) return tables;
   const P = primes(80);
   tables = {
-    K64: P.map((p) => fracRoot(p, 3n, 64n)),
+    K512: halves(P.map((p) => fracRoot(p, 3n, 64n))),
     K32: P.slice(0, 64).map((p) => Number(fracRoot(p, 3n, 32n))),
     IV256: P.slice(0, 8).map((p) => Number(fracRoot(p, 2n, 32n))),
-    IV512: P.slice(0, 8).map((p) => fracRoot(p, 2n, 64n)),
-    IV384: P.slice(8, 16).map((p) => fracRoot(p, 2n, 64n)),
+    IV512: halves(P.slice(0, 8).map((p) => fracRoot(p, 2n, 64n))),
+    IV384: halves(P.slice(8, 16).map((p) => fracRoot(p, 2n, 64n))),
   };
   return tables;
 }
@@ -176,54 +187,115 @@ export function sha256(msg: Uint8Array): Uint8Array {
   return out;
 }
 
-const M64 = (1n << 64n) - 1n;
+const TWO32 = 4294967296;
 
-function sha512Core(msg: Uint8Array, iv: bigint[], outLen: number): Uint8Array {
+/**
+ * SHA-512 and SHA-384 over 32-bit halves: every 64-bit word is a pair
+ * (high, low) of unsigned 32-bit numbers in a Uint32Array, high first. The
+ * low halves are summed as plain numbers (exact below 2^53) and their carry
+ * moved into the high half; stores into the array wrap modulo 2^32.
+ */
+function sha512Core(
+  msg: Uint8Array,
+  iv: Uint32Array,
+  outLen: number,
+): Uint8Array {
   const m = pad(msg, 128, 16, false);
   const v = new DataView(m.buffer);
-  const { K64 } = sha2();
+  const K = sha2().K512;
   const h = iv.slice();
-  const w: bigint[] = new Array(80).fill(0n);
-  const rotr = (x: bigint, n: bigint) => ((x >> n) | (x << (64n - n))) & M64;
+  const w = new Uint32Array(160);
   for (let off = 0; off < m.length; off += 128) {
-    for (let i = 0; i < 16; i++) w[i] = v.getBigUint64(off + 8 * i);
-    for (let i = 16; i < 80; i++) {
-      const a = w[i - 15]!, b = w[i - 2]!;
-      const s0 = rotr(a, 1n) ^ rotr(a, 8n) ^ (a >> 7n);
-      const s1 = rotr(b, 19n) ^ rotr(b, 61n) ^ (b >> 6n);
-      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) & M64;
+    for (let i = 0; i < 32; i++) w[i] = v.getUint32(off + 4 * i);
+    for (let i = 32; i < 160; i += 2) {
+      // σ0 = rotr 1 ^ rotr 8 ^ shr 7 of w[t-15]; σ1 = rotr 19 ^ rotr 61 ^
+      // shr 6 of w[t-2].
+      let xh = w[i - 30]!, xl = w[i - 29]!;
+      const s0h = ((xh >>> 1) | (xl << 31)) ^ ((xh >>> 8) | (xl << 24)) ^
+        (xh >>> 7);
+      const s0l = ((xl >>> 1) | (xh << 31)) ^ ((xl >>> 8) | (xh << 24)) ^
+        ((xl >>> 7) | (xh << 25));
+      xh = w[i - 4]!;
+      xl = w[i - 3]!;
+      const s1h = ((xh >>> 19) | (xl << 13)) ^ ((xl >>> 29) | (xh << 3)) ^
+        (xh >>> 6);
+      const s1l = ((xl >>> 19) | (xh << 13)) ^ ((xh >>> 29) | (xl << 3)) ^
+        ((xl >>> 6) | (xh << 26));
+      const lo = (s0l >>> 0) + (s1l >>> 0) + w[i - 31]! + w[i - 13]!;
+      w[i] = s0h + s1h + w[i - 32]! + w[i - 14]! + Math.floor(lo / TWO32);
+      w[i + 1] = lo;
     }
-    let [a, b, c, d, e, f, g, hh] = h as [
-      bigint,
-      bigint,
-      bigint,
-      bigint,
-      bigint,
-      bigint,
-      bigint,
-      bigint,
+    let ah = h[0]!, al = h[1]!, bh = h[2]!, bl = h[3]!;
+    let ch = h[4]!, cl = h[5]!, dh = h[6]!, dl = h[7]!;
+    let eh = h[8]!, el = h[9]!, fh = h[10]!, fl = h[11]!;
+    let gh = h[12]!, gl = h[13]!, hh = h[14]!, hl = h[15]!;
+    for (let i = 0; i < 160; i += 2) {
+      // Σ1 = rotr 14 ^ rotr 18 ^ rotr 41 of e; Σ0 = rotr 28 ^ rotr 34 ^
+      // rotr 39 of a.
+      const S1h = ((eh >>> 14) | (el << 18)) ^ ((eh >>> 18) | (el << 14)) ^
+        ((el >>> 9) | (eh << 23));
+      const S1l = ((el >>> 14) | (eh << 18)) ^ ((el >>> 18) | (eh << 14)) ^
+        ((eh >>> 9) | (el << 23));
+      const chh = (eh & fh) ^ (~eh & gh);
+      const chl = (el & fl) ^ (~el & gl);
+      const t1lo = hl + (S1l >>> 0) + (chl >>> 0) + K[i + 1]! + w[i + 1]!;
+      const t1h = hh + S1h + chh + K[i]! + w[i]! + Math.floor(t1lo / TWO32);
+      const t1l = t1lo >>> 0;
+      const S0h = ((ah >>> 28) | (al << 4)) ^ ((al >>> 2) | (ah << 30)) ^
+        ((al >>> 7) | (ah << 25));
+      const S0l = ((al >>> 28) | (ah << 4)) ^ ((ah >>> 2) | (al << 30)) ^
+        ((ah >>> 7) | (al << 25));
+      const majh = (ah & bh) ^ (ah & ch) ^ (bh & ch);
+      const majl = (al & bl) ^ (al & cl) ^ (bl & cl);
+      const t2lo = (S0l >>> 0) + (majl >>> 0);
+      const t2h = S0h + majh + Math.floor(t2lo / TWO32);
+      const t2l = t2lo >>> 0;
+      hh = gh;
+      hl = gl;
+      gh = fh;
+      gl = fl;
+      fh = eh;
+      fl = el;
+      const elo = dl + t1l;
+      eh = (dh + t1h + Math.floor(elo / TWO32)) >>> 0;
+      el = elo >>> 0;
+      dh = ch;
+      dl = cl;
+      ch = bh;
+      cl = bl;
+      bh = ah;
+      bl = al;
+      const alo = t1l + t2l;
+      ah = (t1h + t2h + Math.floor(alo / TWO32)) >>> 0;
+      al = alo >>> 0;
+    }
+    const out = [
+      ah,
+      al,
+      bh,
+      bl,
+      ch,
+      cl,
+      dh,
+      dl,
+      eh,
+      el,
+      fh,
+      fl,
+      gh,
+      gl,
+      hh,
+      hl,
     ];
-    for (let i = 0; i < 80; i++) {
-      const ch = (e & f) ^ (~e & M64 & g);
-      const t1 =
-        (hh + (rotr(e, 14n) ^ rotr(e, 18n) ^ rotr(e, 41n)) + ch + K64[i]! +
-          w[i]!) & M64;
-      const maj = (a & b) ^ (a & c) ^ (b & c);
-      const t2 = ((rotr(a, 28n) ^ rotr(a, 34n) ^ rotr(a, 39n)) + maj) & M64;
-      hh = g;
-      g = f;
-      f = e;
-      e = (d + t1) & M64;
-      d = c;
-      c = b;
-      b = a;
-      a = (t1 + t2) & M64;
+    for (let j = 0; j < 16; j += 2) {
+      const lo = h[j + 1]! + out[j + 1]!;
+      h[j] = h[j]! + out[j]! + Math.floor(lo / TWO32);
+      h[j + 1] = lo;
     }
-    [a, b, c, d, e, f, g, hh].forEach((x, i) => h[i] = (h[i]! + x) & M64);
   }
   const out = new Uint8Array(64);
   const ov = new DataView(out.buffer);
-  h.forEach((x, i) => ov.setBigUint64(8 * i, x));
+  for (let j = 0; j < 16; j++) ov.setUint32(4 * j, h[j]!);
   return out.slice(0, outLen);
 }
 

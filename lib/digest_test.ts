@@ -14,6 +14,9 @@ Deno.test("digests match node:crypto for every length around the block boundarie
       const b = new Uint8Array(n);
       for (let i = 0; i < n; i++) b[i] = (i * 131 + n * 7) & 0xff;
       assertEquals(fn(b), reference(alg, b), `${alg} of ${n} bytes`);
+      // All ones: every addition carries.
+      const ones = new Uint8Array(n).fill(0xff);
+      assertEquals(fn(ones), reference(alg, ones), `${alg} of ${n} × 0xff`);
     }
   }
 });
