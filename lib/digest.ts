@@ -205,6 +205,12 @@ function sha512Core(
   const K = sha2().K512;
   const h = iv.slice();
   const w = new Uint32Array(160);
+  /** h[j..j+1] += (xh, xl), modulo 2^64. */
+  const add = (j: number, xh: number, xl: number) => {
+    const lo = h[j + 1]! + xl;
+    h[j] = h[j]! + xh + Math.floor(lo / TWO32);
+    h[j + 1] = lo;
+  };
   for (let off = 0; off < m.length; off += 128) {
     for (let i = 0; i < 32; i++) w[i] = v.getUint32(off + 4 * i);
     for (let i = 32; i < 160; i += 2) {
@@ -269,29 +275,14 @@ function sha512Core(
       ah = (t1h + t2h + Math.floor(alo / TWO32)) >>> 0;
       al = alo >>> 0;
     }
-    const out = [
-      ah,
-      al,
-      bh,
-      bl,
-      ch,
-      cl,
-      dh,
-      dl,
-      eh,
-      el,
-      fh,
-      fl,
-      gh,
-      gl,
-      hh,
-      hl,
-    ];
-    for (let j = 0; j < 16; j += 2) {
-      const lo = h[j + 1]! + out[j + 1]!;
-      h[j] = h[j]! + out[j]! + Math.floor(lo / TWO32);
-      h[j + 1] = lo;
-    }
+    add(0, ah, al);
+    add(2, bh, bl);
+    add(4, ch, cl);
+    add(6, dh, dl);
+    add(8, eh, el);
+    add(10, fh, fl);
+    add(12, gh, gl);
+    add(14, hh, hl);
   }
   const out = new Uint8Array(64);
   const ov = new DataView(out.buffer);

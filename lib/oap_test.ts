@@ -8,6 +8,7 @@ import {
   unwrap,
 } from "../tests/assert.ts";
 import { annotated, type Datagram, loadVectors } from "../tests/vectors.ts";
+import { xorshift32 } from "../tests/rng.ts";
 import { toHex } from "./name_hash.ts";
 import {
   buildOapRequest,
@@ -402,21 +403,8 @@ Deno.test("ReplayGuard: memory stays bounded by expiry and by the cap", () => {
   assertThrows(() => new ReplayGuard(1n, 1n, 0), /maxEntries/);
 });
 
-/** xorshift32 */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 Deno.test("fuzz: random OAP bytes never make decodeOap or verifyOapResponse throw", () => {
-  const next = rng(0x0a9);
+  const next = xorshift32(0x0a9);
   const p = capturedPairs()[0]!;
   const g = new ReplayGuard();
   for (let i = 0; i < 4000; i++) {

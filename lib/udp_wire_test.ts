@@ -6,6 +6,7 @@ import {
   unwrap,
 } from "../tests/assert.ts";
 import { annotated, type Datagram, loadVectors } from "../tests/vectors.ts";
+import { xorshift32 } from "../tests/rng.ts";
 import { nameHash } from "./name_hash.ts";
 import { decodeOping, encodeOping, newOpingPacket } from "./oping_msg.ts";
 import {
@@ -392,21 +393,8 @@ Deno.test("malformed mgmt frames: wrong codes, non-zero eid, reserved eids", () 
   assertMatch(r.error, /d_eid 0/);
 });
 
-/** xorshift32: a reproducible fuzz stream. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
-
 Deno.test("fuzz: random datagrams never make the decoders throw", () => {
-  const next = rng(0x5eed);
+  const next = xorshift32(0x5eed);
   const templates = mgmtFrames("c023-oping-raw.txt").map((d) => d.bytes);
   for (let i = 0; i < 5000; i++) {
     const len = next() % 160;

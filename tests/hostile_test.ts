@@ -4,6 +4,7 @@
  * node keeps serving throughout.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { uniform } from "./rng.ts";
 import {
   irmdRequest,
   Node,
@@ -82,19 +83,6 @@ async function serverNode(label: string): Promise<Node> {
   return node;
 }
 
-/** A seeded generator, so that a failing run can be repeated. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x1_0000_0000;
-  };
-}
-
 Deno.test("fuzzing the UDP socket with 100,000 datagrams: no crash, no leaked state, a real flow keeps working", async () => {
   const node = await serverNode("fuzz");
   const app = await Ouroboros.connect({
@@ -114,7 +102,7 @@ Deno.test("fuzzing the UDP socket with 100,000 datagrams: no crash, no leaked st
       ...loadVectors("c023-oping-qos-data-frct.txt"),
     ].map((d) => d.bytes);
     const seed = Number(Deno.env.get("O7S_FUZZ_SEED") ?? "20261124");
-    const rand = rng(seed);
+    const rand = uniform(seed);
     const pick = <T>(a: T[]): T => a[Math.floor(rand() * a.length)]!;
     const dst = { transport: "udp" as const, hostname: SERVER_IP, port: PORT };
     const N = 100_000;
