@@ -1,10 +1,17 @@
 /**
  * `ouroboros irmd`: the IPC Resource Manager daemon.
  *
- *   ouroboros irmd [-c FILE | --config FILE] [--check] [--debug] [--stdout] [--rundir DIR]
+ *   ouroboros irmd [-c FILE | --config FILE] [--check [--json]] [--debug] [--stdout] [--rundir DIR]
+ *
+ * The daemon does not parse its configuration file itself: it runs
+ * `ouroboros irmd --check --json -c FILE` and reads the result, so the TOML
+ * parser (an npm package) is never loaded into the long-running process.
  */
-import { formatConfigSummary, loadConfig } from "../lib/config.ts";
+import type { Config } from "../lib/config.ts";
+import { configFromJson, configToJson } from "../lib/config_json.ts";
 import { OuroborosError } from "../lib/errors.ts";
+import { err, type Result } from "../lib/result.ts";
+import { selfCommand } from "../lib/self.ts";
 import { Logger, setupLogging } from "../lib/log.ts";
 import { resolveRundir } from "../lib/rundir.ts";
 import { VERSION } from "../lib/version.ts";
@@ -17,6 +24,7 @@ const USAGE = `Usage: ouroboros irmd [options]
 Options:
   -c, --config FILE  apply this configuration file at start
       --check        only validate the configuration file and print what it sets up
+      --json         with --check: print it as JSON instead
   -d, --debug        print debug log lines
       --stdout       log to standard output (the default; accepted for compatibility)
       --rundir DIR   runtime directory for this node's sockets
@@ -28,12 +36,13 @@ Options:
 interface IrmdArgs {
   config?: string;
   check: boolean;
+  json: boolean;
   debug: boolean;
   rundir?: string;
 }
 
 function parseArgs(args: string[]): IrmdArgs | string {
-  const out: IrmdArgs = { check: false, debug: false };
+  const out: IrmdArgs = { check: false, json: false, debug: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const [flag, inline] = a.startsWith("--") && a.includes("=")
@@ -57,6 +66,9 @@ function parseArgs(args: string[]): IrmdArgs | string {
       case "--check":
         out.check = true;
         break;
+      case "--json":
+        out.json = true;
+        break;
       case "-d":
       case "--debug":
         out.debug = true;
@@ -68,6 +80,55 @@ function parseArgs(args: string[]): IrmdArgs | string {
     }
   }
   return out;
+}
+
+/** `--check`: parse the configuration file here, print it, exit. */
+async function check(opts: IrmdArgs): Promise<number> {
+  if (opts.config === undefined) {
+    console.error("irmd: --check needs a configuration file (-c FILE).");
+    return 2;
+  }
+  const { formatConfigSummary, loadConfig } = await import(
+    "../lib/config.ts"
+  );
+  const cfg = await loadConfig(opts.config);
+  if (!cfg.ok) {
+    console.error(`irmd: ${cfg.error}`);
+    return 1;
+  }
+  console.log(
+    opts.json ? configToJson(cfg.value) : formatConfigSummary(cfg.value),
+  );
+  return 0;
+}
+
+/** The configuration file as parsed by `irmd --check --json` in a child. */
+async function parseInChild(file: string): Promise<Result<Config>> {
+  const [cmd, ...args] = selfCommand(
+    "irmd",
+    ["--check", "--json", "-c", file],
+    { npm: true },
+  );
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cmd!, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    return err(`${file}: cannot start the configuration parser: ${why}`);
+  }
+  if (!out.success) {
+    const text = new TextDecoder().decode(out.stderr).trim();
+    return err(
+      text.replace(/^irmd: /, "") ||
+        `${file}: the configuration parser failed (exit code ${out.code})`,
+    );
+  }
+  return configFromJson(new TextDecoder().decode(out.stdout));
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -84,20 +145,17 @@ export async function main(args: string[]): Promise<number> {
     console.error(`irmd: ${opts}\n${USAGE}`);
     return 2;
   }
+  if (opts.check) return await check(opts);
+  if (opts.json) {
+    console.error(`irmd: --json goes with --check.\n${USAGE}`);
+    return 2;
+  }
   const cfg = opts.config === undefined
     ? undefined
-    : await loadConfig(opts.config);
+    : await parseInChild(opts.config);
   if (cfg !== undefined && !cfg.ok) {
     console.error(`irmd: ${cfg.error}`);
     return 1;
-  }
-  if (opts.check) {
-    if (cfg === undefined) {
-      console.error("irmd: --check needs a configuration file (-c FILE).");
-      return 2;
-    }
-    console.log(formatConfigSummary(cfg.value));
-    return 0;
   }
   setupLogging({ debug: opts.debug });
   const irmd = new Irmd({

@@ -138,7 +138,8 @@ export class CtrlConn {
   }
 
   async #readLoop(): Promise<void> {
-    const reader = new FrameReader(this.conn, MAX_CTRL_FRAME, 64 * 1024);
+    // Messages are decoded (copied) before the next read: the chunk is reused.
+    const reader = new FrameReader(this.conn, MAX_CTRL_FRAME, 16 * 1024, true);
     try {
       for (;;) {
         if (this.#closed) break;

@@ -45,7 +45,8 @@ export class FrameReader {
      */
     public reuse = false,
   ) {
-    this.#chunkSize = Math.max(chunkSize, maxFrame + FRAME_HDR);
+    // A frame larger than a chunk gets a chunk of its own size when it comes.
+    this.#chunkSize = chunkSize;
     this.#chunk = new Uint8Array(this.#chunkSize);
   }
 
@@ -86,7 +87,7 @@ export class FrameReader {
     if (len > this.maxFrame) throw new FrameTooLarge(len, this.maxFrame);
     if (avail < FRAME_HDR + len) {
       // Make room for the rest of this frame when the chunk cannot hold it.
-      if (s + FRAME_HDR + len > c.length) this.#renew();
+      if (s + FRAME_HDR + len > c.length) this.#renew(FRAME_HDR + len);
       return undefined;
     }
     this.#start = s + FRAME_HDR + len;
@@ -95,17 +96,18 @@ export class FrameReader {
 
   /**
    * Moves the unread bytes to a fresh chunk (never reusing the old one), or
-   * to the start of the same chunk with `reuse`.
+   * to the start of the same chunk with `reuse`; the chunk is at least `need`
+   * bytes long afterwards.
    */
-  #renew(): void {
-    if (this.reuse) {
+  #renew(need = 0): void {
+    if (this.reuse && need <= this.#chunk.length) {
       this.#chunk.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
       this.#start = 0;
       return;
     }
     const rest = this.#chunk.subarray(this.#start, this.#end);
-    const fresh = new Uint8Array(this.#chunkSize);
+    const fresh = new Uint8Array(Math.max(this.#chunkSize, need));
     fresh.set(rest);
     this.#chunk = fresh;
     this.#start = 0;

@@ -54,6 +54,30 @@ Deno.test("the reader reassembles frames split anywhere, and frames stay valid",
   }
 });
 
+Deno.test("frames larger than the reader's chunk are whole, reused chunk or not", async () => {
+  // Chunks of 64 bytes; frames up to 5000 bytes between small ones.
+  const payloads = Array.from(
+    { length: 60 },
+    (_, i) => payload(i, i % 3 === 0 ? 10 + i * 80 : i % 50),
+  );
+  for (const reuse of [false, true]) {
+    for (const sizes of [[1], [7, 300], [100000]]) {
+      const r = new FrameReader(
+        new Pieces(frames(payloads), sizes),
+        5000,
+        64,
+        reuse,
+      );
+      for (let i = 0; i < payloads.length; i++) {
+        const f = await r.next();
+        assert(f !== null, `frame ${i} (reuse ${reuse}, reads ${sizes})`);
+        assertEquals(f.subarray(4), payloads[i], `frame ${i}`);
+      }
+      assertEquals(await r.next(), null);
+    }
+  }
+});
+
 Deno.test("the reader refuses an oversized length and a stream cut inside a frame", async () => {
   const big = new Uint8Array(8);
   putU32(big, 0, 5000);

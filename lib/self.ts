@@ -22,15 +22,19 @@ export function setMainModule(url: string | URL): void {
   mainModule = new URL(url);
 }
 
-/** The command line that runs `ouroboros <sub> <args...>`. */
+/**
+ * The command line that runs `ouroboros <sub> <args...>`. Only a process
+ * that parses a configuration file needs deno.json (its npm imports):
+ * `npm: true`.
+ */
 export function selfCommand(
   sub: string,
   args: readonly string[] = [],
+  opts: { npm?: boolean } = {},
 ): string[] {
   if (Deno.build.standalone) return [Deno.execPath(), sub, ...args];
   const flags = ["run", "-q", ...PERMISSION_FLAGS];
-  if (mainModule.pathname.endsWith("/main.ts") && sub === "irmd") {
-    // Only the irmd (its configuration parser) needs deno.json's npm imports.
+  if (mainModule.pathname.endsWith("/main.ts") && opts.npm === true) {
     flags.push("--config", new URL("deno.json", mainModule).pathname);
   } else {
     // Without a configuration file a process starts smaller (no npm

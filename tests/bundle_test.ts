@@ -7,9 +7,7 @@ import { assertEquals, assertMatch } from "./assert.ts";
 import { Proc } from "../lib/child.ts";
 import { PERMISSION_FLAGS } from "../lib/self.ts";
 import { RUNDIR_ENV } from "../lib/rundir.ts";
-import { tutorialHosts } from "./harness.ts";
-
-const REPO = new URL("../", import.meta.url).pathname;
+import { REPO, tutorialHosts } from "./harness.ts";
 
 async function bundle(out: string): Promise<void> {
   // The same command as `deno task bundle`, into a temporary file.
@@ -63,6 +61,11 @@ Deno.test("the bundle runs alone: version, configuration check and a ping", asyn
     const checkBad = await run(["irmd", "--check", "-c", bad]).exit();
     assertEquals(checkBad.code, 1);
     assertMatch(checkBad.stderr, /bad\.conf:2:1: .*ip.*300\.1\.1\.1/);
+    // The daemon has the same file parsed by the bundle, and says the same.
+    const irmdBad = await run(["irmd", "--rundir", `${dir}/run`, "-c", bad])
+      .exit();
+    assertEquals(irmdBad.code, 1);
+    assertEquals(irmdBad.stderr, checkBad.stderr);
 
     // A whole node from the bundle: irmd, its IPCP, a server and a client.
     await Deno.writeTextFile(`${dir}/hosts`, tutorialHosts("127.0.0.1"));

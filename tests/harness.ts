@@ -13,7 +13,7 @@ import { Proc } from "../lib/child.ts";
 
 export { Proc };
 
-const REPO = new URL("../", import.meta.url).pathname;
+export const REPO = new URL("../", import.meta.url).pathname;
 export const LAUNCHER = `${REPO}bin/ouroboros`;
 
 export interface NodeOptions {

@@ -1,6 +1,7 @@
 /** The `ouroboros` program: dispatch, help, version, and running under a link's name. */
-import { assertEquals, assertMatch } from "./assert.ts";
-import { LAUNCHER } from "./harness.ts";
+import { configFromJson } from "../lib/config_json.ts";
+import { assert, assertEquals, assertMatch, unwrap } from "./assert.ts";
+import { LAUNCHER, REPO } from "./harness.ts";
 
 async function run(
   cmd: string,
@@ -50,6 +51,54 @@ Deno.test("a link named after a subcommand runs that subcommand", async () => {
     const r = await run(`${dir}/ipcpd-udp`, []);
     assertEquals(r.code, 2);
     assertMatch(r.out, /--name is required/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the irmd has its configuration parsed by `irmd --check --json` and reports its errors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "o7s-conf-" });
+  try {
+    const json = await run(LAUNCHER, [
+      "irmd",
+      "--check",
+      "--json",
+      "-c",
+      `${REPO}conf/tut05-server.conf`,
+    ]);
+    assertEquals(json.code, 0, json.out);
+    const cfg = unwrap(configFromJson(json.out));
+    assertEquals(cfg.names.map((n) => n.name), [
+      "oping-server",
+      "oping-server2",
+    ]);
+    assertEquals(cfg.ipcps[0]?.layer, "wifi-network");
+
+    // The daemon refuses to start on a file its parser refuses, and says why.
+    const bad = `${dir}/bad.conf`;
+    await Deno.writeTextFile(bad, '[udp.x]\nip = "300.1.1.1"\n');
+    const r = await run(LAUNCHER, [
+      "irmd",
+      "--rundir",
+      `${dir}/run`,
+      "-c",
+      bad,
+    ]);
+    assertEquals(r.code, 1, r.out);
+    assertMatch(r.out, /^irmd: [^\n]*bad\.conf:2:1: .*ip.*300\.1\.1\.1/);
+    assert(!r.out.includes("irmd: irmd:"), r.out);
+    const missing = await run(LAUNCHER, [
+      "irmd",
+      "--rundir",
+      `${dir}/run`,
+      "-c",
+      `${dir}/nothing.conf`,
+    ]);
+    assertEquals(missing.code, 1, missing.out);
+    assertMatch(missing.out, /^irmd: .*nothing\.conf: cannot read/);
+    const lone = await run(LAUNCHER, ["irmd", "--json"]);
+    assertEquals(lone.code, 2);
+    assertMatch(lone.out, /--json goes with --check/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
