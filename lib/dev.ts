@@ -15,7 +15,7 @@
 import { connectCtrl, type CtrlConn } from "./ctrl.ts";
 import { decodeStatus, encodeAttach } from "./dataplane.ts";
 import { OuroborosError } from "./errors.ts";
-import { FrameReader, FrameWriter, writeAll } from "./framing.ts";
+import { FrameReader, FrameWriter } from "./framing.ts";
 import type { FlowGrant, QosSpec } from "./proto.ts";
 import { irmdSocketPath, resolveRundir } from "./rundir.ts";
 import { QOS_CUBES } from "./udp_wire.ts";
@@ -148,30 +148,15 @@ export class Ouroboros implements AsyncDisposable {
         }`,
       );
     }
-    const reader = new FrameReader(conn, grant.mtu);
-    try {
-      const hello = encodeAttach(grant.handle, grant.token);
-      const frame = new Uint8Array(4 + hello.length);
-      new DataView(frame.buffer).setUint32(0, hello.length);
-      frame.set(hello, 4);
-      // The IPCP's status answer is not awaited here: it is the first frame
-      // the flow reads (a refusal ends the flow as down). Packets written
-      // meanwhile follow the attach frame and are sent once it is accepted.
-      await writeAll(conn, frame);
-    } catch (e) {
-      try {
-        conn.close();
-      } catch { /* closed */ }
-      throw new OuroborosError(
-        "flow_down",
-        `attaching the flow failed: ${e instanceof Error ? e.message : e}`,
-      );
-    }
+    // The attach frame is the first frame the flow's writer sends; neither
+    // its write nor the IPCP's status answer is awaited here: the status is
+    // the first frame the flow reads (a refusal ends the flow as down), and
+    // packets written meanwhile follow the attach frame.
     const flow = new Flow(
       this.#nextFd++,
       grant,
       conn,
-      reader,
+      encodeAttach(grant.handle, grant.token),
       () => this.#flows.delete(flow),
     );
     this.#flows.add(flow);
@@ -230,7 +215,7 @@ export class Flow implements AsyncDisposable {
     readonly fd: number,
     grant: FlowGrant,
     conn: Deno.UnixConn,
-    reader: FrameReader,
+    attach: Uint8Array,
     onClose: () => void,
   ) {
     this.name = grant.name;
@@ -238,8 +223,9 @@ export class Flow implements AsyncDisposable {
     this.mtu = grant.mtu;
     this.flowId = grant.flowId;
     this.#conn = conn;
-    this.#reader = reader;
+    this.#reader = new FrameReader(conn, grant.mtu);
     this.#writer = new FrameWriter(conn, 256 * 1024, false);
+    this.#writer.push(attach);
     this.#onClose = onClose;
     void this.#pump();
   }

@@ -29,15 +29,26 @@ export interface ByteWriter {
   write(p: Uint8Array): Promise<number>;
 }
 
+/** A reader's first chunk: enough for a control message or a few packets. */
+export const FIRST_CHUNK = 16 * 1024;
+
 export class FrameReader {
   #chunk: Uint8Array;
   #start = 0;
   #end = 0;
-  readonly #chunkSize: number;
+  /** The size of the next chunk: doubles, up to the most, while reads fill it. */
+  #size: number;
+  readonly #most: number;
 
   constructor(
     private readonly src: ByteReader,
     private readonly maxFrame: number,
+    /**
+     * The largest chunk (one read at most); a reader starts with a small one
+     * and grows it only while its reads fill it (a busy flow), so an idle
+     * connection costs little. A frame larger than a chunk gets a chunk of
+     * its own size.
+     */
     chunkSize = 256 * 1024,
     /**
      * Frames are dropped by the caller before it asks for the next one: the
@@ -45,9 +56,9 @@ export class FrameReader {
      */
     public reuse = false,
   ) {
-    // A frame larger than a chunk gets a chunk of its own size when it comes.
-    this.#chunkSize = chunkSize;
-    this.#chunk = new Uint8Array(this.#chunkSize);
+    this.#most = chunkSize;
+    this.#size = Math.min(chunkSize, FIRST_CHUNK);
+    this.#chunk = new Uint8Array(this.#size);
   }
 
   /**
@@ -59,8 +70,14 @@ export class FrameReader {
     for (;;) {
       const frame = this.#take();
       if (frame !== undefined) return frame;
-      if (this.reuse && this.#start === this.#end) this.#start = this.#end = 0;
+      if (this.reuse && this.#start === this.#end) {
+        this.#start = this.#end = 0;
+        if (this.#chunk.length < this.#size) {
+          this.#chunk = new Uint8Array(this.#size);
+        }
+      }
       if (this.#end === this.#chunk.length) this.#renew();
+      const space = this.#chunk.length - this.#end;
       const n = await this.src.read(this.#chunk.subarray(this.#end));
       if (n === null) {
         if (this.#end > this.#start) {
@@ -69,6 +86,9 @@ export class FrameReader {
         return null;
       }
       this.#end += n;
+      if (n === space && this.#size < this.#most) {
+        this.#size = Math.min(this.#size * 2, this.#most);
+      }
     }
   }
 
@@ -100,14 +120,15 @@ export class FrameReader {
    * bytes long afterwards.
    */
   #renew(need = 0): void {
-    if (this.reuse && need <= this.#chunk.length) {
-      this.#chunk.copyWithin(0, this.#start, this.#end);
+    const c = this.#chunk;
+    if (this.reuse && need <= c.length && c.length >= this.#size) {
+      c.copyWithin(0, this.#start, this.#end);
       this.#end -= this.#start;
       this.#start = 0;
       return;
     }
-    const rest = this.#chunk.subarray(this.#start, this.#end);
-    const fresh = new Uint8Array(Math.max(this.#chunkSize, need));
+    const rest = c.subarray(this.#start, this.#end);
+    const fresh = new Uint8Array(Math.max(this.#size, need));
     fresh.set(rest);
     this.#chunk = fresh;
     this.#start = 0;
@@ -162,8 +183,9 @@ export class FrameWriter {
     private readonly dropWhenFull = false,
     private readonly deferred = false,
   ) {
-    this.#pending = new Uint8Array(64 * 1024);
-    this.#spare = new Uint8Array(64 * 1024);
+    // Both buffers start small and double when a burst needs it.
+    this.#pending = new Uint8Array(FIRST_CHUNK / 4);
+    this.#spare = new Uint8Array(FIRST_CHUNK / 4);
   }
 
   get closed(): boolean {
@@ -268,9 +290,7 @@ export class FrameWriter {
       while (this.#len > 0 && !this.#closed) {
         const out = this.#pending.subarray(0, this.#len);
         // Swap: new frames gather in the other buffer during the write.
-        const next = this.#spare.length >= 64 * 1024
-          ? this.#spare
-          : new Uint8Array(64 * 1024);
+        const next = this.#spare;
         this.#spare = this.#pending;
         this.#pending = next;
         this.#len = 0;
