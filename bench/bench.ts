@@ -22,6 +22,7 @@
  * round trips, 10000), --allocs N (1000), --quick (1 run, short tests),
  * --out DIR (bench/results).
  */
+import { ALLOC_WARMUP } from "./client.ts";
 import { Proc } from "../lib/child.ts";
 import { nameHashHex } from "../lib/name_hash.ts";
 import { RUNDIR_ENV } from "../lib/rundir.ts";
@@ -712,7 +713,8 @@ async function main(): Promise<void> {
   rows.push(
     {
       id: "3",
-      measure: `flow allocation, ${opts.allocs} sequential, p50`,
+      measure:
+        `flow allocation, ${opts.allocs} sequential (after ${ALLOC_WARMUP}), p50`,
       value: fmtSummary(a50, "ms"),
       target: `≤ ${TARGET.allocP50} ms (C: 1.3 ms)`,
       met: a50.median <= TARGET.allocP50,

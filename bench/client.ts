@@ -3,8 +3,9 @@
  * its own process against a node (OUROBOROS_RUNDIR or --rundir):
  *
  *   client.ts alloc --name N [--count 1000]
- *     sequential allocations and deallocations; one JSON line with every
- *     allocation's and deallocation's latency in ms.
+ *     sequential allocations and deallocations, after ALLOC_WARMUP untimed
+ *     ones; one JSON line with every allocation's and deallocation's latency
+ *     in ms.
  *   client.ts scale --name N --flows F [--ms 2000] [--count N]
  *     allocates F flows to an `oping -l` server, then keeps one 64-byte echo
  *     request outstanding on every flow for T ms (or N round trips in all);
@@ -65,13 +66,19 @@ function parse(argv: string[]): Args {
 
 const round = (x: number) => Math.round(x * 1e4) / 1e4;
 
+/** Allocations made before the timed ones (the first few take 3 to 7 ms). */
+export const ALLOC_WARMUP = 20;
+
 async function alloc(node: Ouroboros, a: Args): Promise<unknown> {
   if (!Number.isFinite(a.count)) a.count = 1000;
   const allocMs: number[] = [];
   const deallocMs: number[] = [];
   let failures = 0;
-  // One allocation first, untimed: it warms up both nodes' code paths.
-  await (await node.allocate(a.name, { timeoutMs: 5000 })).close(0);
+  // Untimed allocations first: the code paths of all the processes involved
+  // (this one, both irmds, both IPCPs, the server) are compiled by then.
+  for (let i = 0; i < ALLOC_WARMUP; i++) {
+    await (await node.allocate(a.name, { timeoutMs: 5000 })).close(0);
+  }
   for (let i = 0; i < a.count; i++) {
     const t0 = performance.now();
     let flow: Flow;
