@@ -10,10 +10,10 @@
 import type { Config } from "../lib/config.ts";
 import { configFromJson, configToJson } from "../lib/config_json.ts";
 import { OuroborosError } from "../lib/errors.ts";
-import { err, type Result } from "../lib/result.ts";
-import { selfCommand } from "../lib/self.ts";
 import { Logger, setupLogging } from "../lib/log.ts";
+import { err, type Result } from "../lib/result.ts";
 import { resolveRundir } from "../lib/rundir.ts";
+import { selfCommand } from "../lib/self.ts";
 import { VERSION } from "../lib/version.ts";
 import { Irmd } from "./irmd.ts";
 

@@ -30,7 +30,7 @@ export interface ByteWriter {
 }
 
 /** A reader's first chunk: enough for a control message or a few packets. */
-export const FIRST_CHUNK = 16 * 1024;
+const FIRST_CHUNK = 16 * 1024;
 
 export class FrameReader {
   #chunk: Uint8Array;
@@ -154,6 +154,9 @@ export async function writeAll(w: ByteWriter, p: Uint8Array): Promise<void> {
   while (off < p.length) off += await w.write(p.subarray(off));
 }
 
+/** A writer's first buffers: a few packets or control messages. */
+const FIRST_WRITE_BUFFER = 4 * 1024;
+
 /** A deferred writer starts a write by itself once this much is pending. */
 export const DEFERRED_FLUSH_BYTES = 64 * 1024;
 
@@ -184,8 +187,8 @@ export class FrameWriter {
     private readonly deferred = false,
   ) {
     // Both buffers start small and double when a burst needs it.
-    this.#pending = new Uint8Array(FIRST_CHUNK / 4);
-    this.#spare = new Uint8Array(FIRST_CHUNK / 4);
+    this.#pending = new Uint8Array(FIRST_WRITE_BUFFER);
+    this.#spare = new Uint8Array(FIRST_WRITE_BUFFER);
   }
 
   get closed(): boolean {
