@@ -3,7 +3,7 @@
  * handling, abortable sleeps and the start of `main` (options, help, the
  * session with the irmd, then client or server).
  */
-import { type Flow, Ouroboros } from "../lib/dev.ts";
+import { Ouroboros } from "../lib/dev.ts";
 import { OuroborosError } from "../lib/errors.ts";
 import { err, ok, type Result } from "../lib/result.ts";
 
@@ -100,23 +100,42 @@ export async function runTool<O extends ToolOptions>(
     : await run.client(node, opts);
 }
 
+/** What a server's accept loop needs of a flow. */
+export interface ClosableFlow {
+  close(lingerMs?: number): Promise<void>;
+}
+
+/** What a server's accept loop needs of its session (an `Ouroboros`). */
+export interface FlowSource<F extends ClosableFlow> {
+  accept(): Promise<F>;
+  /** Resolves when the irmd connection has ended. */
+  readonly done: Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
  * A server's accept loop: prints `banner`, hands every flow to `handle` and
  * accepts again at once (so the irmd sees it accepting), until SIGINT or
  * SIGTERM (exit 0) or the irmd goes away (exit 1); then closes its flows and
  * the session.
  */
-export async function serveFlows(
-  node: Ouroboros,
+export async function serveFlows<F extends ClosableFlow>(
+  node: FlowSource<F>,
   banner: string,
-  handle: (flow: Flow, signal: AbortSignal) => Promise<unknown>,
+  handle: (flow: F, signal: AbortSignal) => Promise<unknown>,
 ): Promise<number> {
   const stop = new AbortController();
   const removeSignals = onSignals(() => stop.abort());
-  const flows = new Set<Flow>();
+  // Every flow has a signal of its own, aborted with `stop`: a handler waits
+  // on a signal with one listener, where a signal shared by every flow would
+  // have its listeners scanned on each read (slow with thousands of flows).
+  const flows = new Map<F, AbortController>();
   const handlers = new Set<Promise<unknown>>();
   const stopped = new Promise<"stop">((r) =>
-    stop.signal.addEventListener("abort", () => r("stop"))
+    stop.signal.addEventListener("abort", () => {
+      for (const c of flows.values()) c.abort();
+      r("stop");
+    })
   );
   const lost = node.done.then(() => "lost" as const);
   print(banner);
@@ -127,7 +146,7 @@ export async function serveFlows(
       const accepting = node.accept();
       // Its outcome no longer matters once we stop or lose the irmd.
       accepting.catch(() => {});
-      let res: Flow | "stop" | "lost";
+      let res: F | "stop" | "lost";
       try {
         res = await Promise.race([accepting, stopped, lost]);
       } catch (e) {
@@ -150,9 +169,11 @@ export async function serveFlows(
       }
       failures = 0;
       const flow = res;
-      flows.add(flow);
+      const own = new AbortController();
+      if (stop.signal.aborted) own.abort();
+      flows.set(flow, own);
       // Hand the flow over and accept again at once.
-      const h = handle(flow, stop.signal).finally(() => {
+      const h = handle(flow, own.signal).finally(() => {
         flows.delete(flow);
         handlers.delete(h);
       });
@@ -161,7 +182,7 @@ export async function serveFlows(
   } finally {
     removeSignals();
     stop.abort();
-    await Promise.all([...flows].map((f) => f.close(0)));
+    await Promise.all([...flows.keys()].map((f) => f.close(0)));
     await Promise.allSettled([...handlers]);
     await node.close();
   }
