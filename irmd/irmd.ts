@@ -54,8 +54,10 @@ interface IpcpEntry {
   child: Deno.ChildProcess;
   conn: CtrlConn | undefined;
   layer: string | undefined;
-  /** Names registered in this IPCP. */
-  regs: Set<string>;
+  /** Names registered in this IPCP, each with the hex of its hash. */
+  regs: Map<string, string>;
+  /** Its flows by the IPCP's handle. */
+  flows: Map<number, FlowEntry>;
   exited: Promise<Deno.CommandStatus>;
   connected: PromiseWithResolvers<CtrlConn>;
   created: number;
@@ -266,7 +268,8 @@ export class Irmd {
       child,
       conn: undefined,
       layer: undefined,
-      regs: new Set(),
+      regs: new Map(),
+      flows: new Map(),
       exited: child.status,
       connected: Promise.withResolvers<CtrlConn>(),
       created: ++this.#ipcpSeq,
@@ -325,9 +328,7 @@ export class Irmd {
       );
     }
     ipcp.conn?.close();
-    for (const f of [...this.flows.values()]) {
-      if (f.ipcp === ipcp) this.flows.delete(f.flowId);
-    }
+    for (const f of [...ipcp.flows.values()]) this.#dropFlow(f);
     if (
       !this.#stopping && ipcp.origin !== undefined && ipcp.conn !== undefined
     ) {
@@ -345,7 +346,7 @@ export class Irmd {
     let restarts = Date.now() - dead.startedAt > IPCP_STABLE_MS
       ? 0
       : dead.restarts;
-    const names = [...dead.regs];
+    const names = [...dead.regs.keys()];
     while (!this.#stopping) {
       if (restarts >= IPCP_MAX_RESTARTS) {
         log.error(
@@ -392,9 +393,7 @@ export class Irmd {
   async destroyIpcp(name: string): Promise<void> {
     const ipcp = this.#ipcp(name);
     this.ipcps.delete(name);
-    for (const f of [...this.flows.values()]) {
-      if (f.ipcp === ipcp) this.flows.delete(f.flowId);
-    }
+    for (const f of [...ipcp.flows.values()]) this.#dropFlow(f);
     ipcp.conn?.close();
     await terminate(ipcp.pid, ipcp.child);
     log.info(`Destroyed IPCP ${ipcp.pid}.`);
@@ -450,7 +449,7 @@ export class Irmd {
     if (ipcp.regs.has(name)) return;
     const hash = nameHash(name);
     await this.#ipcpConn(ipcp).request("ipcp.reg", { name, hash }, 15_000);
-    ipcp.regs.add(name);
+    ipcp.regs.set(name, toHex(hash));
     log.info(
       `Registered ${name} with IPCP ${ipcp.pid} as ${toHex(hash).slice(0, 8)}.`,
     );
@@ -539,7 +538,7 @@ export class Irmd {
     if (!this.#stopping) log.debug(`Process ${pid} died.`);
     for (const f of [...this.flows.values()]) {
       if (f.pid !== pid) continue;
-      this.flows.delete(f.flowId);
+      this.#dropFlow(f);
       f.ipcp.conn?.request("ipcp.flow.dealloc", { handle: f.handle }, 5000)
         .catch(() => {});
     }
@@ -687,7 +686,13 @@ export class Irmd {
     }
     const ipcp = tag.ipcp;
     const hex = toHex(r.hash);
-    const name = [...ipcp.regs].find((n) => toHex(nameHash(n)) === hex);
+    let name: string | undefined;
+    for (const [n, h] of ipcp.regs) {
+      if (h === hex) {
+        name = n;
+        break;
+      }
+    }
     if (name === undefined) {
       log.info(`Flow request for unknown name ${hex.slice(0, 8)} refused.`);
       throw new OuroborosError(
@@ -748,7 +753,7 @@ export class Irmd {
     }
     const proc = accepter;
     const flowId = this.#nextFlowId++;
-    this.flows.set(flowId, { flowId, pid: proc.pid, ipcp, handle: r.handle });
+    this.#addFlow({ flowId, pid: proc.pid, ipcp, handle: r.handle });
     accepter.resolve({
       handle: r.handle,
       token: r.token,
@@ -829,7 +834,7 @@ export class Irmd {
       throw new OuroborosError("closed", "the process went away");
     }
     const flowId = this.#nextFlowId++;
-    this.flows.set(flowId, { flowId, pid, ipcp, handle: res.handle });
+    this.#addFlow({ flowId, pid, ipcp, handle: res.handle });
     log.debug(
       `Flow ${flowId} allocated for ${pid} to ${r.name} over IPCP ${ipcp.pid}.`,
     );
@@ -847,14 +852,22 @@ export class Irmd {
   #flowEnded(c: CtrlConn, r: Req<"flow.ended">): Res<"flow.ended"> {
     const tag = c.tag as PeerTag | undefined;
     if (tag?.role !== "ipcp") return {};
-    for (const f of this.flows.values()) {
-      if (f.ipcp === tag.ipcp && f.handle === r.handle) {
-        this.flows.delete(f.flowId);
-        log.debug(`Flow ${f.flowId} ended: ${r.reason}.`);
-        break;
-      }
+    const f = tag.ipcp.flows.get(r.handle);
+    if (f !== undefined) {
+      this.#dropFlow(f);
+      log.debug(`Flow ${f.flowId} ended: ${r.reason}.`);
     }
     return {};
+  }
+
+  #addFlow(f: FlowEntry): void {
+    this.flows.set(f.flowId, f);
+    f.ipcp.flows.set(f.handle, f);
+  }
+
+  #dropFlow(f: FlowEntry): void {
+    this.flows.delete(f.flowId);
+    if (f.ipcp.flows.get(f.handle) === f) f.ipcp.flows.delete(f.handle);
   }
 
   // ------------------------------------------------------------ handlers
