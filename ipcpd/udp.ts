@@ -20,7 +20,12 @@ import {
 import { ipFamily } from "../lib/ip.ts";
 import { Logger } from "../lib/log.ts";
 import type { QosSpec, Req, Res } from "../lib/proto.ts";
-import { ipcpSocketPath, listenUnix, removeQuietly } from "../lib/rundir.ts";
+import {
+  acceptLoop,
+  ipcpSocketPath,
+  listenUnix,
+  removeQuietly,
+} from "../lib/rundir.ts";
 import { toHex } from "../lib/hex.ts";
 import {
   decodeMgmt,
@@ -731,16 +736,21 @@ export class UdpIpcp {
 
   // ------------------------------------------------------------ app side
 
-  async #acceptLoop(listener: Deno.UnixListener): Promise<void> {
-    for (;;) {
-      let conn: Deno.UnixConn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return; // listener closed
-      }
-      void this.#serveApp(conn);
-    }
+  #acceptLoop(listener: Deno.UnixListener): Promise<void> {
+    return acceptLoop(
+      listener,
+      (conn) => void this.#serveApp(conn),
+      (e) =>
+        log.error(
+          `Cannot accept applications on ${this.dataPath}: ${
+            e instanceof Error ? e.message : e
+          }; trying again.`,
+        ),
+      (n) =>
+        log.info(
+          `Accepting applications again (${n} failed tries).`,
+        ),
+    );
   }
 
   async #serveApp(conn: Deno.UnixConn): Promise<void> {

@@ -19,6 +19,7 @@ import {
 } from "../lib/oap.ts";
 import type { FlowGrant, IpcpTypeName, Req, Res } from "../lib/proto.ts";
 import {
+  acceptLoop,
   ensureRundir,
   irmdSocketPath,
   listenUnix,
@@ -146,20 +147,21 @@ export class Irmd {
     void this.#acceptLoop(this.#listener);
   }
 
-  async #acceptLoop(listener: Deno.UnixListener): Promise<void> {
-    for (;;) {
-      let conn: Deno.UnixConn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        return;
-      }
-      if (this.#stopping) {
-        conn.close();
-        continue;
-      }
-      this.#serve(conn);
-    }
+  #acceptLoop(listener: Deno.UnixListener): Promise<void> {
+    return acceptLoop(
+      listener,
+      (conn) => {
+        if (this.#stopping) conn.close();
+        else this.#serve(conn);
+      },
+      (e) =>
+        log.error(
+          `Cannot accept connections on ${this.socketPath}: ${
+            e instanceof Error ? e.message : e
+          }; trying again.`,
+        ),
+      (n) => log.info(`Accepting connections again (${n} failed tries).`),
+    );
   }
 
   #serve(conn: Deno.UnixConn): void {

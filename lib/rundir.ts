@@ -64,6 +64,49 @@ export function listenUnix(path: string): Deno.UnixListener {
   return listener;
 }
 
+/** The wait before accepting again after an accept failed. */
+export const ACCEPT_RETRY_MS = 100;
+
+/** What `acceptLoop` needs of a listener. */
+export interface Acceptor<C> {
+  accept(): Promise<C>;
+}
+
+/**
+ * Hands every connection of `listener` to `onConn` until the listener is
+ * closed. An accept that fails for another reason (the process is out of
+ * file descriptors, say) does not end the loop: `onFail` hears of the first
+ * failure of a run of them and `onResume` of the first success after it,
+ * and the loop tries again every ACCEPT_RETRY_MS.
+ */
+export async function acceptLoop<C>(
+  listener: Acceptor<C>,
+  onConn: (conn: C) => void,
+  onFail: (e: unknown) => void,
+  onResume: (failures: number) => void,
+): Promise<void> {
+  let failures = 0;
+  for (;;) {
+    let conn: C;
+    try {
+      conn = await listener.accept();
+    } catch (e) {
+      if (
+        e instanceof Deno.errors.BadResource ||
+        e instanceof Deno.errors.Interrupted
+      ) return; // closed
+      if (failures++ === 0) onFail(e);
+      await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
+      continue;
+    }
+    if (failures > 0) {
+      onResume(failures);
+      failures = 0;
+    }
+    onConn(conn);
+  }
+}
+
 /** Removes a file, ignoring its absence. */
 export function removeQuietly(path: string): void {
   try {

@@ -24,6 +24,8 @@ export interface NodeOptions {
   debug?: boolean;
   /** Wait for this line before returning (default: the last registration or bootstrap). */
   ready?: RegExp;
+  /** Most files the irmd and its IPCPs may have open (`ulimit -n`). */
+  maxFiles?: number;
 }
 
 /** A node: one irmd with its own directory, runtime directory and links. */
@@ -64,7 +66,18 @@ export class Node {
       args.push("-c", `${dir}/irmd.conf`);
     }
     if (opts.debug ?? true) args.push("--debug");
-    const irmd = node.spawn("irmd", args, `${label}/irmd`);
+    const irmd = opts.maxFiles === undefined
+      ? node.spawn("irmd", args, `${label}/irmd`)
+      : node.#spawnCmd(
+        [
+          "/bin/sh",
+          "-c",
+          'ulimit -n "$0" && exec "$@"',
+          String(opts.maxFiles),
+          ...selfCommand("irmd", args),
+        ],
+        `${label}/irmd`,
+      );
     node.#irmd = irmd;
     try {
       await irmd.waitFor(/IPC Resource Manager daemon started/, 10_000);
@@ -80,18 +93,20 @@ export class Node {
     return { [RUNDIR_ENV]: this.rundir, NO_COLOR: "1" };
   }
 
-  /** Starts `ouroboros <sub> <args>` against this node. */
-  spawn(sub: string, args: string[], label = `${this.label}/${sub}`): Proc {
-    const p = new Proc(label, selfCommand(sub, args), this.#env());
+  #spawnCmd(cmd: string[], label: string): Proc {
+    const p = new Proc(label, cmd, this.#env());
     this.procs.push(p);
     return p;
   }
 
+  /** Starts `ouroboros <sub> <args>` against this node. */
+  spawn(sub: string, args: string[], label = `${this.label}/${sub}`): Proc {
+    return this.#spawnCmd(selfCommand(sub, args), label);
+  }
+
   /** Starts a program by path (e.g. a link in bin/) against this node. */
   spawnPath(path: string, args: string[], label: string): Proc {
-    const p = new Proc(label, [path, ...args], this.#env());
-    this.procs.push(p);
-    return p;
+    return this.#spawnCmd([path, ...args], label);
   }
 
   /** Runs a tool to its end. */

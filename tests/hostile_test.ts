@@ -71,11 +71,12 @@ async function pingUnderLoad(
   throw new Error(`no echo reply in ${tries} tries`);
 }
 
-async function serverNode(label: string): Promise<Node> {
+async function serverNode(label: string, maxFiles?: number): Promise<Node> {
   const node = await Node.start(label, {
     config: tutorialServerConfig(SERVER_IP),
     hosts: tutorialHosts(SERVER_IP),
     ready: /Registered oping-server2 with IPCP/,
+    ...(maxFiles === undefined ? {} : { maxFiles }),
   });
   const from = node.irmd.lines.length;
   node.spawnPath(node.bin("oping"), ["-l", "-Q"], `${label}/oping-l`);
@@ -350,5 +351,40 @@ Deno.test("a port in use: a clear error naming ip:port, exit non-zero, no proces
     }
   } finally {
     busy.close();
+  }
+});
+
+Deno.test("an IPCP out of file descriptors accepts applications again once some are free", async () => {
+  // 64 files: the IPCP holds about 30 once it runs, so the connections below
+  // exhaust it.
+  const node = await serverNode("nofiles", 64);
+  const app = await Ouroboros.connect({
+    rundir: node.rundir,
+    prog: "nofiles-test",
+  });
+  const conns: Deno.UnixConn[] = [];
+  try {
+    const ipcpPid =
+      (await irmdRequest(node, "irm.ipcp.stats", {})).ipcps[0]!.pid;
+    const data = ipcpSocketPath(node.rundir, ipcpPid);
+    const from = node.irmd.lines.length;
+    // Connections the kernel queues for the IPCP, more than it can accept.
+    for (let i = 0; i < 60; i++) {
+      conns.push(await Deno.connect({ transport: "unix", path: data }));
+    }
+    await node.irmd.waitFor(
+      /Cannot accept applications on .*open files.*; trying again/,
+      10_000,
+      from,
+    );
+    for (const c of conns.splice(0)) c.close();
+    await node.irmd.waitFor(/Accepting applications again/, 10_000, from);
+    const flow = await app.allocate("oping-server", { timeoutMs: 5000 });
+    await ping(flow, 1);
+    await flow.close();
+  } finally {
+    for (const c of conns) c.close();
+    await app.close();
+    await node.close();
   }
 });
