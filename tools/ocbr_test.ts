@@ -12,7 +12,9 @@ import {
   formatSummary,
   main,
   mbps,
+  MIN_WAIT_MS,
   OCBR_HDR,
+  Pacer,
   packetsDue,
   parseOcbrArgs,
   parseRate,
@@ -238,4 +240,37 @@ Deno.test("ocbr: usage errors exit with 2", async () => {
     console.error = err;
   }
   assertMatch(seen[0]!, /^ocbr: -s: 3 is out of range/);
+});
+
+Deno.test("ocbr: the pacer waits until the time asked, at least MIN_WAIT_MS", async () => {
+  const pacer = new Pacer();
+  const signal = new AbortController().signal;
+  try {
+    for (const ms of [0.2, 2.5, 12]) {
+      const t0 = performance.now();
+      await pacer.until(t0 + ms, signal);
+      const took = performance.now() - t0;
+      assert(took >= Math.max(ms, MIN_WAIT_MS), `${ms} ms took ${took} ms`);
+    }
+  } finally {
+    pacer.close();
+  }
+});
+
+Deno.test("ocbr: the pacer returns when its signal fires", async () => {
+  const pacer = new Pacer();
+  const stop = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const waiting = pacer.until(performance.now() + 60_000, stop.signal);
+    queueMicrotask(() => stop.abort());
+    const r = await Promise.race([
+      waiting.then(() => "returned"),
+      new Promise<string>((res) => timer = setTimeout(() => res("late"), 5000)),
+    ]);
+    assertEquals(r, "returned");
+  } finally {
+    clearTimeout(timer);
+    pacer.close();
+  }
 });
