@@ -332,7 +332,7 @@ export function formatSent(
 }
 
 /** Waits longer than this go to a timer (Deno's fire about 2 ms late). */
-export const TIMER_WAIT_MS = 4;
+const TIMER_WAIT_MS = 4;
 /**
  * The shortest wait between bursts: at 300 Mb/s with 1,000 bytes, about 40
  * packets, half of what the receiving socket holds (shorter waits mean more
