@@ -3,8 +3,8 @@
  * tools. It also runs as a subcommand when invoked under that subcommand's
  * name (a link named `oping` to the launcher or to the compiled program).
  */
-import { VERSION } from "./lib/version.ts";
-import { setMainModule } from "./lib/self.ts";
+import { VERSION } from "./lib/util/version.ts";
+import { setMainModule } from "./lib/util/self.ts";
 
 type Entry = {
   summary: string;
@@ -19,17 +19,17 @@ const SUBCOMMANDS: Record<string, Entry> = {
   "ipcpd-udp4": {
     summary: "an IPC process over UDP/IPv4 (started by the irmd)",
     load: () =>
-      import("./ipcpd/udp_main.ts").then((m) => ({ main: m.mainUdp4 })),
+      import("./ipcpd/udp/main.ts").then((m) => ({ main: m.mainUdp4 })),
   },
   "ipcpd-udp6": {
     summary: "an IPC process over UDP/IPv6 (started by the irmd)",
     load: () =>
-      import("./ipcpd/udp_main.ts").then((m) => ({ main: m.mainUdp6 })),
+      import("./ipcpd/udp/main.ts").then((m) => ({ main: m.mainUdp6 })),
   },
   "ipcpd-udp": {
     summary: "the same as ipcpd-udp4 (the tutorial's name)",
     load: () =>
-      import("./ipcpd/udp_main.ts").then((m) => ({ main: m.mainUdp4 })),
+      import("./ipcpd/udp/main.ts").then((m) => ({ main: m.mainUdp4 })),
   },
   irm: {
     summary: "manage the IPCPs, names and bindings of the local irmd",

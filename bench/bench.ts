@@ -23,10 +23,10 @@
  * --out DIR (bench/results).
  */
 import { ALLOC_WARMUP } from "./client.ts";
-import { Proc } from "../lib/child.ts";
-import { nameHashHex } from "../lib/name_hash.ts";
-import { RUNDIR_ENV } from "../lib/rundir.ts";
-import { selfCommand, setMainModule } from "../lib/self.ts";
+import { Proc } from "../lib/util/child.ts";
+import { nameHashHex } from "../lib/wire/name_hash.ts";
+import { RUNDIR_ENV } from "../lib/ipc/rundir.ts";
+import { selfCommand, setMainModule } from "../lib/util/self.ts";
 import {
   fmtNum,
   fmtSummary,

@@ -1,5 +1,5 @@
 /**
- * The benchmark's measuring client, an application on lib/dev.ts. Run as
+ * The benchmark's measuring client, an application on lib/app/dev.ts. Run as
  * its own process against a node (OUROBOROS_RUNDIR or --rundir):
  *
  *   client.ts alloc --name N [--count 1000]
@@ -11,14 +11,14 @@
  *     request outstanding on every flow for T ms (or N round trips in all);
  *     one JSON line with the round trips/s and every RTT in ms.
  */
-import { type Flow, Ouroboros } from "../lib/dev.ts";
+import { type Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
   decodeOping,
   ECHO_REPLY,
   ECHO_REQUEST,
   encodeOping,
   newOpingPacket,
-} from "../lib/oping_msg.ts";
+} from "../lib/wire/oping_msg.ts";
 import { msToTimespec, timespecToMs } from "../tools/oping.ts";
 
 interface Args {

@@ -3,11 +3,11 @@
  * the IPCPs, and brokers every flow allocation between applications and
  * IPCPs. One per node (per runtime directory).
  */
-import type { Config } from "../lib/config.ts";
-import { CtrlConn, type Handlers } from "../lib/ctrl.ts";
-import { ERRNO, OuroborosError } from "../lib/errors.ts";
-import { Logger } from "../lib/log.ts";
-import { nameHash, toHex } from "../lib/name_hash.ts";
+import type { Config } from "../lib/config/config.ts";
+import { CtrlConn, type Handlers } from "../lib/ipc/ctrl.ts";
+import { ERRNO, OuroborosError } from "../lib/util/errors.ts";
+import { Logger } from "../lib/util/log.ts";
+import { nameHash, toHex } from "../lib/wire/name_hash.ts";
 import {
   buildOapRequest,
   buildOapResponse,
@@ -16,8 +16,8 @@ import {
   ReplayGuard,
   verifyOapResponse,
   wallClockNs,
-} from "../lib/oap.ts";
-import type { FlowGrant, IpcpTypeName, Req, Res } from "../lib/proto.ts";
+} from "../lib/wire/oap.ts";
+import type { FlowGrant, IpcpTypeName, Req, Res } from "../lib/ipc/proto.ts";
 import {
   acceptLoop,
   ensureRundir,
@@ -25,9 +25,9 @@ import {
   listenUnix,
   removeQuietly,
   RUNDIR_ENV,
-} from "../lib/rundir.ts";
-import { selfCommand } from "../lib/self.ts";
-import { DEFAULT_PORT } from "../lib/udp_wire.ts";
+} from "../lib/ipc/rundir.ts";
+import { selfCommand } from "../lib/util/self.ts";
+import { DEFAULT_PORT } from "../lib/wire/udp_wire.ts";
 import { Registry } from "./registry.ts";
 
 const log = new Logger("irmd");

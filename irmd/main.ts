@@ -7,14 +7,14 @@
  * `ouroboros irmd --check --json -c FILE` and reads the result, so the TOML
  * parser (an npm package) is never loaded into the long-running process.
  */
-import type { Config } from "../lib/config.ts";
-import { configFromJson, configToJson } from "../lib/config_json.ts";
-import { OuroborosError } from "../lib/errors.ts";
-import { Logger, setupLogging } from "../lib/log.ts";
-import { err, type Result } from "../lib/result.ts";
-import { resolveRundir } from "../lib/rundir.ts";
-import { selfCommand } from "../lib/self.ts";
-import { VERSION } from "../lib/version.ts";
+import type { Config } from "../lib/config/config.ts";
+import { configFromJson, configToJson } from "../lib/config/config_json.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
+import { Logger, setupLogging } from "../lib/util/log.ts";
+import { err, type Result } from "../lib/util/result.ts";
+import { resolveRundir } from "../lib/ipc/rundir.ts";
+import { selfCommand } from "../lib/util/self.ts";
+import { VERSION } from "../lib/util/version.ts";
 import { Irmd } from "./irmd.ts";
 
 const log = new Logger("irmd");
@@ -89,7 +89,7 @@ async function check(opts: IrmdArgs): Promise<number> {
     return 2;
   }
   const { formatConfigSummary, loadConfig } = await import(
-    "../lib/config.ts"
+    "../lib/config/config.ts"
   );
   const cfg = await loadConfig(opts.config);
   if (!cfg.ok) {

@@ -12,7 +12,7 @@
  * - Accepting processes are ordered by when they (re-)accepted:
  *   round-robin takes the earliest (FIFO), spill the latest (LIFO).
  */
-import { OuroborosError } from "../lib/errors.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
 
 export type Lb = "spill" | "round-robin";
 

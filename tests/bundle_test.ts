@@ -4,9 +4,9 @@
  * and its irmd starts IPCPs and applications from that same file.
  */
 import { assertEquals, assertMatch } from "./assert.ts";
-import { Proc } from "../lib/child.ts";
-import { PERMISSION_FLAGS } from "../lib/self.ts";
-import { RUNDIR_ENV } from "../lib/rundir.ts";
+import { Proc } from "../lib/util/child.ts";
+import { PERMISSION_FLAGS } from "../lib/util/self.ts";
+import { RUNDIR_ENV } from "../lib/ipc/rundir.ts";
 import { REPO, tutorialHosts } from "./harness.ts";
 
 async function bundle(out: string): Promise<void> {

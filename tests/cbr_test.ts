@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "./assert.ts";
 import { LAUNCHER, Node } from "./harness.ts";
-import { nameHashHex } from "../lib/name_hash.ts";
+import { nameHashHex } from "../lib/wire/name_hash.ts";
 
 const IP = "127.0.0.71";
 

@@ -1,7 +1,7 @@
 /**
- * Wire conformance with Ouroboros 0.23.0 (shared/spec/udp-wire.md): real
+ * Wire conformance with Ouroboros 0.23.0 (spec/udp-wire.md): real
  * nodes of ours talk to a test socket that plays the C peer, with the bytes
- * of the captures in shared/vectors/.
+ * of the captures in tests/vectors/.
  *
  * - C request to our server: the captured FLOW_REQ (fresh timestamp) gets a
  *   FLOW_REPLY of the C layout and the captured echo request its echo reply.
@@ -45,14 +45,14 @@ import {
   OAP_REQ_HASH_LEN,
   verifyOapResponse,
   wallClockNs,
-} from "../lib/oap.ts";
-import { nameHash } from "../lib/name_hash.ts";
+} from "../lib/wire/oap.ts";
+import { nameHash } from "../lib/wire/name_hash.ts";
 import {
   decodeOping,
   ECHO_REPLY,
   ECHO_REQUEST,
   setOpingType,
-} from "../lib/oping_msg.ts";
+} from "../lib/wire/oping_msg.ts";
 import {
   decodeMgmt,
   DEFAULT_PORT,
@@ -64,7 +64,7 @@ import {
   QOS_CUBES,
   QOS_RAW,
   qosEquals,
-} from "../lib/udp_wire.ts";
+} from "../lib/wire/udp_wire.ts";
 
 const PORT = DEFAULT_PORT;
 /** Our server node, and the test socket that plays a C client. */

@@ -13,7 +13,7 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { Node, type Proc } from "./harness.ts";
 import { Named, testWithNamed } from "./named.ts";
-import { nameHashHex } from "../lib/name_hash.ts";
+import { nameHashHex } from "../lib/wire/name_hash.ts";
 
 const PORT_A = 3635;
 const PORT_B = 3735;

@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { Node, tutorialClientConfig, tutorialHosts } from "./harness.ts";
-import { nameHashHex } from "../lib/name_hash.ts";
+import { nameHashHex } from "../lib/wire/name_hash.ts";
 
 /** Runs oping on the node and checks it fails fast with `message`. */
 async function failsFast(

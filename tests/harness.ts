@@ -5,11 +5,11 @@
  * exit) with a deadline; `close()` ends every process that was started and
  * removes the temporary files.
  */
-import { selfCommand } from "../lib/self.ts";
-import { irmdSocketPath, RUNDIR_ENV } from "../lib/rundir.ts";
-import { connectCtrl } from "../lib/ctrl.ts";
-import type { Method, Req, Res } from "../lib/proto.ts";
-import { Proc } from "../lib/child.ts";
+import { selfCommand } from "../lib/util/self.ts";
+import { irmdSocketPath, RUNDIR_ENV } from "../lib/ipc/rundir.ts";
+import { connectCtrl } from "../lib/ipc/ctrl.ts";
+import type { Method, Req, Res } from "../lib/ipc/proto.ts";
+import { Proc } from "../lib/util/child.ts";
 
 export { Proc };
 

@@ -13,15 +13,15 @@ import {
 } from "./harness.ts";
 import { freshReq, isData, isMgmt, PeerSocket } from "./udp_peer.ts";
 import { loadVectors } from "./vectors.ts";
-import { type Flow, Ouroboros } from "../lib/dev.ts";
+import { type Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
   ECHO_REPLY,
   ECHO_REQUEST,
   encodeOping,
   newOpingPacket,
-} from "../lib/oping_msg.ts";
-import { encodeFlowReply, FLOW_REPLY } from "../lib/udp_wire.ts";
-import { ipcpSocketPath, irmdSocketPath } from "../lib/rundir.ts";
+} from "../lib/wire/oping_msg.ts";
+import { encodeFlowReply, FLOW_REPLY } from "../lib/wire/udp_wire.ts";
+import { ipcpSocketPath, irmdSocketPath } from "../lib/ipc/rundir.ts";
 
 const SERVER_IP = "127.0.0.61";
 const PEER_IP = "127.0.0.65";

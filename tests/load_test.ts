@@ -11,14 +11,14 @@ import {
   type Node,
   tutorialNodes,
 } from "./harness.ts";
-import { type Flow, Ouroboros } from "../lib/dev.ts";
-import { OuroborosError } from "../lib/errors.ts";
+import { type Flow, Ouroboros } from "../lib/app/dev.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
 import {
   ECHO_REPLY,
   ECHO_REQUEST,
   encodeOping,
   newOpingPacket,
-} from "../lib/oping_msg.ts";
+} from "../lib/wire/oping_msg.ts";
 
 const FLOOD_SECONDS = Number(Deno.env.get("O7S_FLOOD_SECONDS") ?? "30");
 

@@ -1,5 +1,5 @@
 /** The `ouroboros` program: dispatch, help, version, and running under a link's name. */
-import { configFromJson } from "../lib/config_json.ts";
+import { configFromJson } from "../lib/config/config_json.ts";
 import { assert, assertEquals, assertMatch, unwrap } from "./assert.ts";
 import { LAUNCHER, REPO } from "./harness.ts";
 

@@ -8,7 +8,7 @@
  * Where `named` is missing, the tests are skipped with a printed reason,
  * except in CI (CI=true), where that is a failure.
  */
-import { Proc } from "../lib/child.ts";
+import { Proc } from "../lib/util/child.ts";
 
 /** The named executable: on PATH, or in the usual sbin directories. */
 export function findNamed(): string | undefined {

@@ -11,14 +11,14 @@ import {
   assertRejects,
 } from "./assert.ts";
 import { type Node, tutorialServer } from "./harness.ts";
-import { Ouroboros } from "../lib/dev.ts";
-import { QOS_CUBES } from "../lib/udp_wire.ts";
+import { Ouroboros } from "../lib/app/dev.ts";
+import { QOS_CUBES } from "../lib/wire/udp_wire.ts";
 import {
   ECHO_REPLY,
   ECHO_REQUEST,
   encodeOping,
   newOpingPacket,
-} from "../lib/oping_msg.ts";
+} from "../lib/wire/oping_msg.ts";
 
 const READY = /Registered oping-server2 with IPCP/;
 

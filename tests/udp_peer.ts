@@ -2,14 +2,14 @@
  * A UDP socket of the test that plays a peer node (a C node, a fuzzer): it
  * sends raw datagrams and waits, with a deadline, for the ones it expects.
  */
-import { buildOapRequest } from "../lib/oap.ts";
-import { nameHash } from "../lib/name_hash.ts";
+import { buildOapRequest } from "../lib/wire/oap.ts";
+import { nameHash } from "../lib/wire/name_hash.ts";
 import {
   DEFAULT_PORT,
   encodeFlowReq,
   MGMT_HDR_LEN,
   QOS_RAW,
-} from "../lib/udp_wire.ts";
+} from "../lib/wire/udp_wire.ts";
 
 const PORT = DEFAULT_PORT;
 

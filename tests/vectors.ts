@@ -1,5 +1,5 @@
 /**
- * Reads the annotated packet captures in shared/vectors/ (c023-*.txt).
+ * Reads the annotated packet captures in tests/vectors/ (c023-*.txt).
  *
  * The visible format, per datagram:
  *
@@ -162,8 +162,8 @@ export function annotated(d: Datagram, label: string): string {
   return f.desc.slice(i + 3);
 }
 
-/** Loads `shared/vectors/<name>` (the shared folder beside the checkout). */
+/** Loads `tests/vectors/<name>` (copies of the annotated C 0.23 captures). */
 export function loadVectors(name: string): Datagram[] {
-  const url = new URL("../../shared/vectors/" + name, import.meta.url);
+  const url = new URL("./vectors/" + name, import.meta.url);
   return parseVectors(Deno.readTextFileSync(url), name);
 }

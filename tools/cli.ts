@@ -3,9 +3,9 @@
  * handling, abortable sleeps and the start of `main` (options, help, the
  * session with the irmd, then client or server).
  */
-import { Ouroboros } from "../lib/dev.ts";
-import { OuroborosError } from "../lib/errors.ts";
-import { err, ok, type Result } from "../lib/result.ts";
+import { Ouroboros } from "../lib/app/dev.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
+import { err, ok, type Result } from "../lib/util/result.ts";
 
 export type Print = (line: string) => void;
 

@@ -14,9 +14,9 @@
  *
  *   deno run -P tools/demo.ts [--quiet] [--port N] [--help]
  */
-import { Proc } from "../lib/child.ts";
-import { selfCommand, setMainModule } from "../lib/self.ts";
-import { RUNDIR_ENV } from "../lib/rundir.ts";
+import { Proc } from "../lib/util/child.ts";
+import { selfCommand, setMainModule } from "../lib/util/self.ts";
+import { RUNDIR_ENV } from "../lib/ipc/rundir.ts";
 
 const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const LAUNCHER = `${REPO}bin/ouroboros`;

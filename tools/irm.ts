@@ -9,10 +9,10 @@
  * on stderr (exit 1); tables on stdout. Unlike C, no blank line follows the
  * IPCP table or "No ... in system.".
  */
-import { connectCtrl, type CtrlConn } from "../lib/ctrl.ts";
-import { IRMD_UNREACHABLE } from "../lib/dev.ts";
-import { OuroborosError } from "../lib/errors.ts";
-import { irmdSocketPath, resolveRundir } from "../lib/rundir.ts";
+import { connectCtrl, type CtrlConn } from "../lib/ipc/ctrl.ts";
+import { IRMD_UNREACHABLE } from "../lib/app/dev.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
+import { irmdSocketPath, resolveRundir } from "../lib/ipc/rundir.ts";
 import {
   type CallOf,
   type IrmCall,

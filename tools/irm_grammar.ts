@@ -8,11 +8,11 @@
  * `matches()`): under `ipcp`, `c` is create and `co` connect. Every level
  * answers `help`, `-h` and `--help`.
  */
-import { checkName } from "../lib/names.ts";
-import { parseDnsAddress } from "../lib/ip.ts";
-import { DEFAULT_PORT as DEFAULT_UDP_PORT } from "../lib/udp_wire.ts";
-import { isIPv4, isIPv6 } from "../lib/ip.ts";
-import type { IpcpTypeName, Method, Req, Res } from "../lib/proto.ts";
+import { checkName } from "../lib/util/names.ts";
+import { parseDnsAddress } from "../lib/util/ip.ts";
+import { DEFAULT_PORT as DEFAULT_UDP_PORT } from "../lib/wire/udp_wire.ts";
+import { isIPv4, isIPv6 } from "../lib/util/ip.ts";
+import type { IpcpTypeName, Method, Req, Res } from "../lib/ipc/proto.ts";
 
 // ---------------------------------------------------------------------------
 // Results

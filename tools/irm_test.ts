@@ -1,8 +1,8 @@
 import { assert, assertEquals, assertStringIncludes } from "../tests/assert.ts";
-import { CtrlConn, type Handlers } from "../lib/ctrl.ts";
-import { IRMD_UNREACHABLE } from "../lib/dev.ts";
-import { OuroborosError } from "../lib/errors.ts";
-import { irmdSocketPath } from "../lib/rundir.ts";
+import { CtrlConn, type Handlers } from "../lib/ipc/ctrl.ts";
+import { IRMD_UNREACHABLE } from "../lib/app/dev.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
+import { irmdSocketPath } from "../lib/ipc/rundir.ts";
 import { execute, failureText } from "./irm.ts";
 import {
   absolutePath,

@@ -14,7 +14,7 @@
  * Packet: u32 type (0 data, 1 end), u32 sequence number (data) or the
  * number of data packets sent (end), then zeros up to the size. Big-endian.
  */
-import type { Flow, Ouroboros } from "../lib/dev.ts";
+import type { Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
   onSignals,
   type OptionSpec,
@@ -27,8 +27,8 @@ import {
   sleep,
   wholeNumber,
 } from "./cli.ts";
-import { OuroborosError } from "../lib/errors.ts";
-import { err, ok, type Result } from "../lib/result.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
+import { err, ok, type Result } from "../lib/util/result.ts";
 import { parseTime } from "./oping.ts";
 
 export const OCBR_HDR = 8;

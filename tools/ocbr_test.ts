@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch, unwrap } from "../tests/assert.ts";
-import { OuroborosError } from "../lib/errors.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
 import {
   CbrCounter,
   type CbrFlow,

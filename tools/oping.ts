@@ -1,13 +1,13 @@
 /**
  * `ouroboros oping`: measures the round trip to a name over a flow (client),
  * or echoes every packet back (server, `-l`). Options and output follow the
- * C tool (see shared/spec/cli.md), except that the client sends its first
+ * C tool (see spec/cli.md), except that the client sends its first
  * packet at once.
  *
  * The pure parts (option parsing, time units, formatting, statistics) are
  * exported for the tests; the network part is kept thin on top of them.
  */
-import type { Flow, Ouroboros } from "../lib/dev.ts";
+import type { Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
   onSignals,
   type OptionSpec,
@@ -19,7 +19,7 @@ import {
   serveFlows,
   wholeNumber,
 } from "./cli.ts";
-import { OuroborosError } from "../lib/errors.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
 import {
   decodeOping,
   ECHO_REPLY,
@@ -30,9 +30,9 @@ import {
   OPING_MAX_SIZE,
   OPING_MIN_SIZE,
   setOpingType,
-} from "../lib/oping_msg.ts";
-import { err, ok, type Result } from "../lib/result.ts";
-import { isQosCubeName, type QosCubeName } from "../lib/udp_wire.ts";
+} from "../lib/wire/oping_msg.ts";
+import { err, ok, type Result } from "../lib/util/result.ts";
+import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
 
 export const DEFAULT_INTERVAL_MS = 1000;
 export const MAX_INTERVAL_MS = 10_000;

@@ -1,12 +1,12 @@
 import { assert, assertEquals, assertMatch, unwrap } from "../tests/assert.ts";
-import { OuroborosError } from "../lib/errors.ts";
+import { OuroborosError } from "../lib/util/errors.ts";
 import {
   decodeOping,
   ECHO_REPLY,
   ECHO_REQUEST,
   encodeOping,
   newOpingPacket,
-} from "../lib/oping_msg.ts";
+} from "../lib/wire/oping_msg.ts";
 import {
   addRtt,
   countForDuration,

@@ -1,0 +1,465 @@
+/**
+ * The application API: allocate flows to names, accept flows, read and
+ * write packets.
+ *
+ * ```ts
+ * await using node = await Ouroboros.connect({ prog: "myapp" });
+ * await using flow = await node.allocate("oping-server", { qos: "raw" });
+ * await flow.write(packet);
+ * const reply = await flow.read({ timeoutMs: 2000 });
+ * ```
+ *
+ * Control goes to the irmd (lib/ipc/ctrl.ts); packets go straight to the IPCP
+ * over the flow's own Unix connection (lib/ipc/dataplane.ts), batched under load.
+ */
+import { connectCtrl, type CtrlConn } from "../ipc/ctrl.ts";
+import { decodeStatus, encodeAttach } from "../ipc/dataplane.ts";
+import { OuroborosError } from "../util/errors.ts";
+import { FrameReader, FrameWriter } from "../ipc/framing.ts";
+import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
+import { irmdSocketPath, resolveRundir } from "../ipc/rundir.ts";
+import { QOS_CUBES } from "../wire/udp_wire.ts";
+
+export type QosName = keyof typeof QOS_CUBES;
+export type { QosSpec };
+
+export const DEFAULT_ALLOC_TIMEOUT_MS = 20_000;
+
+export const IRMD_UNREACHABLE =
+  "Failed to communicate with the Ouroboros IPC Resource Manager daemon.";
+
+export interface ConnectOptions {
+  /** The runtime directory of the node (default: --rundir / OUROBOROS_RUNDIR / per user). */
+  rundir?: string;
+  /** The program name the irmd knows this process by (its names come from it). */
+  prog?: string;
+}
+
+export interface AllocOptions {
+  qos?: QosName | QosSpec;
+  /** How long to wait for the peer (default 20 s). */
+  timeoutMs?: number;
+}
+
+export interface ReadOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+function qosOf(q: QosName | QosSpec | undefined): QosSpec {
+  if (q === undefined) return QOS_CUBES.raw;
+  if (typeof q === "string") {
+    const cube = QOS_CUBES[q];
+    if (cube === undefined) {
+      throw new OuroborosError("invalid", `unknown QoS cube "${q}"`);
+    }
+    return cube;
+  }
+  return q;
+}
+
+/** A session with the local irmd. */
+export class Ouroboros implements AsyncDisposable {
+  #ctrl: CtrlConn;
+  #nextFd = 0;
+  #flows = new Set<Flow>();
+
+  private constructor(
+    ctrl: CtrlConn,
+    readonly irmdPid: number,
+    readonly rundir: string,
+  ) {
+    this.#ctrl = ctrl;
+  }
+
+  /** Connects to the node's irmd; fails with irmd_not_running when there is none. */
+  static async connect(opts: ConnectOptions = {}): Promise<Ouroboros> {
+    const rundir = resolveRundir(opts.rundir);
+    const path = irmdSocketPath(rundir);
+    let ctrl: CtrlConn;
+    try {
+      ctrl = await connectCtrl(path);
+    } catch (e) {
+      throw new OuroborosError(
+        "irmd_not_running",
+        `${IRMD_UNREACHABLE} (no irmd at ${path}: ${
+          e instanceof Error ? e.message : e
+        })`,
+      );
+    }
+    try {
+      const hello = await ctrl.request("hello", {
+        role: "app",
+        pid: Deno.pid,
+        prog: opts.prog ?? "app",
+      }, 5000);
+      return new Ouroboros(ctrl, hello.irmdPid, rundir);
+    } catch (e) {
+      ctrl.close();
+      throw irmdError(e);
+    }
+  }
+
+  /** Resolves when the irmd connection has ended. */
+  get done(): Promise<void> {
+    return this.#ctrl.done;
+  }
+
+  /** Allocates a flow to a name. */
+  async allocate(name: string, opts: AllocOptions = {}): Promise<Flow> {
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_ALLOC_TIMEOUT_MS;
+    const qos = qosOf(opts.qos);
+    let grant: FlowGrant;
+    try {
+      grant = await this.#ctrl.request(
+        "flow.alloc",
+        { name, qos, timeoutMs },
+        timeoutMs + 5000,
+      );
+    } catch (e) {
+      throw irmdError(e);
+    }
+    return await this.#attach(grant);
+  }
+
+  /** Waits for an incoming flow for any name this process serves. */
+  async accept(opts: { timeoutMs?: number } = {}): Promise<Flow> {
+    let grant: FlowGrant;
+    try {
+      const body = opts.timeoutMs === undefined
+        ? {}
+        : { timeoutMs: opts.timeoutMs };
+      grant = await this.#ctrl.request("flow.accept", body);
+    } catch (e) {
+      throw irmdError(e);
+    }
+    return await this.#attach(grant);
+  }
+
+  async #attach(grant: FlowGrant): Promise<Flow> {
+    let conn: Deno.UnixConn;
+    try {
+      conn = await Deno.connect({ transport: "unix", path: grant.path });
+    } catch (e) {
+      throw new OuroborosError(
+        "flow_down",
+        `cannot reach the IPCP's data socket ${grant.path}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+    // The attach frame is the first frame the flow's writer sends; neither
+    // its write nor the IPCP's status answer is awaited here: the status is
+    // the first frame the flow reads (a refusal ends the flow as down), and
+    // packets written meanwhile follow the attach frame.
+    const flow = new Flow(
+      this.#nextFd++,
+      grant,
+      conn,
+      encodeAttach(grant.handle, grant.token),
+      () => this.#flows.delete(flow),
+    );
+    this.#flows.add(flow);
+    return flow;
+  }
+
+  /** Closes every flow and the irmd session. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#flows].map((f) => f.close()));
+    this.#ctrl.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+function irmdError(e: unknown): OuroborosError {
+  if (e instanceof OuroborosError) {
+    if (e.code === "closed") {
+      return new OuroborosError(
+        "irmd_not_running",
+        `${IRMD_UNREACHABLE} (the irmd went away)`,
+      );
+    }
+    return e;
+  }
+  return new OuroborosError(
+    "failed",
+    e instanceof Error ? e.message : String(e),
+  );
+}
+
+/** Most packets buffered in the application before it stops reading the socket. */
+const READ_QUEUE_LIMIT = 1024;
+
+/** A flow: packets in, packets out, in order, none larger than `mtu`. */
+export class Flow implements AsyncDisposable {
+  readonly name: string;
+  readonly qos: QosSpec;
+  readonly mtu: number;
+  readonly flowId: number;
+  #conn: Deno.UnixConn;
+  #reader: FrameReader;
+  #writer: FrameWriter;
+  #queue: Uint8Array[] = [];
+  #qhead = 0;
+  #ended: OuroborosError | undefined;
+  #waiter: (() => void) | undefined;
+  #resume: (() => void) | undefined;
+  #onClose: () => void;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+
+  constructor(
+    readonly fd: number,
+    grant: FlowGrant,
+    conn: Deno.UnixConn,
+    attach: Uint8Array,
+    onClose: () => void,
+  ) {
+    this.name = grant.name;
+    this.qos = grant.qos;
+    this.mtu = grant.mtu;
+    this.flowId = grant.flowId;
+    this.#conn = conn;
+    this.#reader = new FrameReader(conn, grant.mtu);
+    this.#writer = new FrameWriter(conn, 256 * 1024, false);
+    this.#writer.push(attach);
+    this.#onClose = onClose;
+    void this.#pump();
+  }
+
+  get isOpen(): boolean {
+    return this.#ended === undefined;
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      // First, the IPCP's answer to the attach frame.
+      const first = await this.#reader.next();
+      const status = first === null
+        ? undefined
+        : decodeStatus(first.subarray(4));
+      if (status === undefined || !status.ok || status.value !== 0) {
+        this.#end(
+          new OuroborosError(
+            "flow_down",
+            `flow ${this.fd}: the IPCP did not attach it`,
+          ),
+        );
+        return;
+      }
+      for (;;) {
+        const frame = await this.#reader.next();
+        if (frame === null) break;
+        // Take every frame of this read at once, then wake the reader once.
+        const q = this.#queue;
+        q.push(frame.subarray(4));
+        for (
+          let more = this.#reader.nextBuffered();
+          more !== undefined && q.length - this.#qhead < READ_QUEUE_LIMIT;
+          more = this.#reader.nextBuffered()
+        ) q.push(more.subarray(4));
+        this.#wakeReader();
+        if (this.#queue.length - this.#qhead >= READ_QUEUE_LIMIT) {
+          await new Promise<void>((r) => this.#resume = r);
+          if (this.#ended !== undefined) return;
+        }
+      }
+      this.#end(
+        new OuroborosError(
+          "flow_down",
+          `flow ${this.fd} is down (its peer or IPCP went away)`,
+        ),
+      );
+    } catch (e) {
+      if (this.#ended === undefined) {
+        this.#end(
+          new OuroborosError(
+            "flow_down",
+            `flow ${this.fd} is down: ${e instanceof Error ? e.message : e}`,
+          ),
+        );
+      }
+    }
+  }
+
+  #wakeReader(): void {
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.();
+  }
+
+  #end(e: OuroborosError): void {
+    if (this.#ended !== undefined) return;
+    this.#ended = e;
+    this.#writer.close();
+    try {
+      this.#conn.close();
+    } catch { /* closed */ }
+    this.#wakeReader();
+    const r = this.#resume;
+    this.#resume = undefined;
+    r?.();
+    this.#onClose();
+  }
+
+  /** Packets that arrived and wait to be read. */
+  get pending(): number {
+    return this.#queue.length - this.#qhead;
+  }
+
+  /**
+   * The next packet if one has arrived, without waiting (undefined if none;
+   * `read` tells why once the flow is down).
+   */
+  tryRead(): Uint8Array | undefined {
+    const q = this.#queue;
+    if (this.#qhead >= q.length) return undefined;
+    const p = q[this.#qhead]!;
+    q[this.#qhead++] = EMPTY;
+    if (this.#qhead === q.length) {
+      q.length = 0;
+      this.#qhead = 0;
+    } else if (this.#qhead > 512 && this.#qhead * 2 > q.length) {
+      this.#queue = q.slice(this.#qhead);
+      this.#qhead = 0;
+    }
+    if (this.#resume !== undefined && this.pending < READ_QUEUE_LIMIT / 2) {
+      const r = this.#resume;
+      this.#resume = undefined;
+      r();
+    }
+    return p;
+  }
+
+  /**
+   * The next packet. Rejects with timed_out after `timeoutMs`, with
+   * flow_down once the flow is down and its packets are read, with closed
+   * after close().
+   */
+  async read(opts: ReadOptions = {}): Promise<Uint8Array> {
+    for (;;) {
+      const p = this.tryRead();
+      if (p !== undefined) return p;
+      if (this.#ended !== undefined) throw this.#ended;
+      await this.#waitPacket(opts);
+    }
+  }
+
+  #waitPacket(opts: ReadOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const onAbort = () => {
+        cleanup();
+        reject(new OuroborosError("timed_out", "read aborted"));
+      };
+      const cleanup = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        opts.signal?.removeEventListener("abort", onAbort);
+        if (this.#waiter === done) this.#waiter = undefined;
+      };
+      const done = () => {
+        cleanup();
+        resolve();
+      };
+      if (opts.signal?.aborted) {
+        reject(new OuroborosError("timed_out", "read aborted"));
+        return;
+      }
+      if (this.#waiter !== undefined) {
+        reject(
+          new OuroborosError(
+            "invalid",
+            "another read is already waiting on this flow",
+          ),
+        );
+        return;
+      }
+      this.#waiter = done;
+      opts.signal?.addEventListener("abort", onAbort);
+      if (opts.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          cleanup();
+          reject(
+            new OuroborosError(
+              "timed_out",
+              `no packet within ${opts.timeoutMs} ms`,
+            ),
+          );
+        }, opts.timeoutMs);
+      }
+    });
+  }
+
+  /** Sends one packet; waits only when the outgoing queue is full. */
+  async write(packet: Uint8Array): Promise<void> {
+    if (this.#ended !== undefined) throw this.#ended;
+    if (packet.length > this.mtu) {
+      throw new OuroborosError(
+        "too_large",
+        `packet of ${packet.length} bytes exceeds the flow's limit of ${this.mtu}`,
+      );
+    }
+    if (packet.length === 0) {
+      throw new OuroborosError("invalid", "empty packets cannot be sent");
+    }
+    if (!this.#writer.push(packet)) await this.#writer.drained();
+    if (this.#writer.closed) {
+      throw this.#ended ??
+        new OuroborosError("flow_down", `flow ${this.fd} is down`);
+    }
+  }
+
+  /** Resolves when every packet written so far has been handed to the IPCP. */
+  async flush(): Promise<void> {
+    await this.#writer.flushed();
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          controller.enqueue(await this.read());
+        } catch (e) {
+          if (e instanceof OuroborosError && (e.code === "closed")) {
+            controller.close();
+          } else controller.error(e);
+        }
+      },
+    });
+    return this.#readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    this.#writable ??= new WritableStream<Uint8Array>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.close(),
+    });
+    return this.#writable;
+  }
+
+  /**
+   * Deallocates the flow. Packets already written are handed to the IPCP
+   * first (waiting at most `lingerMs`); reads and writes end at once.
+   */
+  async close(lingerMs = 1000): Promise<void> {
+    if (this.#ended !== undefined) return;
+    if (this.#writer.queued > 0 && lingerMs > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#writer.flushed(),
+        new Promise<void>((r) => timer = setTimeout(r, lingerMs)),
+      ]);
+      clearTimeout(timer);
+    }
+    this.#end(new OuroborosError("closed", `flow ${this.fd} was closed`));
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+const EMPTY = new Uint8Array(0);

@@ -1,0 +1,111 @@
+/**
+ * A parsed configuration as JSON: what `irmd --check --json` prints, and
+ * what the irmd reads back when it has its configuration file parsed by that
+ * short-lived child (so the daemon itself never loads the TOML parser).
+ */
+import type {
+  Config,
+  IpcpType,
+  LoadBalance,
+  NameConfig,
+  UdpIpcpConfig,
+} from "./config.ts";
+import { err, ok, type Result } from "../util/result.ts";
+
+/** The JSON text of a configuration (an autostart-less program is `null`). */
+export function configToJson(cfg: Config): string {
+  return JSON.stringify({
+    file: cfg.file,
+    names: cfg.names.map((n) => ({ ...n, args: n.args.map((a) => a ?? null) })),
+    ipcps: cfg.ipcps,
+  });
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isStrings(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === "string");
+}
+
+function nameFrom(v: unknown): NameConfig | undefined {
+  if (!isObj(v) || typeof v.name !== "string" || !isStrings(v.progs)) {
+    return undefined;
+  }
+  if (!Array.isArray(v.args) || v.args.length !== v.progs.length) {
+    return undefined;
+  }
+  const args: (string | undefined)[] = [];
+  for (const a of v.args) {
+    if (a !== null && typeof a !== "string") return undefined;
+    args.push(a ?? undefined);
+  }
+  const lb = v.lb;
+  if (lb !== "spill" && lb !== "round-robin") return undefined;
+  return { name: v.name, progs: v.progs, args, lb: lb satisfies LoadBalance };
+}
+
+const OPTIONAL_TEXT = ["layer", "dns", "hosts", "zone"] as const;
+
+function ipcpFrom(v: unknown): UdpIpcpConfig | undefined {
+  if (!isObj(v)) return undefined;
+  const type = v.type;
+  if (type !== "udp4" && type !== "udp6") return undefined;
+  const port = v.port;
+  if (
+    typeof v.name !== "string" || typeof v.ip !== "string" ||
+    typeof port !== "number" || !Number.isInteger(port) || port < 1 ||
+    port > 65535 || !isStrings(v.reg)
+  ) {
+    return undefined;
+  }
+  const out: UdpIpcpConfig = {
+    type: type satisfies IpcpType,
+    name: v.name,
+    ip: v.ip,
+    port,
+    reg: v.reg,
+  };
+  for (const key of OPTIONAL_TEXT) {
+    const x = v[key];
+    if (x === undefined) continue;
+    if (typeof x !== "string") return undefined;
+    out[key] = x;
+  }
+  return out;
+}
+
+/** Reads back what {@link configToJson} wrote; anything else is an error. */
+export function configFromJson(text: string): Result<Config> {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return err("the configuration parser's output is not JSON");
+  }
+  const bad = err<Config>(
+    "the configuration parser's output is not a configuration",
+  );
+  if (
+    !isObj(v) || typeof v.file !== "string" || !Array.isArray(v.names) ||
+    !Array.isArray(v.ipcps)
+  ) {
+    return bad;
+  }
+  const names: NameConfig[] = [];
+  for (const n of v.names) {
+    const name = nameFrom(n);
+    if (name === undefined) return bad;
+    names.push(name);
+  }
+  const ipcps: UdpIpcpConfig[] = [];
+  for (const c of v.ipcps) {
+    const ipcp = ipcpFrom(c);
+    if (ipcp === undefined) return bad;
+    ipcps.push(ipcp);
+  }
+  return ok({ file: v.file, names, ipcps });
+}

@@ -1,0 +1,66 @@
+import { assert, assertEquals, unwrap } from "../../tests/assert.ts";
+import { type Config, parseConfig } from "./config.ts";
+import { configFromJson, configToJson } from "./config_json.ts";
+
+const FULL = `[name."a"]
+prog=["/bin/a", "/bin/b"]
+args=["--listen"]
+lb="round-robin"
+
+[name."c"]
+prog=["/bin/c"]
+
+[udp4.one]
+bootstrap="layer"
+ip="127.0.0.1"
+port=4000
+dns="127.0.0.53:5353"
+hosts="hosts.txt"
+zone="example.org"
+reg=["a", "c"]
+
+[udp6.two]
+ip="::1"
+`;
+
+Deno.test("a parsed configuration comes back from its JSON unchanged", () => {
+  const cfg = unwrap(parseConfig(FULL, "/etc/o7s.conf", "/etc"));
+  // The autostart-less program and the IPCP without options survive.
+  assertEquals(cfg.names[0]?.args, ["--listen", undefined]);
+  assertEquals(cfg.ipcps[1]?.layer, undefined);
+  const back: Config = unwrap(configFromJson(configToJson(cfg)));
+  assertEquals(back, cfg);
+  assert(!("layer" in back.ipcps[1]!));
+  const empty = unwrap(parseConfig("", "e.conf", "."));
+  assertEquals(unwrap(configFromJson(configToJson(empty))), empty);
+});
+
+Deno.test("JSON that is not a configuration is refused, not trusted", () => {
+  const cfg = unwrap(parseConfig(FULL, "/etc/o7s.conf", "/etc"));
+  const good = JSON.parse(configToJson(cfg));
+  const bad: [string, (v: typeof good) => void][] = [
+    ["no file", (v) => delete v.file],
+    ["names not a list", (v) => v.names = {}],
+    ["an unknown lb", (v) => v.names[0].lb = "random"],
+    ["args shorter than progs", (v) => v.names[0].args = []],
+    ["a number as an argument", (v) => v.names[0].args[0] = 3],
+    ["an unknown IPCP type", (v) => v.ipcps[0].type = "eth"],
+    ["port 0", (v) => v.ipcps[0].port = 0],
+    ["a port that is not whole", (v) => v.ipcps[0].port = 1.5],
+    ["a non-text zone", (v) => v.ipcps[0].zone = 5],
+    ["reg not a list of names", (v) => v.ipcps[0].reg = [1]],
+  ];
+  for (const [what, spoil] of bad) {
+    const v = structuredClone(good);
+    spoil(v);
+    const r = configFromJson(JSON.stringify(v));
+    assert(!r.ok, what);
+    assertEquals(
+      r.error,
+      "the configuration parser's output is not a configuration",
+    );
+  }
+  for (const text of ["", "{", "null", "[]", '"x"']) {
+    assert(!configFromJson(text).ok, JSON.stringify(text));
+  }
+});

@@ -1,0 +1,820 @@
+import {
+  assert,
+  assertEquals,
+  assertStringIncludes,
+  unwrap,
+} from "../../tests/assert.ts";
+import {
+  type Config,
+  formatConfigSummary,
+  KeyLocator,
+  loadConfig,
+  parseConfig,
+  parseDnsAddress,
+} from "./config.ts";
+
+/** The tutorial's server file, with its newlines, for a given address. */
+function tutorialServer(ip: string): string {
+  return `[name."oping-server"]
+prog=["/usr/bin/oping"]
+args=["--listen"]
+lb="round-robin"
+
+[name."oping-server2"]
+prog=["/usr/bin/oping"]
+args=["--listen"]
+
+[udp.wifi1]
+bootstrap="wifi-network"
+ip="${ip}"
+reg=["oping-server", "oping-server2"]
+`;
+}
+
+function tutorialClient(ip: string): string {
+  return `[udp.wifi1]
+bootstrap="wifi-network"
+ip="${ip}"
+`;
+}
+
+function serverConfig(file: string, ip: string): Config {
+  return {
+    file,
+    names: [
+      {
+        name: "oping-server",
+        progs: ["/usr/bin/oping"],
+        args: ["--listen"],
+        lb: "round-robin",
+      },
+      {
+        name: "oping-server2",
+        progs: ["/usr/bin/oping"],
+        args: ["--listen"],
+        lb: "spill",
+      },
+    ],
+    ipcps: [
+      {
+        type: "udp4",
+        name: "wifi1",
+        layer: "wifi-network",
+        ip,
+        port: 3435,
+        reg: ["oping-server", "oping-server2"],
+      },
+    ],
+  };
+}
+
+function clientConfig(file: string, ip: string): Config {
+  return {
+    file,
+    names: [],
+    ipcps: [
+      {
+        type: "udp4",
+        name: "wifi1",
+        layer: "wifi-network",
+        ip,
+        port: 3435,
+        reg: [],
+      },
+    ],
+  };
+}
+
+const confPath = (name: string): string =>
+  decodeURIComponent(new URL(`../../conf/${name}`, import.meta.url).pathname);
+
+/** The error message of a configuration that must be refused. */
+function refused(text: string, file = "t.conf"): string {
+  const r = parseConfig(text, file);
+  if (r.ok) throw new Error(`expected an error for:\n${text}`);
+  return r.error;
+}
+
+// ---------------------------------------------------------------------------
+// Valid files
+
+Deno.test("the tutorial's server file parses to the expected structure", () => {
+  assertEquals(
+    unwrap(parseConfig(tutorialServer("192.168.0.2"), "tut05.conf")),
+    serverConfig("tut05.conf", "192.168.0.2"),
+  );
+});
+
+Deno.test("the tutorial's client file parses to the expected structure", () => {
+  assertEquals(
+    unwrap(parseConfig(tutorialClient("192.168.0.3"), "tut05.conf")),
+    clientConfig("tut05.conf", "192.168.0.3"),
+  );
+});
+
+Deno.test("the tutorial's files with placeholders are refused", () => {
+  assertEquals(
+    refused(tutorialServer("<SERVER IP ADDRESS>"), "tut05.conf"),
+    'tut05.conf:12:1: [udp.wifi1] ip: invalid IPv4 address "<SERVER IP ADDRESS>"',
+  );
+  assertEquals(
+    refused(tutorialClient("<CLIENT IP ADDRESS>"), "tut05.conf"),
+    'tut05.conf:3:1: [udp.wifi1] ip: invalid IPv4 address "<CLIENT IP ADDRESS>"',
+  );
+});
+
+Deno.test("shipped conf/tut05-server.conf is the tutorial's file on loopback", async () => {
+  const file = confPath("tut05-server.conf");
+  assertEquals(
+    unwrap(await loadConfig(file)),
+    serverConfig(file, "127.0.0.1"),
+  );
+  const text = await Deno.readTextFile(
+    new URL("../../conf/tut05-server.conf", import.meta.url),
+  );
+  assertStringIncludes(text, tutorialServer("127.0.0.1"));
+  assertStringIncludes(
+    text,
+    "ouroboros irmd -c conf/tut05-server.conf --debug",
+  );
+});
+
+Deno.test("shipped conf/tut05-client.conf parses", async () => {
+  const file = confPath("tut05-client.conf");
+  assertEquals(unwrap(await loadConfig(file)), clientConfig(file, "127.0.0.2"));
+  const text = await Deno.readTextFile(
+    new URL("../../conf/tut05-client.conf", import.meta.url),
+  );
+  assertStringIncludes(
+    text,
+    "ouroboros irmd -c conf/tut05-client.conf --debug",
+  );
+});
+
+Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () => {
+  const file = confPath("irmd.conf");
+  const dir = file.slice(0, file.lastIndexOf("/"));
+  assertEquals(unwrap(await loadConfig(file)), {
+    file,
+    names: [
+      {
+        name: "oping-server",
+        progs: ["/usr/bin/oping"],
+        args: ["--listen"],
+        lb: "round-robin",
+      },
+      {
+        name: "my service",
+        progs: ["/usr/local/bin/server-a", "/usr/local/bin/server-b"],
+        args: ["--listen --verbose", undefined],
+        lb: "spill",
+      },
+    ],
+    ipcps: [
+      {
+        type: "udp4",
+        name: "wifi1",
+        layer: "wifi-network",
+        ip: "192.168.0.2",
+        port: 3435,
+        reg: ["oping-server"],
+      },
+      {
+        type: "udp4",
+        name: "lab",
+        layer: "lab-network",
+        ip: "10.0.0.2",
+        port: 3436,
+        hosts: `${dir}/lab.hosts`,
+        reg: ["my service"],
+      },
+      {
+        type: "udp6",
+        name: "backbone",
+        layer: "backbone",
+        ip: "fd00::2",
+        port: 3435,
+        dns: "[fd00::53]:53",
+        zone: "backbone.example",
+        reg: ["oping-server", "my service"],
+      },
+      { type: "udp4", name: "spare", ip: "127.0.0.1", port: 3435, reg: [] },
+    ],
+  });
+  const text = await Deno.readTextFile(
+    new URL("../../conf/irmd.conf", import.meta.url),
+  );
+  for (
+    const word of [
+      "[name.",
+      "prog",
+      "args",
+      "lb",
+      "round-robin",
+      "[udp.",
+      "[udp4.",
+      "[udp6.",
+      "bootstrap",
+      "ip =",
+      "port =",
+      "dns =",
+      "hosts =",
+      "zone =",
+      "reg =",
+      "not supported yet",
+      "local",
+      "unicast",
+      "broadcast",
+      "eth-llc",
+      "eth-dix",
+    ]
+  ) {
+    assertStringIncludes(text, word);
+  }
+});
+
+Deno.test("all keys: defaults, dns forms, hosts resolution, zone", () => {
+  const text = `
+[name."a"]
+prog = ["/bin/a", "/bin/b", "/bin/c"]
+args = ["", "-x -y"]
+
+[udp4.v4]
+ip = "10.0.0.1"
+port = 1
+dns = "10.0.0.53"
+hosts = "hosts/lab"
+reg = ["a"]
+
+[udp4.v4port]
+ip = "10.0.0.1"
+port = 65535
+dns = "10.0.0.53:5353"
+hosts = "/etc/lab-hosts"
+
+[udp6.v6]
+bootstrap = "six"
+ip = "::1"
+dns = "fd00::53"
+zone = "lab.example"
+
+[udp6.v6port]
+ip = "fe80::1"
+dns = "[fd00::53]:5353"
+`;
+  assertEquals(unwrap(parseConfig(text, "/etc/ouroboros/x.conf")), {
+    file: "/etc/ouroboros/x.conf",
+    names: [{
+      name: "a",
+      progs: ["/bin/a", "/bin/b", "/bin/c"],
+      args: ["", "-x -y", undefined],
+      lb: "spill",
+    }],
+    ipcps: [
+      {
+        type: "udp4",
+        name: "v4",
+        ip: "10.0.0.1",
+        port: 1,
+        dns: "10.0.0.53",
+        hosts: "/etc/ouroboros/hosts/lab",
+        reg: ["a"],
+      },
+      {
+        type: "udp4",
+        name: "v4port",
+        ip: "10.0.0.1",
+        port: 65535,
+        dns: "10.0.0.53:5353",
+        hosts: "/etc/lab-hosts",
+        reg: [],
+      },
+      {
+        type: "udp6",
+        name: "v6",
+        layer: "six",
+        ip: "::1",
+        port: 3435,
+        dns: "fd00::53",
+        zone: "lab.example",
+        reg: [],
+      },
+      {
+        type: "udp6",
+        name: "v6port",
+        ip: "fe80::1",
+        port: 3435,
+        dns: "[fd00::53]:5353",
+        reg: [],
+      },
+    ],
+  });
+});
+
+Deno.test("relative hosts paths resolve against the config file's directory", () => {
+  const text = `[udp.a]\nip = "127.0.0.1"\nhosts = "../h"\n`;
+  const hosts = (file: string): string | undefined =>
+    unwrap(parseConfig(text, file)).ipcps[0]?.hosts;
+  assertEquals(hosts("conf/x.conf"), "h");
+  assertEquals(hosts("/a/b/x.conf"), "/a/h");
+  assertEquals(hosts("x.conf"), "../h");
+});
+
+Deno.test("names and IPCPs keep file order across stanza types", () => {
+  const cfg = unwrap(parseConfig(
+    `
+[udp4.b]
+ip = "127.0.0.2"
+[name."z"]
+prog = ["/bin/z"]
+[udp.a]
+ip = "127.0.0.1"
+[udp6.c]
+ip = "::1"
+[name."y"]
+prog = ["/bin/y"]
+[udp.d]
+ip = "127.0.0.3"
+`,
+    "t.conf",
+  ));
+  assertEquals(cfg.names.map((n) => n.name), ["z", "y"]);
+  assertEquals(cfg.ipcps.map((c) => `${c.type}:${c.name}`), [
+    "udp4:b",
+    "udp4:a",
+    "udp6:c",
+    "udp4:d",
+  ]);
+});
+
+Deno.test("names are any UTF-8 up to 255 bytes, in names and in reg", () => {
+  const long = "é".repeat(127) + "x"; // 255 bytes
+  const cfg = unwrap(parseConfig(
+    `[name."${long}"]\nprog = ["/bin/a"]\n[name."名前 with spaces"]\nprog = ["/bin/b"]\n` +
+      `[udp."ipcp é"]\nip = "127.0.0.1"\nreg = ["${long}", "名前 with spaces", "__proto__"]\n`,
+    "t.conf",
+  ));
+  assertEquals(cfg.names.map((n) => n.name), [long, "名前 with spaces"]);
+  assertEquals(cfg.ipcps[0]?.name, "ipcp é");
+  assertEquals(cfg.ipcps[0]?.reg, [long, "名前 with spaces", "__proto__"]);
+});
+
+Deno.test("names that are Object.prototype members are plain names", () => {
+  const cfg = unwrap(parseConfig(
+    `[name."__proto__"]\nprog = ["/a"]\n[name."constructor"]\nprog = ["/b"]\n` +
+      `[udp."__proto__"]\nip = "127.0.0.1"\n[udp.toString]\nip = "127.0.0.2"\n`,
+    "t.conf",
+  ));
+  assertEquals(cfg.names.map((n) => n.name), ["__proto__", "constructor"]);
+  assertEquals(cfg.ipcps.map((c) => c.name), ["__proto__", "toString"]);
+});
+
+Deno.test("a byte order mark does not hide the first stanza", () => {
+  assertEquals(
+    refused(`\uFEFF[udp.a]\nbootstrap = "l"\n`),
+    't.conf:1:2: [udp.a]: missing required key "ip" (the IPv4 address to bind)',
+  );
+});
+
+Deno.test("empty file and comments only: nothing configured", () => {
+  assertEquals(unwrap(parseConfig("", "e.conf")), {
+    file: "e.conf",
+    names: [],
+    ipcps: [],
+  });
+  assertEquals(unwrap(parseConfig("# nothing\n\n", "e.conf")).ipcps, []);
+});
+
+Deno.test("the locator copes with spacing, quoting, dotted keys, CRLF", () => {
+  // Whitespace and quoting variants in the header and in the key.
+  assertEquals(
+    refused(`# c\n  [ udp . "w1" ]  # comment\n  'ip'  = "x"\n`),
+    't.conf:3:3: [udp.w1] ip: invalid IPv4 address "x"',
+  );
+  assertEquals(
+    refused(`[name.'o s']\nprog = ["/bin/a"]\n"lb" = "rr"\n`),
+    't.conf:3:1: [name."o s"] lb: expected "spill" or "round-robin", found a string ("rr")',
+  );
+  // Dotted keys at top level and in a parent table.
+  assertEquals(
+    refused(`name.a.prog = ["/bin/a"]\nname.a.lb = 3\n`),
+    't.conf:2:1: [name."a"] lb: expected "spill" or "round-robin", found an integer (3)',
+  );
+  assertEquals(
+    refused(`[udp]\nw.ip = "1.2.3.4"\nw.port = 0\n`),
+    "t.conf:3:1: [udp.w] port: expected an integer from 1 to 65535, found an integer (0)",
+  );
+  // Inline table: located at the stanza's key.
+  assertEquals(
+    refused(`[udp]\n\nw = { ip = "1.2.3.4", port = 0 }\n`),
+    "t.conf:3:1: [udp.w] port: expected an integer from 1 to 65535, found an integer (0)",
+  );
+  // CRLF line endings.
+  assertEquals(
+    refused(`[udp.w]\r\nbootstrap = "l"\r\nip = "1.2.3"\r\n`),
+    't.conf:3:1: [udp.w] ip: invalid IPv4 address "1.2.3"',
+  );
+  // A key of the same name in an earlier stanza is not mistaken for it.
+  assertEquals(
+    refused(
+      `[udp.a]\nip = "1.2.3.4"\n[udp.b]\nbootstrap = "x"\nip = "1.2.3.256"\n`,
+    ),
+    't.conf:5:1: [udp.b] ip: invalid IPv4 address "1.2.3.256"',
+  );
+});
+
+Deno.test("the locator skips multi-line strings and arrays", () => {
+  const loc = new KeyLocator(
+    `[udp.a]\nnote = """\n[udp.b]\nip = 3\n"""\nreg = [\n  "x",\n  "y",\n]\n[udp.b]\n  ip = "x"\n`,
+  );
+  assertEquals(loc.find(["udp", "a", "note"]), { line: 2, col: 1 });
+  assertEquals(loc.find(["udp", "a", "reg"]), { line: 6, col: 1 });
+  assertEquals(loc.find(["udp", "b"]), { line: 10, col: 1 });
+  assertEquals(loc.find(["udp", "b", "ip"]), { line: 11, col: 3 });
+  assertEquals(loc.find(["udp", "c"]), undefined);
+  assertEquals(loc.nearest(["udp", "c", "ip"]), { line: 1, col: 1 });
+});
+
+Deno.test("parseDnsAddress: forms, default port, family", () => {
+  assertEquals(unwrap(parseDnsAddress("10.0.0.53", 4)), {
+    host: "10.0.0.53",
+    port: 53,
+  });
+  assertEquals(unwrap(parseDnsAddress("10.0.0.53:5353", 4)), {
+    host: "10.0.0.53",
+    port: 5353,
+  });
+  assertEquals(unwrap(parseDnsAddress("fd00::53", 6)), {
+    host: "fd00::53",
+    port: 53,
+  });
+  assertEquals(unwrap(parseDnsAddress("[fd00::53]", 6)), {
+    host: "fd00::53",
+    port: 53,
+  });
+  assertEquals(unwrap(parseDnsAddress("[fd00::53]:5353", 6)), {
+    host: "fd00::53",
+    port: 5353,
+  });
+  for (
+    const [s, family] of [
+      ["10.0.0.53:", 4],
+      ["10.0.0.53:65536", 4],
+      ["10.0.0.53:0x35", 4],
+      ["[10.0.0.53]:53", 4],
+      ["ns.example", 4],
+      ["fd00::53", 4],
+      ["10.0.0.53", 6],
+      ["[fd00::53]:", 6],
+      ["[fd00::53%eth0]:53", 6],
+      ["", 6],
+    ] as const
+  ) {
+    assert(!parseDnsAddress(s, family).ok, `${s} for IPv${family}`);
+  }
+});
+
+// ---------------------------------------------------------------------------
+// Malformed files: one precise message each
+
+const MALFORMED: [string, string, string][] = [
+  [
+    "TOML syntax error",
+    `[udp.a]\nip =\n`,
+    "t.conf:2:5: Invalid TOML document: invalid value",
+  ],
+  [
+    "TOML duplicate table",
+    `[udp.a]\nip = "1.2.3.4"\n\n[udp.a]\n`,
+    "t.conf:4:2: Invalid TOML document: trying to redefine an already defined table or value",
+  ],
+  [
+    "unknown stanza type",
+    `[name."a"]\nprog = ["/bin/a"]\n\n[tcp.x]\nip = "1.2.3.4"\n`,
+    't.conf:4:1: [tcp]: unknown stanza type "tcp" (known: name, udp, udp4, udp6; ' +
+    "not supported yet: local, unicast, broadcast, eth-llc, eth-dix)",
+  ],
+  [
+    "unsupported stanza type unicast",
+    `[unicast.u1]\nbootstrap = "net"\n`,
+    't.conf:1:1: [unicast]: stanza type "unicast" is not supported yet (supported: name, udp, udp4, udp6)',
+  ],
+  [
+    "unsupported stanza type eth-dix",
+    `[udp.a]\nip = "1.2.3.4"\n[eth-dix.e1]\ndev = "eth0"\n`,
+    't.conf:3:1: [eth-dix]: stanza type "eth-dix" is not supported yet (supported: name, udp, udp4, udp6)',
+  ],
+  [
+    "unknown key in a name stanza",
+    `[name."a"]\nprog = ["/bin/a"]\nprogs = ["/bin/b"]\n`,
+    't.conf:3:1: [name."a"] progs: unknown key "progs" (allowed: prog, args, lb)',
+  ],
+  [
+    "unknown key in a udp stanza",
+    `[udp.a]\nip = "1.2.3.4"\naddress = "1.2.3.4"\n`,
+    't.conf:3:1: [udp.a] address: unknown key "address" ' +
+    "(allowed: bootstrap, ip, port, dns, hosts, zone, reg)",
+  ],
+  [
+    "prog is a string, not an array",
+    `[name."a"]\nprog = "/usr/bin/oping"\n`,
+    't.conf:2:1: [name."a"] prog: expected an array of strings (program paths), found a string ("/usr/bin/oping")',
+  ],
+  [
+    "prog is missing",
+    `[name."a"]\nargs = ["--listen"]\n`,
+    't.conf:1:1: [name."a"]: missing required key "prog" (an array of program paths)',
+  ],
+  [
+    "prog is empty",
+    `[name."a"]\nprog = []\n`,
+    't.conf:2:1: [name."a"] prog: expected at least one program path, found an empty array',
+  ],
+  [
+    "empty program path",
+    `[name."a"]\nprog = ["/bin/a", ""]\n`,
+    't.conf:2:1: [name."a"] prog: element 2 is an empty program path',
+  ],
+  [
+    "args element not a string",
+    `[name."a"]\nprog = ["/bin/a"]\nargs = [1]\n`,
+    't.conf:3:1: [name."a"] args: expected an array of strings (autostart arguments), but element 1 is an integer (1)',
+  ],
+  [
+    "args longer than prog",
+    `[name."a"]\nprog = ["/bin/a"]\nargs = ["--listen", "-x"]\n`,
+    't.conf:3:1: [name."a"] args: has 2 entries but prog has only 1 (args[i] holds the autostart arguments of prog[i])',
+  ],
+  [
+    "lb not spill or round-robin",
+    `[name."a"]\nprog = ["/bin/a"]\nlb = "rr"\n`,
+    't.conf:3:1: [name."a"] lb: expected "spill" or "round-robin", found a string ("rr")',
+  ],
+  [
+    "empty name in a name stanza",
+    `[name.""]\nprog = ["/bin/a"]\n`,
+    't.conf:1:1: [name.""]: empty name',
+  ],
+  [
+    "name over 255 bytes",
+    `[name."${"é".repeat(128)}"]\nprog = ["/bin/a"]\n`,
+    `t.conf:1:1: [name."${
+      "é".repeat(128)
+    }"]: name is 256 bytes long in UTF-8, at most 255 allowed`,
+  ],
+  [
+    "name stanza without a name",
+    `[name]\nprog = ["/bin/a"]\n`,
+    't.conf:2:1: [name."prog"]: expected a table (a [name."<name>"] stanza), found an array',
+  ],
+  [
+    "udp is not a table",
+    `udp = 3\n`,
+    "t.conf:1:1: [udp]: expected a table of stanzas like [udp.<ipcp name>], found an integer (3)",
+  ],
+  [
+    "udp stanza is not a table",
+    `[udp6]\nb6 = "::1"\n`,
+    't.conf:2:1: [udp6.b6]: expected a table (a [udp6.<ipcp name>] stanza), found a string ("::1")',
+  ],
+  [
+    "array of tables instead of a stanza",
+    `[[udp4]]\nip = "1.2.3.4"\n`,
+    "t.conf:1:1: [udp4]: expected a table of stanzas like [udp4.<ipcp name>], found an array",
+  ],
+  [
+    "missing ip",
+    `[udp.wifi1]\nbootstrap = "wifi-network"\n`,
+    't.conf:1:1: [udp.wifi1]: missing required key "ip" (the IPv4 address to bind)',
+  ],
+  [
+    "ip is not a string",
+    `[udp.a]\nip = 127\n`,
+    "t.conf:2:1: [udp.a] ip: expected a string (an IPv4 address), found an integer (127)",
+  ],
+  [
+    "IPv6 address in a udp4 stanza",
+    `[udp4.a]\nip = "::1"\n`,
+    't.conf:2:1: [udp4.a] ip: invalid IPv4 address "::1": it is an IPv6 address (use a [udp6.<name>] stanza)',
+  ],
+  [
+    "IPv4 address in a udp6 stanza",
+    `[udp6.a]\nip = "127.0.0.1"\n`,
+    't.conf:2:1: [udp6.a] ip: invalid IPv6 address "127.0.0.1": it is an IPv4 address (use a [udp4.<name>] stanza)',
+  ],
+  [
+    "octet out of range",
+    `[udp.a]\nip = "256.1.1.1"\n`,
+    't.conf:2:1: [udp.a] ip: invalid IPv4 address "256.1.1.1"',
+  ],
+  [
+    "prefix length",
+    `[udp.a]\nip = "10.0.0.1/24"\n`,
+    't.conf:2:1: [udp.a] ip: invalid IPv4 address "10.0.0.1/24": no prefix length allowed',
+  ],
+  [
+    "bracketed IPv6",
+    `[udp6.a]\nip = "[::1]"\n`,
+    't.conf:2:1: [udp6.a] ip: invalid IPv6 address "[::1]": no brackets allowed',
+  ],
+  [
+    "IPv6 zone id",
+    `[udp6.a]\nip = "fe80::1%eth0"\n`,
+    't.conf:2:1: [udp6.a] ip: invalid IPv6 address "fe80::1%eth0": no zone id allowed',
+  ],
+  [
+    "port above 65535",
+    `[udp.a]\nip = "1.2.3.4"\nport = 70000\n`,
+    "t.conf:3:1: [udp.a] port: expected an integer from 1 to 65535, found an integer (70000)",
+  ],
+  [
+    "port zero",
+    `[udp.a]\nip = "1.2.3.4"\nport = 0\n`,
+    "t.conf:3:1: [udp.a] port: expected an integer from 1 to 65535, found an integer (0)",
+  ],
+  [
+    "port is a float",
+    `[udp.a]\nip = "1.2.3.4"\nport = 3435.5\n`,
+    "t.conf:3:1: [udp.a] port: expected an integer from 1 to 65535, found a float (3435.5)",
+  ],
+  [
+    "port is a string",
+    `[udp.a]\nip = "1.2.3.4"\nport = "3435"\n`,
+    't.conf:3:1: [udp.a] port: expected an integer from 1 to 65535, found a string ("3435")',
+  ],
+  [
+    "invalid dns address",
+    `[udp.a]\nip = "1.2.3.4"\ndns = "1.2.3"\n`,
+    't.conf:3:1: [udp.a] dns: invalid DNS server address "1.2.3": ' +
+    'expected "addr", "addr:port" or "[IPv6 addr]:port" with an IPv4 address',
+  ],
+  [
+    "dns port out of range",
+    `[udp.a]\nip = "1.2.3.4"\ndns = "1.2.3.4:0"\n`,
+    't.conf:3:1: [udp.a] dns: invalid DNS server address "1.2.3.4:0": the port must be an integer from 1 to 65535',
+  ],
+  [
+    "dns of the other family",
+    `[udp6.a]\nip = "::1"\ndns = "10.0.0.53"\n`,
+    't.conf:3:1: [udp6.a] dns: invalid DNS server address "10.0.0.53": ' +
+    "it is an IPv4 address, this layer needs an IPv6 DNS server",
+  ],
+  [
+    "empty layer name",
+    `[udp.a]\nbootstrap = ""\nip = "1.2.3.4"\n`,
+    "t.conf:2:1: [udp.a] bootstrap: empty layer name",
+  ],
+  [
+    "bootstrap is not a string",
+    `[udp.a]\nbootstrap = true\nip = "1.2.3.4"\n`,
+    "t.conf:2:1: [udp.a] bootstrap: expected a string (the layer name), found a boolean (true)",
+  ],
+  [
+    "empty IPCP name",
+    `[udp.""]\nip = "1.2.3.4"\n`,
+    't.conf:1:1: [udp.""]: empty IPCP name',
+  ],
+  [
+    "reg is not an array",
+    `[udp.a]\nip = "1.2.3.4"\nreg = "oping-server"\n`,
+    't.conf:3:1: [udp.a] reg: expected an array of strings (names), found a string ("oping-server")',
+  ],
+  [
+    "reg entry not a string",
+    `[udp.a]\nip = "1.2.3.4"\nreg = ["x", 3]\n`,
+    "t.conf:3:1: [udp.a] reg: expected an array of strings (names), but element 2 is an integer (3)",
+  ],
+  [
+    "empty name in reg",
+    `[udp.a]\nip = "1.2.3.4"\nreg = ["x", ""]\n`,
+    "t.conf:3:1: [udp.a] reg: element 2: empty name",
+  ],
+  [
+    "name over 255 bytes in reg",
+    `[udp.a]\nip = "1.2.3.4"\nreg = ["${"x".repeat(256)}"]\n`,
+    "t.conf:3:1: [udp.a] reg: element 1: name is 256 bytes long in UTF-8, at most 255 allowed",
+  ],
+  [
+    "duplicate name in reg",
+    `[udp.a]\nip = "1.2.3.4"\nreg = ["x", "x"]\n`,
+    't.conf:3:1: [udp.a] reg: element 2: duplicate name "x"',
+  ],
+  [
+    "duplicate IPCP name across udp and udp4",
+    `[udp.a]\nip = "1.2.3.4"\n\n[udp4.a]\nip = "1.2.3.5"\n`,
+    't.conf:4:1: [udp4.a]: duplicate IPCP name "a" (already defined by [udp.a] at line 1)',
+  ],
+  [
+    "duplicate IPCP name across udp4 and udp6",
+    `[udp6.x]\nip = "::1"\n[udp4.x]\nip = "1.2.3.5"\n`,
+    't.conf:3:1: [udp4.x]: duplicate IPCP name "x" (already defined by [udp6.x] at line 1)',
+  ],
+  [
+    "empty hosts path",
+    `[udp.a]\nip = "1.2.3.4"\nhosts = ""\n`,
+    "t.conf:3:1: [udp.a] hosts: empty path",
+  ],
+  [
+    "zone is not a string",
+    `[udp.a]\nip = "1.2.3.4"\nzone = 1\n`,
+    "t.conf:3:1: [udp.a] zone: expected a string (a DNS zone name), found an integer (1)",
+  ],
+  [
+    "the first problem in file order is reported",
+    `[udp.b]\nip = "1.2.3.4"\nport = 0\n[name."a"]\nlb = "x"\n`,
+    "t.conf:3:1: [udp.b] port: expected an integer from 1 to 65535, found an integer (0)",
+  ],
+];
+
+for (const [what, text, message] of MALFORMED) {
+  Deno.test(`malformed: ${what}`, () => {
+    assertEquals(refused(text), message);
+  });
+}
+
+Deno.test("malformed: there are at least 24 distinct cases", () => {
+  assert(MALFORMED.length >= 24);
+  assertEquals(new Set(MALFORMED.map((m) => m[2])).size, MALFORMED.length);
+});
+
+Deno.test("loadConfig: read errors name the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "config_test" });
+  try {
+    const missing = `${dir}/missing.conf`;
+    assertEquals(await loadConfig(missing), {
+      ok: false,
+      error: `${missing}: cannot read: no such file or directory`,
+    });
+    assertEquals(await loadConfig(dir), {
+      ok: false,
+      error: `${dir}: cannot read: is a directory`,
+    });
+    const bad = `${dir}/bad.conf`;
+    await Deno.writeFile(bad, new Uint8Array([0x5b, 0xff, 0x5d]));
+    assertEquals(await loadConfig(bad), {
+      ok: false,
+      error: `${bad}: cannot read: not valid UTF-8`,
+    });
+    const good = `${dir}/good.conf`;
+    await Deno.writeTextFile(
+      good,
+      `[udp.a]\nip = "127.0.0.1"\nhosts = "h"\nport = 99999\n`,
+    );
+    assertEquals(await loadConfig(good), {
+      ok: false,
+      error:
+        `${good}:4:1: [udp.a] port: expected an integer from 1 to 65535, found an integer (99999)`,
+    });
+    await Deno.writeTextFile(good, `[udp.a]\nip = "127.0.0.1"\nhosts = "h"\n`);
+    assertEquals(unwrap(await loadConfig(good)).ipcps[0]?.hosts, `${dir}/h`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("formatConfigSummary on the tutorial's server file", async () => {
+  const text = await Deno.readTextFile(
+    new URL("../../conf/tut05-server.conf", import.meta.url),
+  );
+  const cfg = unwrap(parseConfig(text, "conf/tut05-server.conf"));
+  assertEquals(
+    formatConfigSummary(cfg),
+    [
+      "Configuration file conf/tut05-server.conf:",
+      '  name "oping-server" (lb round-robin)',
+      "    program /usr/bin/oping (autostart with args: --listen)",
+      '  name "oping-server2" (lb spill)',
+      "    program /usr/bin/oping (autostart with args: --listen)",
+      "  IPCP wifi1 (udp4): layer wifi-network, 127.0.0.1:3435",
+      '    registers "oping-server", "oping-server2"',
+      "Configuration OK: 2 names, 1 IPCP.",
+    ].join("\n"),
+  );
+});
+
+Deno.test("formatConfigSummary shows dns, hosts, zone, IPv6 endpoints, no layer", () => {
+  const cfg = unwrap(parseConfig(
+    `[name."a"]\nprog = ["/bin/a", "/bin/b"]\nargs = [""]\n` +
+      `[udp6.v6]\nip = "::1"\nport = 4000\ndns = "[::1]:53"\nhosts = "/h"\nzone = "z.example"\n`,
+    "x.conf",
+  ));
+  assertEquals(
+    formatConfigSummary(cfg),
+    [
+      "Configuration file x.conf:",
+      '  name "a" (lb spill)',
+      "    program /bin/a (autostart, no arguments)",
+      "    program /bin/b",
+      "  IPCP v6 (udp6): created only, not bootstrapped, [::1]:4000",
+      "    dns [::1]:53",
+      "    hosts file /h",
+      "    zone z.example",
+      "    registers no names",
+      "Configuration OK: 1 name, 1 IPCP.",
+    ].join("\n"),
+  );
+  assertEquals(
+    formatConfigSummary({ file: "e.conf", names: [], ipcps: [] }),
+    "Configuration file e.conf:\n  no names\n  no IPCPs\nConfiguration OK: 0 names, 0 IPCPs.",
+  );
+});

@@ -1,0 +1,270 @@
+/**
+ * The control protocol between the processes of a node: applications and
+ * tools talk to the irmd, the irmd and its IPCPs talk to each other. Every
+ * message is defined here once, with the schema that validates it on receipt.
+ *
+ * Frames on a control socket: a u32 big-endian length, then a JSON object:
+ *   request      {"i": id, "m": method, "b": body}
+ *   notification {"m": method, "b": body}          (no reply)
+ *   reply        {"i": id, "r": body}
+ *   error reply  {"i": id, "e": {"code", "message", "errno"?}}
+ * Bytes travel as lowercase hex, 64-bit integers as decimal strings.
+ * Control messages are never on the data path: that is lib/ipc/dataplane.ts.
+ */
+import {
+  arr,
+  bigintStr,
+  bool,
+  hex,
+  type Infer,
+  int,
+  lit,
+  obj,
+  opt,
+  type Schema,
+  str,
+} from "./schema.ts";
+import { checkName } from "../util/names.ts";
+
+/** Largest control frame; a larger one is refused and the connection closed. */
+export const MAX_CTRL_FRAME = 1 << 20;
+
+const U32 = int(0, 0xffff_ffff);
+const PID = int(1, 0x7fff_ffff);
+/** A name: 1 to 255 bytes of UTF-8. */
+const nameStr: Schema<string> = {
+  describe: "a name",
+  parse(v, path) {
+    if (typeof v !== "string") {
+      return { ok: false, error: `${path}: expected a name (a string)` };
+    }
+    const why = checkName(v);
+    return why === undefined
+      ? { ok: true, value: v }
+      : { ok: false, error: `${path}: ${why}` };
+  },
+};
+const pathStr = str({ min: 1, max: 4096 });
+
+export const QosSchema = obj({
+  bandwidth: bigintStr(),
+  delay: U32,
+  loss: U32,
+  ber: U32,
+  maxGap: U32,
+  timeout: U32,
+  availability: int(0, 255),
+  inOrder: int(0, 255),
+});
+export type QosSpec = Infer<typeof QosSchema>;
+
+export const IPCP_TYPES = ["udp4", "udp6"] as const;
+export type IpcpTypeName = typeof IPCP_TYPES[number];
+const IpcpType = lit(...IPCP_TYPES);
+const LbSchema = lit("spill", "round-robin");
+
+/** What an application receives for a flow: where and how to attach its data. */
+export const FlowGrant = obj({
+  /** The flow's handle in its IPCP (also its endpoint id there). */
+  handle: U32,
+  /** Secret that proves to the IPCP that this process was given the flow. */
+  token: hex({ len: 16 }),
+  /** The IPCP's data socket. */
+  path: pathStr,
+  /** The name the flow was allocated to (client) or for (server). */
+  name: nameStr,
+  qos: QosSchema,
+  /** Largest packet the flow carries. */
+  mtu: int(1, 65535),
+  /** The irmd's number for the flow, as in its log lines. */
+  flowId: U32,
+});
+export type FlowGrant = Infer<typeof FlowGrant>;
+
+const Empty = obj({});
+
+const IpcpInfo = obj({
+  pid: PID,
+  name: nameStr,
+  type: IpcpType,
+  layer: opt(nameStr),
+});
+const NameInfo = obj({ name: nameStr, lb: LbSchema });
+const ProcInfo = obj({
+  pid: PID,
+  prog: str({ max: 255 }),
+  names: arr(nameStr, 4096),
+  accepting: bool,
+  flows: int(0, 1 << 30),
+});
+
+const BootstrapParams = {
+  layer: nameStr,
+  ip: str({ min: 1, max: 64 }),
+  port: int(1, 65535),
+  dns: opt(str({ min: 1, max: 80 })),
+  hosts: opt(pathStr),
+  zone: opt(str({ min: 1, max: 255 })),
+};
+
+const COUNT = int(0, Number.MAX_SAFE_INTEGER);
+
+/** An IPCP's open flows and the packets it dropped, by reason. */
+const IpcpCounters = {
+  flows: int(0, 1 << 30),
+  dropped: obj({
+    short: COUNT,
+    badMgmt: COUNT,
+    unknownEid: COUNT,
+    wrongSource: COUNT,
+    slowReader: COUNT,
+  }),
+};
+
+function method<Q, R>(
+  req: Schema<Q>,
+  res: Schema<R>,
+): { req: Schema<Q>; res: Schema<R> } {
+  return { req, res };
+}
+
+export const METHODS = {
+  // ---- every client of the irmd, first message on a connection
+  "hello": method(
+    obj({
+      role: lit("app", "ipcp", "tool"),
+      pid: PID,
+      /** Applications: the program name (basename), e.g. "oping". */
+      prog: opt(str({ min: 1, max: 255 })),
+      /** IPCPs: their name. */
+      name: opt(nameStr),
+    }),
+    obj({ irmdPid: PID }),
+  ),
+
+  // ---- application -> irmd
+  "flow.alloc": method(
+    obj({ name: nameStr, qos: QosSchema, timeoutMs: int(1, 3_600_000) }),
+    FlowGrant,
+  ),
+  "flow.accept": method(
+    obj({ timeoutMs: opt(int(1, 0x7fff_ffff)) }),
+    FlowGrant,
+  ),
+
+  // ---- irm -> irmd
+  "irm.ipcp.create": method(
+    obj({ name: nameStr, type: IpcpType }),
+    obj({ pid: PID }),
+  ),
+  "irm.ipcp.destroy": method(obj({ name: nameStr }), Empty),
+  "irm.ipcp.bootstrap": method(
+    obj({
+      name: nameStr,
+      type: opt(IpcpType),
+      ...BootstrapParams,
+      ip: opt(str({ max: 64 })),
+    }),
+    obj({ pid: PID }),
+  ),
+  "irm.ipcp.list": method(
+    obj({ name: opt(nameStr), type: opt(IpcpType), layer: opt(nameStr) }),
+    obj({ ipcps: arr(IpcpInfo, 4096) }),
+  ),
+  "irm.bind.program": method(
+    obj({
+      prog: pathStr,
+      name: nameStr,
+      auto: bool,
+      args: arr(str({ max: 4096 }), 256),
+    }),
+    Empty,
+  ),
+  "irm.unbind.program": method(obj({ prog: pathStr, name: nameStr }), Empty),
+  "irm.bind.process": method(obj({ pid: PID, name: nameStr }), Empty),
+  "irm.unbind.process": method(obj({ pid: PID, name: nameStr }), Empty),
+  "irm.bind.ipcp": method(obj({ ipcp: nameStr, name: nameStr }), Empty),
+  "irm.unbind.ipcp": method(obj({ ipcp: nameStr, name: nameStr }), Empty),
+  "irm.name.create": method(obj({ name: nameStr, lb: LbSchema }), Empty),
+  "irm.name.destroy": method(obj({ name: nameStr }), Empty),
+  "irm.name.register": method(
+    obj({ name: nameStr, ipcps: arr(nameStr), layers: arr(nameStr) }),
+    Empty,
+  ),
+  "irm.name.unregister": method(
+    obj({ name: nameStr, ipcps: arr(nameStr), layers: arr(nameStr) }),
+    Empty,
+  ),
+  "irm.name.list": method(Empty, obj({ names: arr(NameInfo, 1 << 16) })),
+  "irm.ipcp.stats": method(
+    obj({ name: opt(nameStr) }),
+    obj({
+      ipcps: arr(
+        obj({
+          pid: PID,
+          name: nameStr,
+          ...IpcpCounters,
+        }),
+        4096,
+      ),
+    }),
+  ),
+  "irm.proc.list": method(
+    Empty,
+    obj({ procs: arr(ProcInfo, 1 << 16), flows: int(0, 1 << 30) }),
+  ),
+
+  // ---- irmd -> IPCP
+  "ipcp.bootstrap": method(obj(BootstrapParams), Empty),
+  "ipcp.reg": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
+  "ipcp.unreg": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
+  "ipcp.flow.alloc": method(
+    obj({
+      name: nameStr,
+      hash: hex({ len: 16 }),
+      qos: QosSchema,
+      oap: hex({ max: 8192 }),
+      timeoutMs: int(1, 3_600_000),
+    }),
+    obj({
+      handle: U32,
+      token: hex({ len: 16 }),
+      path: pathStr,
+      mtu: int(1, 65535),
+      oap: hex({ max: 8192 }),
+    }),
+  ),
+  "ipcp.flow.dealloc": method(obj({ handle: U32 }), Empty),
+  "ipcp.stats": method(
+    Empty,
+    obj({
+      ...IpcpCounters,
+    }),
+  ),
+
+  // ---- IPCP -> irmd
+  /** A peer asks for a flow; the reply decides. An error reply refuses it. */
+  "flow.req.arr": method(
+    obj({
+      handle: U32,
+      token: hex({ len: 16 }),
+      path: pathStr,
+      mtu: int(1, 65535),
+      hash: hex({ len: 16 }),
+      qos: QosSchema,
+      oap: hex({ max: 8192 }),
+    }),
+    obj({ oap: hex({ max: 8192 }) }),
+  ),
+  /** A flow ended in the IPCP (notification). */
+  "flow.ended": method(obj({ handle: U32, reason: str({ max: 512 }) }), Empty),
+} as const;
+
+export type Methods = typeof METHODS;
+export type Method = keyof Methods;
+export type Req<M extends Method> = Infer<Methods[M]["req"]>;
+export type Res<M extends Method> = Infer<Methods[M]["res"]>;
+
+export function isMethod(m: string): m is Method {
+  return Object.hasOwn(METHODS, m);
+}
