@@ -611,15 +611,19 @@ export class Irmd {
     for (const f of w) f();
   }
 
-  /** Waits until `claim` gets an accepting process, or the deadline passes. */
+  /**
+   * Waits until `claim` gets an accepting process, the deadline passes, or
+   * `giveUp` says there is no point waiting on.
+   */
   async #waitFor(
     claim: () => Accepter | undefined,
     ms: number,
+    giveUp: () => boolean = () => false,
   ): Promise<Accepter | undefined> {
     const deadline = Date.now() + ms;
     for (;;) {
       const a = claim();
-      if (a !== undefined || this.#stopping) return a;
+      if (a !== undefined || this.#stopping || giveUp()) return a;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -653,8 +657,15 @@ export class Irmd {
     this.#wakeAccept();
   }
 
-  #autostart(name: string): number {
-    let started = 0;
+  /**
+   * Starts the name's autostart programs. Returns the ones started (with
+   * whether each has exited yet) and why the others could not start.
+   */
+  #autostart(
+    name: string,
+  ): { started: { path: string; exited: boolean }[]; failed: string[] } {
+    const started: { path: string; exited: boolean }[] = [];
+    const failed: string[] = [];
     for (const [path, args] of this.reg.autostart(name)) {
       try {
         const child = new Deno.Command(path, {
@@ -664,17 +675,35 @@ export class Irmd {
           stderr: "inherit",
           env: { [RUNDIR_ENV]: this.opts.rundir },
         }).spawn();
+        const entry = { path, exited: false };
+        started.push(entry);
         this.#children.set(child.pid, child);
-        void child.status.then(() => this.#children.delete(child.pid));
+        void child.status.then((st) => {
+          this.#children.delete(child.pid);
+          entry.exited = true;
+          if (!st.success) {
+            log.warn(
+              `Process ${child.pid} (${path}) exited with ${
+                st.signal ?? `code ${st.code}`
+              }.`,
+            );
+          }
+          this.#wakeAccept(); // a request waiting for it need not wait on
+        });
         log.info(`Instantiated ${path} as process ${child.pid}.`);
-        started++;
       } catch (e) {
-        log.error(
-          `Failed to start ${path}: ${e instanceof Error ? e.message : e}.`,
-        );
+        const why = e instanceof Deno.errors.NotFound
+          ? "no such program"
+          : e instanceof Deno.errors.PermissionDenied
+          ? "permission denied"
+          : e instanceof Error
+          ? e.message
+          : String(e);
+        log.error(`Failed to start ${path}: ${why}.`);
+        failed.push(`${path}: ${why}`);
       }
     }
-    return started;
+    return { started, failed };
   }
 
   /** A peer asks for a flow: find the name, a process, and answer the OAP. */
@@ -733,10 +762,25 @@ export class Irmd {
       accepter === undefined && this.reg.names.has(name) &&
       !this.reg.eligible(name).direct
     ) {
-      if (this.#autostart(name) > 0) {
+      const auto = this.#autostart(name);
+      if (auto.started.length > 0) {
         accepter = await this.#waitFor(
           () => this.#claimAccepter(name),
           AUTOSTART_WAIT_MS,
+          () => auto.started.every((p) => p.exited),
+        );
+      }
+      if (accepter === undefined && auto.started.every((p) => p.exited)) {
+        // Nothing was started, or all that was exited without accepting.
+        const why = [
+          ...auto.failed,
+          ...auto.started.map((p) => `${p.path}: exited before accepting`),
+        ].join("; ");
+        log.warn(`Autostart for ${name} failed (${why}); refused.`);
+        throw new OuroborosError(
+          "refused",
+          `could not autostart a program for ${name} (${why})`,
+          -ERRNO.ENOEXEC,
         );
       }
     }

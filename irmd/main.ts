@@ -11,7 +11,7 @@ import type { Config } from "../lib/config/config.ts";
 import { configFromJson, configToJson } from "../lib/config/config_json.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { Logger, setupLogging } from "../lib/util/log.ts";
-import { err, type Result } from "../lib/util/result.ts";
+import { err, ok, type Result } from "../lib/util/result.ts";
 import { resolveRundir } from "../lib/ipc/rundir.ts";
 import { selfCommand } from "../lib/util/self.ts";
 import { VERSION } from "../lib/util/version.ts";
@@ -88,22 +88,27 @@ async function check(opts: IrmdArgs): Promise<number> {
     console.error("irmd: --check needs a configuration file (-c FILE).");
     return 2;
   }
-  const { formatConfigSummary, loadConfig } = await import(
+  const { formatConfigSummary, checkConfigFile } = await import(
     "../lib/config/config.ts"
   );
-  const cfg = await loadConfig(opts.config);
+  const cfg = await checkConfigFile(opts.config);
   if (!cfg.ok) {
     console.error(`irmd: ${cfg.error}`);
     return 1;
   }
-  console.log(
-    opts.json ? configToJson(cfg.value) : formatConfigSummary(cfg.value),
-  );
+  for (const w of cfg.value.warnings) console.error(`irmd: ${w}`);
+  const { config } = cfg.value;
+  console.log(opts.json ? configToJson(config) : formatConfigSummary(config));
   return 0;
 }
 
-/** The configuration file as parsed by `irmd --check --json` in a child. */
-async function parseInChild(file: string): Promise<Result<Config>> {
+/**
+ * The configuration file as parsed by `irmd --check --json` in a child, with
+ * the warnings it printed (one a line on its standard error).
+ */
+async function parseInChild(
+  file: string,
+): Promise<Result<{ config: Config; warnings: string[] }>> {
   const [cmd, ...args] = selfCommand(
     "irmd",
     ["--check", "--json", "-c", file],
@@ -128,7 +133,11 @@ async function parseInChild(file: string): Promise<Result<Config>> {
         `${file}: the configuration parser failed (exit code ${out.code})`,
     );
   }
-  return configFromJson(new TextDecoder().decode(out.stdout));
+  const config = configFromJson(new TextDecoder().decode(out.stdout));
+  if (!config.ok) return config;
+  const warnings = new TextDecoder().decode(out.stderr).split("\n")
+    .filter((l) => l.trim() !== "").map((l) => l.replace(/^irmd: /, ""));
+  return ok({ config: config.value, warnings });
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -179,13 +188,16 @@ export async function main(args: string[]): Promise<number> {
     `Ouroboros IPC Resource Manager daemon started (runtime directory ${irmd.opts.rundir}).`,
   );
   if (cfg !== undefined) {
+    for (const w of cfg.value.warnings) {
+      log.warn(w.replace(/: warning: /, ": "));
+    }
     try {
-      await irmd.applyConfig(cfg.value);
+      await irmd.applyConfig(cfg.value.config);
     } catch (e) {
       const why = e instanceof OuroborosError || e instanceof Error
         ? e.message
         : String(e);
-      log.error(`Configuration ${cfg.value.file} failed: ${why}`);
+      log.error(`Configuration ${cfg.value.config.file} failed: ${why}`);
       await irmd.stop();
       stopped.resolve(1);
     }

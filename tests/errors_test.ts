@@ -90,7 +90,7 @@ Deno.test("errors: no irmd running", async () => {
     assertEquals(irm.code, 1);
     assertMatch(
       irm.stdout + irm.stderr,
-      /Failed to communicate with the Ouroboros IPC Resource Manager daemon\./,
+      /Failed to communicate with the Ouroboros IPC Resource Manager daemon at \S+irmd\.sock: /,
     );
   } finally {
     await node.close();

@@ -5,12 +5,12 @@
  * irmd); this file sends the one request it yields and prints the answer.
  *
  * Output: help on stdout (exit 0); usage errors, irmd refusals and
- * "Failed to communicate with the Ouroboros IPC Resource Manager daemon."
- * on stderr (exit 1); tables on stdout. Unlike C, no blank line follows the
+ * "Failed to communicate with the Ouroboros IPC Resource Manager daemon at
+ * <socket>: <why>. ..." on stderr (exit 1); tables on stdout. Unlike C, no blank line follows the
  * IPCP table or "No ... in system.".
  */
 import { connectCtrl, type CtrlConn } from "../lib/ipc/ctrl.ts";
-import { IRMD_UNREACHABLE } from "../lib/app/dev.ts";
+import { irmdUnreachableText } from "../lib/app/dev.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { irmdSocketPath, resolveRundir } from "../lib/ipc/rundir.ts";
 import {
@@ -53,10 +53,11 @@ export async function execute(
   c: IrmCall,
 ): Promise<number> {
   let conn: CtrlConn;
+  const path = irmdSocketPath(resolveRundir(rundir));
   try {
-    conn = await connectCtrl(irmdSocketPath(resolveRundir(rundir)));
-  } catch {
-    console.error(IRMD_UNREACHABLE);
+    conn = await connectCtrl(path);
+  } catch (e) {
+    console.error(irmdUnreachableText(path, e));
     return 1;
   }
   try {
@@ -66,8 +67,8 @@ export async function execute(
         { role: "tool", pid: Deno.pid },
         HELLO_TIMEOUT_MS,
       );
-    } catch {
-      console.error(IRMD_UNREACHABLE);
+    } catch (e) {
+      console.error(irmdUnreachableText(path, e));
       return 1;
     }
     let out: string;
@@ -75,7 +76,7 @@ export async function execute(
       out = await send(conn, c);
     } catch (e) {
       if (e instanceof OuroborosError && e.code === "closed") {
-        console.error(IRMD_UNREACHABLE);
+        console.error(irmdUnreachableText(path, e));
       } else {
         console.error(
           failureText(c.failure, e instanceof Error ? e.message : String(e)),

@@ -1,6 +1,10 @@
-import { assert, assertEquals, assertStringIncludes } from "../tests/assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "../tests/assert.ts";
 import { CtrlConn, type Handlers } from "../lib/ipc/ctrl.ts";
-import { IRMD_UNREACHABLE } from "../lib/app/dev.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { irmdSocketPath } from "../lib/ipc/rundir.ts";
 import { execute, failureText } from "./irm.ts";
@@ -960,10 +964,29 @@ Deno.test("execute: no irmd", async () => {
       execute(rundir, requestOf("name list").call)
     );
     assertEquals(code, 1);
-    assertEquals(cap.err, [IRMD_UNREACHABLE]);
-    assertEquals(
-      IRMD_UNREACHABLE,
-      "Failed to communicate with the Ouroboros IPC Resource Manager daemon.",
+    const sock = `${rundir}/irmd.sock`;
+    assertEquals(cap.err, [
+      `Failed to communicate with the Ouroboros IPC Resource Manager daemon at ${sock}: no such socket. ` +
+      `Start it with "irmd", or pass --rundir DIR (or set OUROBOROS_RUNDIR) for another node's.`,
+    ]);
+    // A stale socket (a file nobody listens on) says so.
+    // (A socket file whose process ended without removing it, as a killed
+    // irmd leaves one.)
+    const made = await new Deno.Command("python3", {
+      args: [
+        "-c",
+        "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+        sock,
+      ],
+    }).output();
+    assert(made.success, "python3 could not make a stale socket");
+    const [code2, cap2] = await captured(() =>
+      execute(rundir, requestOf("name list").call)
+    );
+    assertEquals(code2, 1);
+    assertMatch(
+      cap2.err[0] ?? "",
+      /at .*irmd\.sock: nothing listens on it \(a stale socket/,
     );
   } finally {
     await Deno.remove(rundir, { recursive: true });

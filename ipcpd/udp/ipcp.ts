@@ -13,7 +13,7 @@ import {
   encodeStatus,
   sameToken,
 } from "../../lib/ipc/dataplane.ts";
-import { ERRNO, OuroborosError } from "../../lib/util/errors.ts";
+import { ERRNO, OuroborosError, refusalCause } from "../../lib/util/errors.ts";
 import {
   FrameReader,
   FrameTooLarge,
@@ -40,7 +40,7 @@ import {
   MAX_PAYLOAD_V4,
   MAX_PAYLOAD_V6,
 } from "../../lib/wire/udp_wire.ts";
-import { Resolver, type ResolverOptions } from "./resolve.ts";
+import { HostsFileError, Resolver, type ResolverOptions } from "./resolve.ts";
 import { DdnsRegistrar, DnsClient, DnsError } from "./ddns.ts";
 import { DEFAULT_DNS_PORT, parseDnsAddress } from "../../lib/util/ip.ts";
 
@@ -277,7 +277,7 @@ export class UdpIpcp {
     try {
       addr = await resolver.resolve(key);
     } catch (e) {
-      if (!(e instanceof DnsError)) throw e;
+      if (!(e instanceof DnsError) && !(e instanceof HostsFileError)) throw e;
       log.warn(`Cannot resolve ${name} (${key}): ${e.message}.`);
       throw new OuroborosError(
         "unreachable",
@@ -617,7 +617,7 @@ export class UdpIpcp {
         pending.reject(
           new OuroborosError(
             "refused",
-            `the peer refused the flow (${errnoText(r.response)})`,
+            `the peer refused the flow: ${refusalCause(r.response)}`,
             r.response,
           ),
         );
@@ -859,17 +859,4 @@ export class UdpIpcp {
     removeQuietly(this.dataPath);
     await this.#ddns?.close();
   }
-}
-
-function errnoText(response: number): string {
-  const n = Math.abs(response);
-  const names: Record<number, string> = {
-    [ERRNO.EPERM]: "not permitted",
-    [ERRNO.ENOENT]: "no such name at the peer",
-    [ERRNO.ENOTSUP]: "not supported by the peer",
-    [ERRNO.ECONNREFUSED]: "connection refused",
-    [ERRNO.ETIMEDOUT]: "timed out at the peer",
-    [ERRNO.ECRYPT]: "the peer does not support the requested cryptography",
-  };
-  return `${names[n] ?? "error"}, ${response}`;
 }

@@ -54,6 +54,20 @@ export interface ResolverOptions {
   zone?: string;
 }
 
+/** The layer's own hosts file could not be read (missing, unreadable). */
+export class HostsFileError extends Error {
+  constructor(readonly file: string, why: string) {
+    super(`cannot read the layer's hosts file ${file}: ${why}`);
+  }
+}
+
+function readWhy(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.IsADirectory) return "it is a directory";
+  return e instanceof Error ? e.message : String(e);
+}
+
 export class Resolver {
   #cache = new Map<string, CacheEntry>();
   #hostsText:
@@ -82,7 +96,7 @@ export class Resolver {
     let ttl = HOSTS_CACHE_MS;
     if (this.opts.dns !== undefined) {
       if (this.opts.hostsFile !== undefined) {
-        addr = await this.#fromHosts(this.opts.hostsFile, key);
+        addr = await this.#fromHosts(this.opts.hostsFile, key, true);
       }
       if (addr === undefined) {
         // Throws when the server does not answer or refuses: not cached.
@@ -96,9 +110,13 @@ export class Resolver {
         if (addr !== undefined) ttl = Math.min(got.ttl * 1000, DNS_CACHE_MS);
       }
     } else if (this.opts.hostsFile !== undefined) {
-      addr = await this.#fromHosts(this.opts.hostsFile, key);
+      addr = await this.#fromHosts(this.opts.hostsFile, key, true);
     } else {
-      addr = await this.#fromHosts(this.opts.systemHosts ?? "/etc/hosts", key);
+      addr = await this.#fromHosts(
+        this.opts.systemHosts ?? "/etc/hosts",
+        key,
+        false,
+      );
       if (addr === undefined) {
         addr = await this.#fromDns(key);
         if (addr !== undefined) ttl = DNS_CACHE_MS;
@@ -109,7 +127,18 @@ export class Resolver {
     return addr;
   }
 
-  async #fromHosts(file: string, key: string): Promise<string | undefined> {
+  /**
+   * A name from a hosts file, re-read at most every HOSTS_CACHE_MS (a file
+   * that appears or changes later is picked up). The layer's own file must
+   * be readable: otherwise a HostsFileError (not cached), since every name
+   * of the layer would fail to resolve for that reason alone. A missing
+   * system hosts file is only an empty one.
+   */
+  async #fromHosts(
+    file: string,
+    key: string,
+    required: boolean,
+  ): Promise<string | undefined> {
     const now = Date.now();
     let cached = this.#hostsText;
     if (
@@ -119,8 +148,9 @@ export class Resolver {
       let text = "";
       try {
         text = await Deno.readTextFile(file);
-      } catch {
-        text = "";
+      } catch (e) {
+        this.#hostsText = undefined;
+        if (required) throw new HostsFileError(file, readWhy(e));
       }
       cached = { file, at: now, map: parseHosts(text) };
       this.#hostsText = cached;

@@ -26,7 +26,32 @@ export type { QosSpec };
 export const DEFAULT_ALLOC_TIMEOUT_MS = 20_000;
 
 export const IRMD_UNREACHABLE =
-  "Failed to communicate with the Ouroboros IPC Resource Manager daemon.";
+  "Failed to communicate with the Ouroboros IPC Resource Manager daemon";
+
+/** Why the irmd's socket could not be used, in words. */
+function unreachableWhy(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such socket";
+  if (e instanceof Deno.errors.ConnectionRefused) {
+    return "nothing listens on it (a stale socket: the irmd is not running)";
+  }
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof OuroborosError && e.code === "timed_out") {
+    return "the irmd did not answer";
+  }
+  if (e instanceof OuroborosError && e.code === "closed") {
+    return "the irmd closed the connection";
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * What every tool says when the irmd cannot be reached: the socket, why,
+ * and what to do about it.
+ */
+export function irmdUnreachableText(path: string, e: unknown): string {
+  return `${IRMD_UNREACHABLE} at ${path}: ${unreachableWhy(e)}. ` +
+    `Start it with "irmd", or pass --rundir DIR (or set OUROBOROS_RUNDIR) for another node's.`;
+}
 
 export interface ConnectOptions {
   /** The runtime directory of the node (default: --rundir / OUROBOROS_RUNDIR / per user). */
@@ -82,9 +107,7 @@ export class Ouroboros implements AsyncDisposable {
     } catch (e) {
       throw new OuroborosError(
         "irmd_not_running",
-        `${IRMD_UNREACHABLE} (no irmd at ${path}: ${
-          e instanceof Error ? e.message : e
-        })`,
+        irmdUnreachableText(path, e),
       );
     }
     try {
@@ -96,6 +119,15 @@ export class Ouroboros implements AsyncDisposable {
       return new Ouroboros(ctrl, hello.irmdPid, rundir);
     } catch (e) {
       ctrl.close();
+      if (
+        e instanceof OuroborosError &&
+        (e.code === "closed" || e.code === "timed_out")
+      ) {
+        throw new OuroborosError(
+          "irmd_not_running",
+          irmdUnreachableText(path, e),
+        );
+      }
       throw irmdError(e);
     }
   }
@@ -179,7 +211,7 @@ function irmdError(e: unknown): OuroborosError {
     if (e.code === "closed") {
       return new OuroborosError(
         "irmd_not_running",
-        `${IRMD_UNREACHABLE} (the irmd went away)`,
+        `${IRMD_UNREACHABLE}: the irmd went away.`,
       );
     }
     return e;

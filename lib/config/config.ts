@@ -628,7 +628,16 @@ export function parseConfig(
   } catch (e) {
     if (e instanceof TomlError) {
       const first = e.message.split("\n")[0] ?? e.message;
-      return err(`${file}:${e.line}:${e.column}: ${first}`);
+      // The line at fault, or the last one before it that says anything (an
+      // unclosed array is found on the line after it).
+      const lines = text.split(/\r?\n/).slice(0, e.line);
+      const line = lines.findLast((l) => l.replace(/#.*$/, "").trim() !== "") ??
+        "";
+      const hint = tomlHint(first, line);
+      return err(
+        `${file}:${e.line}:${e.column}: ${first}` +
+          (hint === undefined ? "" : ` (${hint})`),
+      );
     }
     return err(`${file}: ${e instanceof Error ? e.message : String(e)}`);
   }
@@ -727,6 +736,35 @@ export function parseConfig(
   return ok({ file, names, ipcps });
 }
 
+/**
+ * What was probably meant, where the TOML parser's message names only the
+ * symptom (its messages speak of keys and literals, not of what the line
+ * looks like).
+ */
+export function tomlHint(message: string, line: string): string | undefined {
+  const t = line.replace(/#.*$/, "").trim();
+  const quotes = (t.match(/"/g) ?? []).length;
+  if (t.startsWith("[") && !t.includes("]")) {
+    return `probably an unclosed table header: "${t}" needs a closing "]"`;
+  }
+  if (/control characters|unterminated|string/i.test(message) && quotes % 2) {
+    return "probably a string without its closing quote";
+  }
+  if (/expected comma or end/i.test(message) && t.includes("[")) {
+    return 'probably an array without its closing "]" or a missing comma';
+  }
+  if (
+    /=\s*$/.test(t) ||
+    /illegal character in key/i.test(message) && !t.includes("=")
+  ) {
+    return 'probably a key without a value: write key = "value"';
+  }
+  if (/numeric literal|invalid value/i.test(message)) {
+    return 'probably an unquoted text value: write it in quotes, as ip = "192.168.0.1"';
+  }
+  return undefined;
+}
+
 function readReason(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
@@ -738,14 +776,160 @@ function readReason(e: unknown): string {
   return String(e);
 }
 
-/** Reads and parses a configuration file. */
-export async function loadConfig(file: string): Promise<Result<Config>> {
-  let bytes: Uint8Array;
+/** The largest configuration file we read (a real one is a few KB). */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+function fileKind(info: Deno.FileInfo): string {
+  if (info.isDirectory) return "a directory";
+  if (info.isCharDevice) return "a character device";
+  if (info.isBlockDevice) return "a block device";
+  if (info.isFifo) return "a named pipe";
+  if (info.isSocket) return "a socket";
+  return "not a regular file";
+}
+
+/**
+ * The bytes of a configuration file: a regular file of at most
+ * MAX_CONFIG_BYTES, checked on the open file before reading (so that
+ * /dev/zero, a pipe or a huge file is refused at once, not read).
+ */
+export async function readConfigBytes(
+  file: string,
+): Promise<Result<Uint8Array>> {
+  let f: Deno.FsFile;
   try {
-    bytes = await Deno.readFile(file);
+    f = await Deno.open(file, { read: true });
   } catch (e) {
     return err(`${file}: cannot read: ${readReason(e)}`);
   }
+  try {
+    const info = await f.stat();
+    if (!info.isFile) {
+      return err(
+        `${file}: cannot read: ${fileKind(info)}, not a configuration file`,
+      );
+    }
+    if (info.size > MAX_CONFIG_BYTES) {
+      return err(
+        `${file}: too large (${info.size} bytes; the limit is 1 MiB)`,
+      );
+    }
+    // Read at most one byte past the limit: the file may grow meanwhile.
+    const buf = new Uint8Array(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = await f.read(buf.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+    if (n > MAX_CONFIG_BYTES) {
+      return err(`${file}: too large (over 1 MiB; the limit is 1 MiB)`);
+    }
+    return ok(buf.slice(0, n));
+  } catch (e) {
+    return err(`${file}: cannot read: ${readReason(e)}`);
+  } finally {
+    f.close();
+  }
+}
+
+/** Reads and parses a configuration file. */
+export async function loadConfig(file: string): Promise<Result<Config>> {
+  const loaded = await readConfigText(file);
+  if (!loaded.ok) return loaded;
+  return parseConfig(loaded.value.text, file, loaded.value.baseDir);
+}
+
+/**
+ * Reads, parses and checks a configuration file: what `irmd --check`
+ * reports. The warnings name things the file refers to that are not there
+ * now but may be later (a hosts file, a program): they do not stop the irmd.
+ */
+export async function checkConfigFile(
+  file: string,
+): Promise<Result<{ config: Config; warnings: string[] }>> {
+  const loaded = await readConfigText(file);
+  if (!loaded.ok) return loaded;
+  const cfg = parseConfig(loaded.value.text, file, loaded.value.baseDir);
+  if (!cfg.ok) return cfg;
+  return ok({
+    config: cfg.value,
+    warnings: await configWarnings(cfg.value, loaded.value.text),
+  });
+}
+
+/** What a path is, or why it is not there: undefined when it is a file. */
+async function fileProblem(
+  path: string,
+  executable: boolean,
+): Promise<string | undefined> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound
+      ? "does not exist"
+      : `cannot be read (${readReason(e)})`;
+  }
+  if (!info.isFile) return `is ${fileKind(info)}`;
+  if (executable && info.mode !== null && (info.mode & 0o111) === 0) {
+    return "is not executable";
+  }
+  return undefined;
+}
+
+/** Warnings about the files a parsed configuration names. */
+export async function configWarnings(
+  cfg: Config,
+  text: string,
+): Promise<string[]> {
+  const loc = new KeyLocator(text);
+  const at = (paths: string[][]): string => {
+    const pos = paths.map((p) => loc.find(p)).find((x) => x !== undefined) ??
+      paths.map((p) => loc.nearest(p)).find((x) => x !== undefined);
+    return pos === undefined ? cfg.file : `${cfg.file}:${pos.line}:${pos.col}`;
+  };
+  const out: string[] = [];
+  for (const n of cfg.names) {
+    for (let i = 0; i < n.progs.length; i++) {
+      const prog = n.progs[i]!;
+      if (!prog.includes("/")) continue; // looked up in PATH when started
+      const why = await fileProblem(prog, true);
+      if (why === undefined) continue;
+      const use = n.args[i] === undefined
+        ? "processes of this program will not be bound to the name until it is installed"
+        : "a flow for this name cannot autostart it until it is installed";
+      out.push(
+        `${at([["name", n.name, "prog"]])}: warning: [name.${
+          JSON.stringify(n.name)
+        }] prog: ${prog} ${why} (${use})`,
+      );
+    }
+  }
+  for (const c of cfg.ipcps) {
+    if (c.hosts === undefined) continue;
+    const why = await fileProblem(c.hosts, false);
+    if (why === undefined) continue;
+    const types = c.type === "udp4" ? ["udp", "udp4"] : ["udp6"];
+    const stanza = types.find((t) => loc.find([t, c.name]) !== undefined) ??
+      types[0]!;
+    out.push(
+      `${
+        at(types.map((t) => [t, c.name, "hosts"]))
+      }: warning: [${stanza}.${c.name}] hosts: ${c.hosts} ${why} (no name of layer ${
+        c.layer ?? "(not bootstrapped)"
+      } resolves until it is there)`,
+    );
+  }
+  return out;
+}
+
+async function readConfigText(
+  file: string,
+): Promise<Result<{ text: string; baseDir: string }>> {
+  const read = await readConfigBytes(file);
+  if (!read.ok) return read;
+  const bytes = read.value;
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -758,7 +942,7 @@ export async function loadConfig(file: string): Promise<Result<Config>> {
   } catch {
     // No permission to know the working directory: keep the relative path.
   }
-  return parseConfig(text, file, baseDir);
+  return ok({ text, baseDir });
 }
 
 function endpoint(ip: string, port: number): string {

@@ -5,10 +5,12 @@ import {
   unwrap,
 } from "../../tests/assert.ts";
 import {
+  checkConfigFile,
   type Config,
   formatConfigSummary,
   KeyLocator,
   loadConfig,
+  MAX_CONFIG_BYTES,
   parseConfig,
   parseDnsAddress,
 } from "./config.ts";
@@ -481,7 +483,7 @@ const MALFORMED: [string, string, string][] = [
   [
     "TOML syntax error",
     `[udp.a]\nip =\n`,
-    "t.conf:2:5: Invalid TOML document: invalid value",
+    't.conf:2:5: Invalid TOML document: invalid value (probably a key without a value: write key = "value")',
   ],
   [
     "TOML duplicate table",
@@ -747,7 +749,7 @@ Deno.test("loadConfig: read errors name the file", async () => {
     });
     assertEquals(await loadConfig(dir), {
       ok: false,
-      error: `${dir}: cannot read: is a directory`,
+      error: `${dir}: cannot read: a directory, not a configuration file`,
     });
     const bad = `${dir}/bad.conf`;
     await Deno.writeFile(bad, new Uint8Array([0x5b, 0xff, 0x5d]));
@@ -817,4 +819,88 @@ Deno.test("formatConfigSummary shows dns, hosts, zone, IPv6 endpoints, no layer"
     formatConfigSummary({ file: "e.conf", names: [], ipcps: [] }),
     "Configuration file e.conf:\n  no names\n  no IPCPs\nConfiguration OK: 0 names, 0 IPCPs.",
   );
+});
+
+Deno.test("a configuration that is not a small regular file is refused before it is read", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "config-test-" });
+  try {
+    assertEquals(
+      await loadConfig("/dev/zero"),
+      {
+        ok: false,
+        error:
+          "/dev/zero: cannot read: a character device, not a configuration file",
+      },
+    );
+    assertEquals(await loadConfig(dir), {
+      ok: false,
+      error: `${dir}: cannot read: a directory, not a configuration file`,
+    });
+    const big = `${dir}/big.conf`;
+    await Deno.writeTextFile(big, "#".repeat(MAX_CONFIG_BYTES + 1));
+    assertEquals(await loadConfig(big), {
+      ok: false,
+      error: `${big}: too large (${
+        MAX_CONFIG_BYTES + 1
+      } bytes; the limit is 1 MiB)`,
+    });
+    const fine = `${dir}/fine.conf`;
+    await Deno.writeTextFile(fine, "#".repeat(MAX_CONFIG_BYTES - 1) + "\n");
+    assert(unwrap(await loadConfig(fine)).names.length === 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--check warns of a missing hosts file and a missing or non-executable program, at their keys", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "config-test-" });
+  try {
+    const file = `${dir}/t.conf`;
+    await Deno.writeTextFile(`${dir}/plain`, "");
+    await Deno.writeTextFile(
+      file,
+      `[name."a"]
+prog=["${dir}/missing", "${dir}/plain"]
+args=["--listen"]
+
+[udp.wifi1]
+bootstrap="wifi"
+ip="127.0.0.1"
+  hosts="nohosts"
+`,
+    );
+    const r = unwrap(await checkConfigFile(file));
+    assertEquals(r.config.ipcps[0]?.hosts, `${dir}/nohosts`);
+    assertEquals(r.warnings, [
+      `${file}:2:1: warning: [name."a"] prog: ${dir}/missing does not exist (a flow for this name cannot autostart it until it is installed)`,
+      `${file}:2:1: warning: [name."a"] prog: ${dir}/plain is not executable (processes of this program will not be bound to the name until it is installed)`,
+      `${file}:8:3: warning: [udp.wifi1] hosts: ${dir}/nohosts does not exist (no name of layer wifi resolves until it is there)`,
+    ]);
+    // Once they are there, nothing to say.
+    await Deno.writeTextFile(`${dir}/nohosts`, "");
+    await Deno.writeTextFile(`${dir}/missing`, "");
+    await Deno.chmod(`${dir}/missing`, 0o755);
+    await Deno.chmod(`${dir}/plain`, 0o755);
+    assertEquals(unwrap(await checkConfigFile(file)).warnings, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a TOML syntax error says what was probably meant", () => {
+  const cases: [string, RegExp][] = [
+    [
+      '[udp.wifi1\nip="1"\n',
+      /probably an unclosed table header: "\[udp.wifi1" needs a closing "\]"/,
+    ],
+    ['[udp.x]\nip = "abc\n', /probably a string without its closing quote/],
+    ["[udp.x]\nip = 127.0.0.1\n", /probably an unquoted text value/],
+    ["[udp.x]\nip\n", /probably a key without a value/],
+    ['[udp.x]\nreg = ["a"\n', /probably an array without its closing "\]"/],
+  ];
+  for (const [text, re] of cases) {
+    const r = parseConfig(text, "t.conf");
+    assert(!r.ok, text);
+    assert(re.test(r.error), `${JSON.stringify(text)}: ${r.error}`);
+  }
 });

@@ -41,19 +41,48 @@ export function checkSocketPath(path: string): void {
   }
 }
 
-/** Creates the directory (owner-only access) when needed. */
+/** The largest process id Linux hands out (pid_max at most 2^22). */
+const MAX_PID = 4_194_304;
+
+/**
+ * Creates the directory (owner-only access) when needed. Everything is
+ * checked before anything is created: a directory whose sockets could not
+ * be bound (too long a path) or a path that is not a directory is refused
+ * with nothing made.
+ */
 export async function ensureRundir(dir: string): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-  const st = await Deno.stat(dir);
-  if (!st.isDirectory) {
-    throw new OuroborosError(
-      "invalid",
-      `runtime directory ${dir} is not a directory`,
-    );
+  checkSocketPath(ipcpSocketPath(dir, MAX_PID));
+  let st: Deno.FileInfo | undefined;
+  try {
+    st = await Deno.stat(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotADirectory) throw notADirectory(dir);
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  if (st === undefined) {
+    try {
+      await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) {
+        // Some part of the path is a file, or the directory appeared meanwhile.
+        throw notADirectory(dir);
+      }
+      if (e instanceof Deno.errors.NotADirectory) throw notADirectory(dir);
+      throw e;
+    }
+    st = await Deno.stat(dir);
+  }
+  if (!st.isDirectory) throw notADirectory(dir);
   if (st.uid === Deno.uid() && st.mode !== null && (st.mode & 0o077) !== 0) {
     await Deno.chmod(dir, 0o700);
   }
+}
+
+function notADirectory(dir: string): OuroborosError {
+  return new OuroborosError(
+    "invalid",
+    `runtime directory ${dir} is not a directory (a file, or a path through a file, is in the way; choose another with --rundir)`,
+  );
 }
 
 /** Listens on a Unix socket that only the owner may use. */

@@ -1,5 +1,9 @@
-import { assertEquals } from "../../tests/assert.ts";
-import { acceptLoop, type Acceptor } from "./rundir.ts";
+import {
+  assertEquals,
+  assertMatch,
+  assertRejects,
+} from "../../tests/assert.ts";
+import { acceptLoop, type Acceptor, ensureRundir } from "./rundir.ts";
 
 /** A listener that answers each accept from a script: a name or an error. */
 class ScriptedListener implements Acceptor<string> {
@@ -36,4 +40,26 @@ Deno.test("acceptLoop: an interrupted accept ends it too", async () => {
     () => {},
   );
   assertEquals(conns, ["a"]);
+});
+
+Deno.test("ensureRundir: a file in the way is not a directory; too long a path creates nothing", async () => {
+  const base = await Deno.makeTempDir({ prefix: "rundir-test-" });
+  try {
+    const file = `${base}/file`;
+    await Deno.writeTextFile(file, "");
+    for (const dir of [file, `${file}/sub`]) {
+      const e = await assertRejects(() => ensureRundir(dir));
+      assertMatch(e.message, /is not a directory/);
+    }
+    const long = `${base}/${"d".repeat(80)}/run`;
+    const e = await assertRejects(() => ensureRundir(long));
+    assertMatch(e.message, /longer than 107 bytes/);
+    const left = [...Deno.readDirSync(base)].map((d) => d.name);
+    assertEquals(left, ["file"]);
+    // A fine path is created, owner-only.
+    await ensureRundir(`${base}/ok/run`);
+    assertEquals((await Deno.stat(`${base}/ok/run`)).mode! & 0o777, 0o700);
+  } finally {
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -42,6 +42,7 @@ export const ERRNO = {
   EPERM: 1,
   ENOENT: 2,
   EIO: 5,
+  ENOEXEC: 8,
   EAGAIN: 11,
   ENOMEM: 12,
   EBUSY: 16,
@@ -52,3 +53,28 @@ export const ERRNO = {
   ETIMEDOUT: 110,
   ECRYPT: 1008,
 } as const;
+
+/**
+ * What a peer's refusal (a negative errno in its FLOW_REPLY) most likely
+ * means, for the requester's message; the number itself stays as the peer
+ * sent it, since C peers send and read the same values.
+ */
+export function refusalCause(response: number): string {
+  const n = Math.abs(response);
+  const causes: Record<number, string> = {
+    [ERRNO.ENOENT]:
+      "no such name at the peer (it is not registered in the peer's layer)",
+    [ERRNO.ECONNREFUSED]:
+      'no process accepts flows for this name at the peer (start a server such as "oping -l" there, or bind a program to the name for autostart)',
+    [ERRNO.ENOEXEC]:
+      "the peer could not autostart a program for this name (see the peer's log)",
+    [ERRNO.ENOTSUP]: "the peer does not support the requested QoS",
+    [ERRNO.EPERM]:
+      "the peer refused the allocation header (stale or replayed: check that both clocks are right)",
+    [ERRNO.ECRYPT]: "the peer does not support the requested cryptography",
+    [ERRNO.EINVAL]: "the peer found the allocation request malformed",
+    [ERRNO.EIO]: "the peer's IPCP is not connected to its irmd",
+    [ERRNO.ETIMEDOUT]: "timed out at the peer",
+  };
+  return `${causes[n] ?? "refused"} (${response})`;
+}
