@@ -1,10 +1,5 @@
 import { assertEquals, assertRejects } from "../../tests/assert.ts";
-import {
-  HOSTS_CACHE_MS,
-  HostsFileError,
-  parseHosts,
-  Resolver,
-} from "./resolve.ts";
+import { HostsFileError, parseHosts, Resolver } from "./resolve.ts";
 
 const KEY = "6ae220aa6aae06c43878513c64db34b6";
 
