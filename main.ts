@@ -29,7 +29,7 @@ const SUBCOMMANDS: Record<string, Entry> = {
   "ipcpd-udp": {
     summary: "the same as ipcpd-udp4 (the tutorial's name)",
     load: () =>
-      import("./ipcpd/udp/main.ts").then((m) => ({ main: m.mainUdp4 })),
+      import("./ipcpd/udp/main.ts").then((m) => ({ main: m.mainUdp })),
   },
   irm: {
     summary: "manage the IPCPs, names and bindings of the local irmd",
@@ -88,9 +88,14 @@ export async function dispatch(argv: string[]): Promise<number> {
   const asName = invokedName();
   if (asName !== undefined && asName in SUBCOMMANDS) args = [asName, ...argv];
   const [cmd, ...rest] = args;
-  if (cmd === undefined || cmd === "help" || cmd === "--help" || cmd === "-h") {
+  if (cmd === undefined) {
+    // Asked for nothing: the usage is an error message, as for any tool.
+    console.error(usage());
+    return 2;
+  }
+  if (cmd === "help" || cmd === "--help" || cmd === "-h") {
     console.log(usage());
-    return cmd === undefined ? 2 : 0;
+    return 0;
   }
   if (cmd === "--version" || cmd === "-V" || cmd === "version") {
     console.log(`ouroboros ${VERSION}`);

@@ -239,7 +239,16 @@ export class Irmd {
       }
       ipcp.origin = { boot };
       if (boot === undefined) continue;
-      await this.bootstrapIpcp(ipcp, boot);
+      try {
+        await this.bootstrapIpcp(ipcp, boot);
+      } catch (e) {
+        throw new OuroborosError(
+          "failed",
+          `Failed to bootstrap IPCP ${c.name}: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
+      }
       for (const name of c.reg) {
         this.reg.ensureName(name);
         await this.registerName(ipcp, name);
@@ -431,10 +440,7 @@ export class Irmd {
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       log.error(`Failed to bootstrap IPCP ${ipcp.pid} (${ipcp.name}): ${why}.`);
-      throw new OuroborosError(
-        "failed",
-        `Failed to bootstrap IPCP ${ipcp.name}: ${why}`,
-      );
+      throw new OuroborosError("failed", why);
     }
     ipcp.layer = b.layer;
     log.info(`Bootstrapped IPCP ${ipcp.pid} in layer ${b.layer}.`);
@@ -770,7 +776,10 @@ export class Irmd {
           () => auto.started.every((p) => p.exited),
         );
       }
-      if (accepter === undefined && auto.started.every((p) => p.exited)) {
+      const tried = auto.started.length + auto.failed.length > 0;
+      if (
+        accepter === undefined && tried && auto.started.every((p) => p.exited)
+      ) {
         // Nothing was started, or all that was exited without accepting.
         const why = [
           ...auto.failed,
@@ -941,7 +950,14 @@ export class Irmd {
       },
       "irm.ipcp.bootstrap": async (r, c) => {
         tool(c);
+        if (r.ip === undefined || r.ip === "") {
+          throw new OuroborosError(
+            "invalid",
+            `a UDP IPCP needs an ip address to bootstrap`,
+          );
+        }
         let ipcp = this.ipcps.get(r.name);
+        let created = false;
         if (ipcp === undefined) {
           if (r.type === undefined) {
             throw new OuroborosError(
@@ -950,16 +966,11 @@ export class Irmd {
             );
           }
           ipcp = await this.createIpcp(r.name, r.type);
+          created = true;
         } else if (r.type !== undefined && r.type !== ipcp.type) {
           throw new OuroborosError(
             "invalid",
             `IPCP ${r.name} is of type ${ipcp.type}, not ${r.type}.`,
-          );
-        }
-        if (r.ip === undefined || r.ip === "") {
-          throw new OuroborosError(
-            "invalid",
-            `a UDP IPCP needs an ip address to bootstrap`,
           );
         }
         const b: Req<"ipcp.bootstrap"> = {
@@ -970,7 +981,19 @@ export class Irmd {
         if (r.dns !== undefined) b.dns = r.dns;
         if (r.hosts !== undefined) b.hosts = r.hosts;
         if (r.zone !== undefined) b.zone = r.zone;
-        await this.bootstrapIpcp(ipcp, b);
+        try {
+          await this.bootstrapIpcp(ipcp, b);
+        } catch (e) {
+          // An IPCP created for this bootstrap does not outlive its failure;
+          // one that existed before stays as it was.
+          if (!created) throw e;
+          const why = e instanceof Error ? e.message : String(e);
+          await this.destroyIpcp(r.name).catch(() => {});
+          throw new OuroborosError(
+            "failed",
+            `${why}; IPCP ${r.name}, created for this bootstrap, was destroyed`,
+          );
+        }
         return { pid: ipcp.pid };
       },
       "irm.ipcp.list": (r, c) => {
@@ -1105,7 +1128,15 @@ export class Irmd {
         const procs = [...this.reg.procs.values()].map((p) => ({
           pid: p.pid,
           prog: p.prog,
-          names: [...p.names.keys()],
+          // Bound names first, marked: they are the ones that decide.
+          names: [
+            ...[...p.names].filter(([, b]) => b === "bound").map(([n]) =>
+              `${n} (bound)`
+            ),
+            ...[...p.names].filter(([, b]) => b === "inherited").map(([n]) =>
+              n
+            ),
+          ],
           accepting: this.#accepters.has(p.pid),
           flows: [...this.flows.values()].filter((f) => f.pid === p.pid).length,
         }));

@@ -3,7 +3,7 @@
  * handling, abortable sleeps and the start of `main` (options, help, the
  * session with the irmd, then client or server).
  */
-import { Ouroboros } from "../lib/app/dev.ts";
+import { type AllocOptions, type Flow, Ouroboros } from "../lib/app/dev.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
 
@@ -76,8 +76,9 @@ export async function runTool<O extends ToolOptions>(
 ): Promise<number> {
   const parsed = parse(args);
   if (!parsed.ok) {
+    // One line that says what is wrong, not the usage that scrolls it away.
     console.error(`${prog}: ${parsed.error}`);
-    console.error(usage);
+    console.error(`Try '${prog} --help'.`);
     return 2;
   }
   const opts = parsed.value;
@@ -267,4 +268,108 @@ export function wholeNumber(
     return err(`${opt}: ${v} is out of range (${min}-${max})`);
   }
   return ok(n);
+}
+
+/** After this long without an answer, a client says it is still waiting. */
+export const PROGRESS_AFTER_MS = 2000;
+
+/**
+ * Allocates a flow to `name`, saying once on standard error (unless
+ * `quiet`) when the peer has not answered after PROGRESS_AFTER_MS, so that a
+ * peer that is down is not a silent wait.
+ */
+export async function allocateWithProgress(
+  node: Pick<Ouroboros, "allocate">,
+  name: string,
+  opts: AllocOptions & { timeoutMs: number },
+  quiet: boolean,
+  say: Print = (l) => console.error(l),
+): Promise<Flow> {
+  const timer = quiet ? undefined : setTimeout(() => {
+    const left = (opts.timeoutMs - PROGRESS_AFTER_MS) / 1000;
+    say(
+      `Still waiting for ${name} to answer the flow allocation (giving up in ${
+        left.toFixed(left < 10 ? 1 : 0)
+      } s; --timeout sets how long)...`,
+    );
+  }, PROGRESS_AFTER_MS);
+  try {
+    return await node.allocate(name, opts);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What polling reads need of a flow. */
+export interface PollableFlow {
+  /** False once the flow is down or closed (its packets may still be read). */
+  readonly isOpen: boolean;
+  tryRead(): Uint8Array | undefined;
+  read(opts: { timeoutMs: number; signal: AbortSignal }): Promise<Uint8Array>;
+}
+
+/** How a tool waits for its next packet. */
+export type ReadMode = "block" | "poll" | "busy";
+
+/** The wait between two looks at a flow in "poll" mode. */
+export const POLL_INTERVAL_MS = 1;
+
+/**
+ * One turn of the event loop, no more: lets arrived data be read in without
+ * sleeping (a timer of 0 ms lasts about 2 ms here).
+ */
+export class EventLoopTurn {
+  #channel = new MessageChannel();
+  #waiting: (() => void)[] = [];
+
+  constructor() {
+    this.#channel.port1.onmessage = () => {
+      const w = this.#waiting.shift();
+      w?.();
+    };
+    // Not a reason for the process to stay alive.
+    (this.#channel.port1 as unknown as { unref?: () => void }).unref?.();
+  }
+
+  next(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      this.#channel.port2.postMessage(0);
+    });
+  }
+
+  close(): void {
+    this.#channel.port1.close();
+    this.#channel.port2.close();
+    for (const w of this.#waiting.splice(0)) w();
+  }
+}
+
+/**
+ * The next packet of `flow` within `timeoutMs`, in one of three ways:
+ * "block" waits for it (the process sleeps until it comes); "poll" looks
+ * for one without blocking every POLL_INTERVAL_MS; "busy" looks for one
+ * again and again, giving the event loop one turn in between, so it never
+ * sleeps: the lowest latency, at the cost of a whole CPU while it waits.
+ * Fails as `flow.read` does (timed_out, flow_down, ...).
+ */
+export async function readWith(
+  mode: ReadMode,
+  flow: PollableFlow,
+  opts: { timeoutMs: number; signal: AbortSignal },
+  turn: EventLoopTurn,
+): Promise<Uint8Array> {
+  if (mode === "block") return await flow.read(opts);
+  const deadline = performance.now() + opts.timeoutMs;
+  for (;;) {
+    const p = flow.tryRead();
+    if (p !== undefined) return p;
+    const left = deadline - performance.now();
+    if (left <= 0 || opts.signal.aborted || !flow.isOpen) {
+      // Let the flow say why: timed out, aborted or down.
+      return await flow.read({ timeoutMs: 0, signal: opts.signal });
+    }
+    if (mode === "busy") await turn.next();
+    else await sleep(Math.min(POLL_INTERVAL_MS, left), opts.signal);
+  }
 }

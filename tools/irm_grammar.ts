@@ -83,10 +83,11 @@ const USAGE = {
   irm: "Usage: irm [--rundir DIR] [OBJECT] [OPERATION] ...\n\n" +
     "where OBJECT = {ipcp bind unbind name process help}\n\n" +
     "  irm ipcp help      IPC processes: create destroy bootstrap enroll\n" +
-    "                     connect disconnect list\n" +
+    "                     connect disconnect list stats\n" +
     "  irm bind help      bind programs, processes and IPCPs to names\n" +
     "  irm unbind help    undo a binding\n" +
     "  irm name help      names: create destroy register unregister list\n" +
+    "                     bind unbind\n" +
     "  irm process help   list the processes the irmd knows (not in C irm)\n\n" +
     "Keywords may be shortened to a prefix; the first match in the order\n" +
     'above wins: "irm i l" is "irm ipcp list".\n' +
@@ -908,28 +909,28 @@ export function parseIrm(
   let rundir: string | undefined;
   let i = 0;
   try {
-    // Global options before the first keyword.
-    for (;;) {
-      const a = args[i];
+    // The global option, anywhere on the line; the rest is the command.
+    const words: string[] = [];
+    for (; i < args.length; i++) {
+      const a = args[i]!;
       if (a === "--rundir") {
         const v = args[i + 1];
         if (v === undefined || v === "") {
           throw fail(top, "irm: --rundir needs a directory: --rundir DIR.");
         }
         rundir = v;
-        i += 2;
-      } else if (a !== undefined && a.startsWith("--rundir=")) {
+        i++;
+      } else if (a.startsWith("--rundir=")) {
         const v = a.slice("--rundir=".length);
         if (v === "") {
           throw fail(top, "irm: --rundir needs a directory: --rundir DIR.");
         }
         rundir = v;
-        i += 1;
       } else {
-        break;
+        words.push(a);
       }
     }
-    const w = new Words(args.slice(i));
+    const w = new Words(words);
     if (w.done) throw fail(top, "irm: an object is missing.");
     const obj = operation(w, top, TOP_OPS);
     let c: IrmCall;
@@ -956,7 +957,7 @@ export function parseIrm(
 }
 
 // ---------------------------------------------------------------------------
-// Tables (C's printf widths; longer values widen their cell, never cut)
+// Tables (C's printf widths; longer values widen their column, never cut)
 
 /** Right-aligns like printf("%*s"), counting code points; never truncates. */
 function cell(s: string | number, width: number): string {
@@ -977,10 +978,19 @@ function row(
 }
 
 function table(
-  widths: readonly number[],
+  minWidths: readonly number[],
   head: readonly string[],
   rows: readonly (readonly (string | number)[])[],
 ): string {
+  // A column is as wide as C prints it, or as its longest value: a long
+  // name widens its whole column, so the columns after it stay aligned.
+  const widths = minWidths.map((w, i) =>
+    Math.max(
+      w,
+      [...String(head[i] ?? "")].length,
+      ...rows.map((r) => [...String(r[i] ?? "")].length),
+    )
+  );
   const line = border(widths);
   return [
     line,

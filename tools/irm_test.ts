@@ -694,7 +694,7 @@ Deno.test("name destroy, register, unregister, list", () => {
 // ---------------------------------------------------------------------------
 // --rundir
 
-Deno.test("--rundir before the first keyword", () => {
+Deno.test("--rundir anywhere on the line", () => {
   const a = parse("--rundir /tmp/node1 ipcp list");
   assert(a.kind === "request");
   assertEquals(a.rundir, "/tmp/node1");
@@ -708,11 +708,48 @@ Deno.test("--rundir before the first keyword", () => {
     firstLine(errorText("--rundir")),
     "irm: --rundir needs a directory: --rundir DIR.",
   );
-  // after the first keyword it is an unknown word
+  for (const line of ["ipcp --rundir /x list", "ipcp list --rundir=/x"]) {
+    const r = parse(line);
+    assert(r.kind === "request", line);
+    assertEquals(r.rundir, "/x");
+    assertEquals(r.call.method, "irm.ipcp.list");
+  }
+  const d = parse("name register n --rundir /y layer l");
+  assert(d.kind === "request");
+  assertEquals(d.rundir, "/y");
+  assertEquals(d.call.method, "irm.name.register");
   assertEquals(
-    firstLine(errorText("ipcp --rundir /x list")),
-    `"--rundir" is unknown, try "irm ipcp help".`,
+    firstLine(errorText("ipcp list --rundir")),
+    "irm: --rundir needs a directory: --rundir DIR.",
   );
+});
+
+Deno.test("irm help names every verb there is", () => {
+  const h = parse("help");
+  assert(h.kind === "help");
+  for (const verb of ["stats", "bind unbind", "enroll", "connect"]) {
+    assertStringIncludes(h.text, verb);
+  }
+  // Each listed verb of ipcp and name parses to something other than an
+  // unknown word.
+  for (const line of ["ipcp stats", "name bind help", "name unbind help"]) {
+    const r = parse(line);
+    assert(r.kind !== "error", `${line}: ${JSON.stringify(r)}`);
+  }
+});
+
+Deno.test("a long value widens its whole column", () => {
+  const long = "x".repeat(30);
+  const t = renderIpcpList([
+    { pid: 1, name: long, type: "udp4", layer: "l" },
+    { pid: 22, name: "short", type: "udp4", layer: "layer-two" },
+  ]).split("\n");
+  // Every row has its column separators at the same places.
+  const bars = (l: string) => [...l].flatMap((c, i) => (c === "|" ? [i] : []));
+  const rows = t.filter((l) => l.startsWith("|"));
+  assertEquals(rows.length, 3);
+  for (const r of rows) assertEquals(bars(r), bars(rows[0]!));
+  assertStringIncludes(t.join("\n"), long);
 });
 
 // ---------------------------------------------------------------------------

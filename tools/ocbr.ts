@@ -14,8 +14,13 @@
  * Packet: u32 type (0 data, 1 end), u32 sequence number (data) or the
  * number of data packets sent (end), then zeros up to the size. Big-endian.
  */
-import type { Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
+  DEFAULT_ALLOC_TIMEOUT_MS,
+  type Flow,
+  type Ouroboros,
+} from "../lib/app/dev.ts";
+import {
+  allocateWithProgress,
   onSignals,
   type OptionSpec,
   optionWords,
@@ -62,6 +67,9 @@ Client options
   -r, --rate R              Rate in bits/s, with k, M or G (default 1M);
                             0 = as fast as the flow accepts
   -f, --flood               As fast as the flow accepts (-r 0)
+  -t, --timeout T           How long to wait for the server to answer the
+                            flow allocation (default 20 s)
+  -Q, --quiet               No progress line while waiting for the server
 
       --rundir DIR          Runtime directory of the node
   -h, --help                Display this help text and exit
@@ -77,7 +85,10 @@ export interface OcbrOptions {
   /** bits/s; 0 = as fast as the flow accepts. */
   rate: number;
   intervalMs: number;
+  /** Server: drop a flow idle this long. */
   timeoutMs: number;
+  /** Client: how long to wait for the flow allocation (-t on a client). */
+  allocTimeoutMs: number;
   quiet: boolean;
   rundir: string | undefined;
   help: boolean;
@@ -92,6 +103,7 @@ export function defaultOcbrOptions(): OcbrOptions {
     rate: DEFAULT_RATE,
     intervalMs: DEFAULT_INTERVAL_MS,
     timeoutMs: DEFAULT_TIMEOUT_MS,
+    allocTimeoutMs: DEFAULT_ALLOC_TIMEOUT_MS,
     quiet: false,
     rundir: undefined,
     help: false,
@@ -213,7 +225,10 @@ export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
         if (r.value <= 0) return err(`${shown}: must be above 0`);
         if (name === "duration") o.durationMs = r.value;
         else if (name === "interval") o.intervalMs = r.value;
-        else o.timeoutMs = r.value;
+        else {
+          o.timeoutMs = r.value;
+          o.allocTimeoutMs = Math.max(1, Math.round(r.value));
+        }
         break;
       }
     }
@@ -410,7 +425,12 @@ async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
   const name = opts.serverName ?? "";
   let flow: Flow;
   try {
-    flow = await node.allocate(name);
+    flow = await allocateWithProgress(
+      node,
+      name,
+      { timeoutMs: opts.allocTimeoutMs },
+      opts.quiet,
+    );
   } catch (e) {
     print(`Failed to allocate flow: ${reason(e)}.`);
     await node.close();

@@ -7,13 +7,22 @@
  * The pure parts (option parsing, time units, formatting, statistics) are
  * exported for the tests; the network part is kept thin on top of them.
  */
-import type { Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
+  DEFAULT_ALLOC_TIMEOUT_MS,
+  type Flow,
+  type Ouroboros,
+} from "../lib/app/dev.ts";
+import {
+  allocateWithProgress,
+  EventLoopTurn,
   onSignals,
   type OptionSpec,
   optionWords,
+  type PollableFlow,
   type Print,
   print,
+  type ReadMode,
+  readWith,
   reason,
   runTool,
   serveFlows,
@@ -36,6 +45,8 @@ import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
 
 export const DEFAULT_INTERVAL_MS = 1000;
 export const MAX_INTERVAL_MS = 10_000;
+/** The longest allocation timeout --timeout takes. */
+export const MAX_ALLOC_TIMEOUT_MS = 3_600_000;
 /** Added to the interval: how long the client waits for a reply. */
 export const REPLY_GRACE_MS = 2000;
 /** The server drops a flow that has been idle this long. */
@@ -52,16 +63,25 @@ and reports the Round Trip Time (RTT)
   -c, --count N             Number of packets (default: unlimited)
   -d, --duration T          Duration of the test (sets the count to
                             duration / interval)
-  -i, --interval T          Interval (default 1000 ms, at most 10 s)
+  -i, --interval T          Interval (default 1000 ms, at most 10 s; 0 sends
+                            back to back, as fast as the flow takes them)
   -n, --server-name NAME    Name of the oping server
   -q, --qos CUBE            QoS cube: raw, best, video, voice, data
                             (default raw)
   -s, --size B              Packet size (64-1500 bytes, default 64)
   -f, --flood               Send the next packet as soon as the reply
                             arrives
+  -F, --flood-busy          Flood, waiting for each reply by busy polling
+                            (lower latency; keeps a CPU busy)
+      --timeout T           How long to wait for the server to answer the
+                            flow allocation (default 20 s)
   -D, --timeofday           Print the time of day before each reply line
   -Q, --quiet               Client: print only the statistics;
                             server: no per-packet lines
+      --poll                Server: look for packets without blocking,
+                            every 1 ms
+      --busy                Server: look for packets in a busy loop (lowest
+                            latency; keeps a CPU busy while a flow is open)
       --rundir DIR          Runtime directory of the node
   -h, --help                Display this help text and exit
 
@@ -79,6 +99,10 @@ export interface OpingOptions {
   durationMs: number | undefined;
   size: number;
   flood: boolean;
+  /** How to wait for a packet: -F (client) and --poll / --busy (server). */
+  readMode: ReadMode;
+  /** How long the client waits for the flow allocation. */
+  allocTimeoutMs: number;
   qos: QosCubeName;
   quiet: boolean;
   timeofday: boolean;
@@ -95,6 +119,8 @@ export function defaultOptions(): OpingOptions {
     durationMs: undefined,
     size: OPING_MIN_SIZE,
     flood: false,
+    readMode: "block",
+    allocTimeoutMs: DEFAULT_ALLOC_TIMEOUT_MS,
     qos: "raw",
     quiet: false,
     timeofday: false,
@@ -133,6 +159,10 @@ type OptName =
   | "duration"
   | "size"
   | "flood"
+  | "flood-busy"
+  | "timeout"
+  | "poll"
+  | "busy"
   | "qos"
   | "quiet"
   | "timeofday"
@@ -148,6 +178,7 @@ const OPTIONS: OptionSpec<OptName> = {
     "-d": "duration",
     "-s": "size",
     "-f": "flood",
+    "-F": "flood-busy",
     "-q": "qos",
     "-Q": "quiet",
     "-D": "timeofday",
@@ -161,13 +192,26 @@ const OPTIONS: OptionSpec<OptName> = {
     "duration",
     "size",
     "flood",
+    "flood-busy",
+    "timeout",
+    "poll",
+    "busy",
     "qos",
     "quiet",
     "timeofday",
     "rundir",
     "help",
   ],
-  flags: ["listen", "flood", "quiet", "timeofday", "help"],
+  flags: [
+    "listen",
+    "flood",
+    "flood-busy",
+    "poll",
+    "busy",
+    "quiet",
+    "timeofday",
+    "help",
+  ],
 };
 
 /**
@@ -177,6 +221,8 @@ const OPTIONS: OptionSpec<OptName> = {
  */
 export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
   const o = defaultOptions();
+  let clientBusy = false;
+  let serverMode: ReadMode | undefined;
   const words = optionWords(args, OPTIONS);
   if (!words.ok) return words;
   for (const { name, value, shown } of words.value) {
@@ -187,6 +233,27 @@ export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
       case "flood":
         o.flood = true;
         break;
+      case "flood-busy":
+        o.flood = true;
+        clientBusy = true;
+        break;
+      case "poll":
+        serverMode = "poll";
+        break;
+      case "busy":
+        serverMode = "busy";
+        break;
+      case "timeout": {
+        const r = parseTime(value);
+        if (!r.ok) return err(`${shown}: ${r.error}`);
+        if (r.value < 1 || r.value > MAX_ALLOC_TIMEOUT_MS) {
+          return err(
+            `${shown}: the timeout is from 1 ms to 1 h (got ${value})`,
+          );
+        }
+        o.allocTimeoutMs = Math.round(r.value);
+        break;
+      }
       case "quiet":
         o.quiet = true;
         break;
@@ -219,7 +286,6 @@ export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
       case "interval": {
         const r = parseTime(value);
         if (!r.ok) return err(`${shown}: ${r.error}`);
-        if (r.value <= 0) return err(`${shown}: the interval must be above 0`);
         if (r.value > MAX_INTERVAL_MS) {
           return err(`${shown}: the interval is at most 10 s (got ${value})`);
         }
@@ -244,6 +310,20 @@ export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
     }
   }
   if (o.help) return ok(o);
+  if (o.listen && clientBusy) {
+    return err("-F (--flood-busy) is a client option; the server takes --busy");
+  }
+  if (!o.listen && serverMode !== undefined) {
+    return err(
+      `--${serverMode} is a server option (with -l); the client takes -F`,
+    );
+  }
+  o.readMode = serverMode ?? (clientBusy ? "busy" : "block");
+  if (o.durationMs !== undefined && o.intervalMs === 0) {
+    return err(
+      "-d needs an interval above 0 (it sets the count to duration / interval)",
+    );
+  }
   if (o.durationMs !== undefined) {
     o.count = countForDuration(o.durationMs, o.intervalMs);
   }
@@ -461,6 +541,9 @@ export function echoReply(packet: Uint8Array): Uint8Array | undefined {
 /** What the client loop and the server's flow handler need of a flow. */
 export interface PacketFlow {
   readonly fd: number;
+  /** For the polling and busy reads, and for -i 0 (a Flow has them). */
+  readonly isOpen?: boolean;
+  tryRead?(): Uint8Array | undefined;
   read(opts: { timeoutMs: number; signal: AbortSignal }): Promise<Uint8Array>;
   write(packet: Uint8Array): Promise<void>;
   close(lingerMs?: number): Promise<void>;
@@ -475,7 +558,12 @@ async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
   const name = opts.serverName ?? "";
   let flow: Flow;
   try {
-    flow = await node.allocate(name, { qos: opts.qos });
+    flow = await allocateWithProgress(
+      node,
+      name,
+      { qos: opts.qos, timeoutMs: opts.allocTimeoutMs },
+      opts.quiet,
+    );
   } catch (e) {
     print(`Failed to allocate flow: ${reason(e)}.`);
     await node.close();
@@ -504,11 +592,13 @@ export type PingEnd = "done" | "timed_out" | "flow_down" | "stopped";
 
 /**
  * The client: sends `opts.count` echo requests (the first at once, then one
- * per interval, or with `flood` one as soon as the previous reply came),
- * prints a line per valid reply into `print` and records it in `t`. Stops
- * when every packet is answered, on `signal`, when the flow goes down, or
- * when no reply came for interval + `graceMs` (counted from the last reply,
- * or the start; once all are sent, from the last send at the earliest).
+ * per interval, back to back with interval 0, or with `flood` one as soon as
+ * the previous reply came), prints a line per valid reply into `print` and
+ * records it in `t`. Stops when every packet is answered, on `signal`, when
+ * the flow goes down, or when no reply came for interval + `graceMs`
+ * (counted from the last reply, or the start; once all are sent, from the
+ * last send at the earliest). Replies are waited for as `opts.readMode`
+ * says (busy polling for -F).
  */
 export async function runPings(
   flow: PacketFlow,
@@ -527,66 +617,27 @@ export async function runPings(
     end,
     elapsedMs: performance.now() - start,
   });
+  const turn = new EventLoopTurn();
+  const pollable = flow.tryRead !== undefined && flow.isOpen !== undefined
+    ? flow as PacketFlow & PollableFlow
+    : undefined;
+  const read = (o: { timeoutMs: number; signal: AbortSignal }) =>
+    pollable === undefined
+      ? flow.read(o)
+      : readWith(opts.readMode, pollable, o, turn);
   let lastSend = start;
   // When the next packet is due: one interval after the previous one's
   // schedule, so the rate does not drift; after a stall (a stopped
   // process, a slow write) at most one packet is sent late, not a burst.
   let nextSend = start;
   let lastReply: number | undefined;
-  while (!signal.aborted) {
-    let now = performance.now();
-    const sending = t.sent < count;
-    const due = opts.flood ? t.outstanding === 0 : now >= nextSend;
-    if (sending && due) {
-      const { sec, nsec } = msToTimespec(now);
-      encodeOping(packet, {
-        type: ECHO_REQUEST,
-        id: t.sent % (MAX_COUNT + 1),
-        sec,
-        nsec,
-      });
-      try {
-        await flow.write(packet);
-      } catch (e) {
-        if (signal.aborted) break;
-        print(`Failed to send a packet to ${name}: ${reason(e)}.`);
-        return result("flow_down");
-      }
-      t.send();
-      lastSend = now;
-      nextSend += opts.intervalMs;
-      if (nextSend < now) nextSend = now + opts.intervalMs;
-      continue;
-    }
-    if (!sending && t.outstanding === 0) return result("done");
-    const since = sending
-      ? (lastReply ?? start)
-      : Math.max(lastReply ?? start, lastSend);
-    const deadline = since + waitMs;
-    if (now >= deadline) {
-      print("Server timed out.");
-      return result("timed_out");
-    }
-    let until = deadline;
-    if (sending && !opts.flood) {
-      until = Math.min(until, nextSend);
-    }
-    let buf: Uint8Array;
-    try {
-      buf = await flow.read({ timeoutMs: Math.max(0, until - now), signal });
-    } catch (e) {
-      if (signal.aborted) break;
-      if (e instanceof OuroborosError && e.code === "timed_out") continue;
-      print(`The flow to ${name} went down: ${reason(e)}.`);
-      return result("flow_down");
-    }
-    now = performance.now();
-    if (buf.length !== opts.size) continue;
+  const onReply = (buf: Uint8Array, now: number): void => {
+    if (buf.length !== opts.size) return;
     const m = decodeOping(buf);
-    if (!m.ok || m.value.type !== ECHO_REPLY) continue;
+    if (!m.ok || m.value.type !== ECHO_REPLY) return;
     const rtt = now - timespecToMs(m.value.sec, m.value.nsec);
     const r = t.reply(m.value.id, rtt);
-    if (r === undefined) continue;
+    if (r === undefined) return;
     lastReply = now;
     if (!opts.quiet) {
       print(formatReplyLine({
@@ -598,8 +649,77 @@ export async function runPings(
         timeofdayMs: opts.timeofday ? performance.timeOrigin + now : undefined,
       }));
     }
+  };
+  try {
+    while (!signal.aborted) {
+      let now = performance.now();
+      const sending = t.sent < count;
+      const due = opts.flood ? t.outstanding === 0 : now >= nextSend;
+      if (sending && due) {
+        const { sec, nsec } = msToTimespec(now);
+        encodeOping(packet, {
+          type: ECHO_REQUEST,
+          id: t.sent % (MAX_COUNT + 1),
+          sec,
+          nsec,
+        });
+        try {
+          await flow.write(packet);
+        } catch (e) {
+          if (signal.aborted) break;
+          print(`Failed to send a packet to ${name}: ${reason(e)}.`);
+          return result("flow_down");
+        }
+        t.send();
+        lastSend = now;
+        nextSend += opts.intervalMs;
+        if (nextSend < now) nextSend = now + opts.intervalMs;
+        if (opts.intervalMs === 0 && !opts.flood) {
+          // Back to back: take in the replies that came meanwhile, without
+          // waiting for any, and give the event loop a turn so they can.
+          if (pollable === undefined) await turn.next();
+          else {
+            for (
+              let p = pollable.tryRead();
+              p !== undefined;
+              p = pollable.tryRead()
+            ) {
+              onReply(p, performance.now());
+            }
+            if (t.sent % 16 === 0) await turn.next();
+          }
+        }
+        continue;
+      }
+      if (!sending && t.outstanding === 0) return result("done");
+      const since = sending
+        ? (lastReply ?? start)
+        : Math.max(lastReply ?? start, lastSend);
+      const deadline = since + waitMs;
+      if (now >= deadline) {
+        print("Server timed out.");
+        return result("timed_out");
+      }
+      let until = deadline;
+      if (sending && !opts.flood) {
+        until = Math.min(until, nextSend);
+      }
+      let buf: Uint8Array;
+      try {
+        buf = await read({ timeoutMs: Math.max(0, until - now), signal });
+      } catch (e) {
+        if (signal.aborted) break;
+        if (e instanceof OuroborosError && e.code === "timed_out") continue;
+        print(`The flow to ${name} went down: ${reason(e)}.`);
+        return result("flow_down");
+      }
+      now = performance.now();
+      onReply(buf, now);
+    }
+    return result("stopped");
+  } finally {
+    turn.close();
   }
-  return result("stopped");
 }
 
 function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
@@ -617,17 +737,25 @@ function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
  */
 export async function serveFlow(
   flow: PacketFlow,
-  opts: Pick<OpingOptions, "quiet">,
+  opts: Pick<OpingOptions, "quiet"> & { readMode?: ReadMode },
   signal: AbortSignal,
   print: Print,
   idleMs: number = SERVER_IDLE_MS,
 ): Promise<void> {
   print(`New flow ${flow.fd}.`);
+  const turn = new EventLoopTurn();
+  const mode = opts.readMode ?? "block";
+  const pollable = flow.tryRead !== undefined && flow.isOpen !== undefined
+    ? flow as PacketFlow & PollableFlow
+    : undefined;
   try {
     while (!signal.aborted) {
       let buf: Uint8Array;
       try {
-        buf = await flow.read({ timeoutMs: idleMs, signal });
+        const o = { timeoutMs: idleMs, signal };
+        buf = pollable === undefined || mode === "block"
+          ? await flow.read(o)
+          : await readWith(mode, pollable, o, turn);
       } catch (e) {
         if (signal.aborted) return;
         if (e instanceof OuroborosError && e.code === "timed_out") {
@@ -645,6 +773,7 @@ export async function serveFlow(
       }
     }
   } finally {
+    turn.close();
     await flow.close(0);
   }
 }

@@ -16,8 +16,13 @@ function usage(type: string): string {
     "Started by the irmd (irm ipcp create / a configuration file), not by hand.";
 }
 
-async function run(family: 4 | 6, args: string[]): Promise<number> {
-  const type = `udp${family}`;
+/** `as` is the name the program was called by (udp, udp4 or udp6). */
+async function run(
+  family: 4 | 6,
+  args: string[],
+  as = `udp${family}`,
+): Promise<number> {
+  const type = as;
   let name: string | undefined;
   let rundirFlag: string | undefined;
   let debug = false;
@@ -114,6 +119,11 @@ async function run(family: 4 | 6, args: string[]): Promise<number> {
 
 export function mainUdp4(args: string[]): Promise<number> {
   return run(4, args);
+}
+
+/** `ipcpd-udp`, the tutorial's name for ipcpd-udp4. */
+export function mainUdp(args: string[]): Promise<number> {
+  return run(4, args, "udp");
 }
 
 export function mainUdp6(args: string[]): Promise<number> {
