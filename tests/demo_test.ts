@@ -1,14 +1,27 @@
 /**
  * `./run-demo --quiet`, run exactly as the README says: tutorial 05 on
  * loopback ends with the round-robin and spill summaries and the bind step,
- * exits 0, and leaves no process and no temporary file behind.
+ * exits 0, and leaves no process and no temporary file behind. The same with
+ * `--pi` (the server node on the aarch64 Deno): skipped, with the reason in
+ * its name, where aarch64 programs cannot run; under CI=true it fails.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 // Deno wants --allow-all to read /proc; these look there through `sh`.
-import { liveProcesses, processesMentioning } from "../tools/demo.ts";
+import {
+  aarch64Problem,
+  liveProcesses,
+  parseDemoArgs,
+  processesMentioning,
+  USAGE,
+} from "../tools/demo.ts";
 
 const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const DEMO_TIMEOUT_MS = 60_000;
+/** With --pi, under emulation. */
+const PI_DEMO_TIMEOUT_MS = 300_000;
+
+const PI_PROBLEM = await aarch64Problem();
+const PI_SKIP = PI_PROBLEM !== undefined && Deno.env.get("CI") !== "true";
 
 interface Run {
   code: number;
@@ -16,13 +29,17 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `./run-demo --quiet` from the repository root within the deadline. */
-async function runDemo(tmp: string): Promise<Run> {
+/** Runs `./run-demo --quiet [args]` from the repository root within the deadline. */
+async function runDemo(
+  tmp: string,
+  args: readonly string[] = [],
+  timeoutMs = DEMO_TIMEOUT_MS,
+): Promise<Run> {
   const ac = new AbortController();
-  const timer = setTimeout(() => ac.abort(), DEMO_TIMEOUT_MS);
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
   try {
     const out = await new Deno.Command("./run-demo", {
-      args: ["--quiet"],
+      args: ["--quiet", ...args],
       cwd: REPO,
       // The demo's temporary directory goes under `tmp`, so that whatever it
       // started can be recognised afterwards.
@@ -35,7 +52,7 @@ async function runDemo(tmp: string): Promise<Run> {
     const dec = new TextDecoder();
     assert(
       !ac.signal.aborted,
-      `./run-demo did not finish within ${DEMO_TIMEOUT_MS / 1000} s`,
+      `./run-demo did not finish within ${timeoutMs / 1000} s`,
     );
     return {
       code: out.code,
@@ -47,85 +64,99 @@ async function runDemo(tmp: string): Promise<Run> {
   }
 }
 
-Deno.test("./run-demo --quiet: round-robin alternates, spill sticks, bind works, nothing left", async () => {
+/**
+ * Runs the demo with `args` and checks what every run shows: round-robin,
+ * spill, the bind, a clean end. Returns the output and the servers' pids.
+ */
+async function checkDemo(
+  tmp: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ stdout: string; all: string; pidOf: Record<string, number> }> {
+  let run = await runDemo(tmp, args, timeoutMs);
+  // Another test may hold 127.0.0.1:3435 for a moment: try again later.
+  for (
+    let i = 0;
+    i < 3 && run.code !== 0 && /is in use/.test(run.stderr);
+    i++
+  ) {
+    await new Promise((r) => setTimeout(r, 3000));
+    run = await runDemo(tmp, args, timeoutMs);
+  }
+  const { code, stdout, stderr } = run;
+  const all = `stdout:\n${stdout}\nstderr:\n${stderr}`;
+  assertEquals(code, 0, `./run-demo --quiet ${args.join(" ")} failed:\n${all}`);
+
+  // --quiet: no log lines, no listings.
+  assert(!/==\d+==/.test(stdout), `log lines with --quiet:\n${stdout}`);
+
+  const servers = /^Server A is process (\d+), server B is process (\d+)\.$/m
+    .exec(stdout);
+  assert(servers !== null, all);
+  const pidOf: Record<string, number> = {
+    A: Number(servers[1]),
+    B: Number(servers[2]),
+  };
+
+  // One line per client, naming the server process that answered.
+  const clients = [
+    ...stdout.matchAll(
+      /^(oping-server2?) +client (\d)\/(\d): rtt [\d.]+ (?:ms|µs) +answered by server process (\d+) \(server ([AB])\)$/gm,
+    ),
+  ];
+  assertEquals(clients.length, 6 + 6 + 3, all);
+  for (const m of clients) assertEquals(Number(m[4]), pidOf[m[5]!], m[0]);
+
+  const rr =
+    /^oping-server: ([AB]) ([AB]) \1 \2 \1 \2 \(round-robin: alternating\)$/m
+      .exec(stdout);
+  assert(rr !== null && rr[1] !== rr[2], `no alternation:\n${all}`);
+  const spill =
+    /^oping-server2: ([AB]) \1 \1 \1 \1 \1 \(spill: same process\)$/m
+      .exec(stdout);
+  assert(spill !== null, `no spill:\n${all}`);
+
+  // The bind step: the other server is bound and takes the next three.
+  const other = spill[1] === "A" ? "B" : "A";
+  assertMatch(
+    stdout,
+    new RegExp(
+      `^\\$ irm name bind process ${pidOf[other]} name oping-server2$`,
+      "m",
+    ),
+  );
+  assertMatch(
+    stdout,
+    new RegExp(
+      `^oping-server2 after the bind: ${other} ${other} ${other} \\(bound process: always server ${other}\\)$`,
+      "m",
+    ),
+  );
+  assertMatch(stdout, /\nDone\.\n$/);
+
+  // Nothing left: not the pids it printed, not anything that ran in its
+  // temporary directory, and the directory itself is gone.
+  assertEquals(
+    await liveProcesses(Object.values(pidOf)),
+    [],
+    "oping server processes still run",
+  );
+  assertEquals(await processesMentioning(tmp), [], "processes left behind");
+  assertEquals(
+    [...Deno.readDirSync(tmp)].map((e) => e.name),
+    [],
+    "temporary files left behind",
+  );
+  return { stdout, all, pidOf };
+}
+
+/** Runs `fn` with a temporary directory; kills whatever is left in it. */
+async function withTmp(fn: (tmp: string) => Promise<void>): Promise<void> {
   const tmp = await Deno.makeTempDir({ prefix: "o7s-demo-test-" });
   try {
-    let run = await runDemo(tmp);
-    // Another test may hold 127.0.0.1:3435 for a moment: try again later.
-    for (
-      let i = 0;
-      i < 3 && run.code !== 0 && /is in use/.test(run.stderr);
-      i++
-    ) {
-      await new Promise((r) => setTimeout(r, 3000));
-      run = await runDemo(tmp);
-    }
-    const { code, stdout, stderr } = run;
-    const all = `stdout:\n${stdout}\nstderr:\n${stderr}`;
-    assertEquals(code, 0, `./run-demo --quiet failed:\n${all}`);
-
-    // --quiet: no log lines, no listings.
-    assert(!/==\d+==/.test(stdout), `log lines with --quiet:\n${stdout}`);
-
-    const servers = /^Server A is process (\d+), server B is process (\d+)\.$/m
-      .exec(stdout);
-    assert(servers !== null, all);
-    const pidOf: Record<string, number> = {
-      A: Number(servers[1]),
-      B: Number(servers[2]),
-    };
-
-    // One line per client, naming the server process that answered.
-    const clients = [
-      ...stdout.matchAll(
-        /^(oping-server2?) +client (\d)\/(\d): rtt [\d.]+ (?:ms|µs) +answered by server process (\d+) \(server ([AB])\)$/gm,
-      ),
-    ];
-    assertEquals(clients.length, 6 + 6 + 3, all);
-    for (const m of clients) assertEquals(Number(m[4]), pidOf[m[5]!], m[0]);
-
-    const rr =
-      /^oping-server: ([AB]) ([AB]) \1 \2 \1 \2 \(round-robin: alternating\)$/m
-        .exec(stdout);
-    assert(rr !== null && rr[1] !== rr[2], `no alternation:\n${all}`);
-    const spill =
-      /^oping-server2: ([AB]) \1 \1 \1 \1 \1 \(spill: same process\)$/m
-        .exec(stdout);
-    assert(spill !== null, `no spill:\n${all}`);
-
-    // The bind step: the other server is bound and takes the next three.
-    const other = spill[1] === "A" ? "B" : "A";
-    assertMatch(
-      stdout,
-      new RegExp(
-        `^\\$ irm name bind process ${pidOf[other]} name oping-server2$`,
-        "m",
-      ),
-    );
-    assertMatch(
-      stdout,
-      new RegExp(
-        `^oping-server2 after the bind: ${other} ${other} ${other} \\(bound process: always server ${other}\\)$`,
-        "m",
-      ),
-    );
-    assertMatch(stdout, /\nDone\.\n$/);
-
-    // Nothing left: not the pids it printed, not anything that ran in its
-    // temporary directory, and the directory itself is gone.
-    assertEquals(
-      await liveProcesses(Object.values(pidOf)),
-      [],
-      "oping server processes still run",
-    );
-    assertEquals(await processesMentioning(tmp), [], "processes left behind");
-    assertEquals(
-      [...Deno.readDirSync(tmp)].map((e) => e.name),
-      [],
-      "temporary files left behind",
-    );
+    await fn(tmp);
   } finally {
-    // Whatever failed above, leave nothing running.
+    // Whatever failed, leave nothing running.
     try {
       for (const pid of await processesMentioning(tmp)) {
         try {
@@ -138,4 +169,71 @@ Deno.test("./run-demo --quiet: round-robin alternates, spill sticks, bind works,
       await Deno.remove(tmp, { recursive: true });
     }
   }
+}
+
+Deno.test("./run-demo --quiet: round-robin alternates, spill sticks, bind works, nothing left", async () => {
+  await withTmp(async (tmp) => {
+    await checkDemo(tmp, [], DEMO_TIMEOUT_MS);
+  });
+});
+
+Deno.test("--pi: parsed, refused with a value, and in --help", () => {
+  assertEquals(parseDemoArgs(["--pi", "-q"]), {
+    kind: "run",
+    opts: { pi: true, quiet: true },
+  });
+  assertEquals(parseDemoArgs(["--pi=yes"]).kind, "error");
+  assertMatch(USAGE, /^ +--pi +run the server node on aarch64/m);
+});
+
+const PI_NAME =
+  "./run-demo --quiet --pi: the server node on aarch64, the client native";
+
+Deno.test({
+  name: PI_SKIP ? `${PI_NAME} [skipped: ${PI_PROBLEM}]` : PI_NAME,
+  ignore: PI_SKIP,
+  async fn() {
+    assert(
+      PI_PROBLEM === undefined,
+      `aarch64 programs cannot run here: ${PI_PROBLEM}`,
+    );
+    await withTmp(async (tmp) => {
+      const { stdout, all, pidOf } = await checkDemo(
+        tmp,
+        ["--pi"],
+        PI_DEMO_TIMEOUT_MS,
+      );
+      assertMatch(
+        stdout,
+        /^The aarch64 Deno runs: Deno\.build\.arch is aarch64\.$/m,
+      );
+      // Each process of both nodes, with the architecture it executes.
+      const emulated = Deno.build.arch === "aarch64"
+        ? ""
+        : ", emulated by \\S*qemu-aarch64\\S*";
+      const onPi = `aarch64 \\(\\S+/aarch64/deno${emulated}\\)`;
+      const native = `${Deno.build.arch} \\([^,]+\\)`;
+      const rows: [string, string][] = [
+        ["server irmd", onPi],
+        ["server IPCP", onPi],
+        ["oping server A", onPi],
+        ["oping server B", onPi],
+        ["client irmd", native],
+        ["client IPCP", native],
+      ];
+      for (const [label, arch] of rows) {
+        assertMatch(
+          stdout,
+          new RegExp(`^${label} +process (\\d+) +runs ${arch}$`, "m"),
+          all,
+        );
+      }
+      for (const tag of ["A", "B"]) {
+        assertMatch(
+          stdout,
+          new RegExp(`^oping server ${tag} +process ${pidOf[tag]} `, "m"),
+        );
+      }
+    });
+  },
 });

@@ -8,18 +8,34 @@
  * `oping-server2` (spill: one server takes them all), then binds the other
  * server to `oping-server2` as the tutorial's last step shows.
  *
+ * With --pi, the server node runs as it would on a Raspberry Pi: its irmd,
+ * IPCP, oping servers and irm run from the bundle (dist/ouroboros.js, built
+ * into the temporary directory) on the aarch64 Deno that bin/deno-aarch64
+ * installs; on another architecture under qemu-user through binfmt_misc.
+ *
  * Every wait is on an event (a log line, an exit) with a deadline. Whatever
  * happens (success, failure, Ctrl-C), every process started is stopped and
  * the temporary directory removed.
  *
- *   deno run -P tools/demo.ts [--quiet] [--port N] [--help]
+ *   deno run -P tools/demo.ts [--quiet] [--port N] [--pi] [--help]
  */
 import { Proc } from "../lib/util/child.ts";
-import { selfCommand, setMainModule } from "../lib/util/self.ts";
+import {
+  PERMISSION_FLAGS,
+  selfCommand,
+  setMainModule,
+} from "../lib/util/self.ts";
 import { RUNDIR_ENV } from "../lib/ipc/rundir.ts";
 
 const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const LAUNCHER = `${REPO}bin/ouroboros`;
+
+/** The aarch64 Deno that bin/deno-aarch64 installs (its version is pinned there). */
+export const AARCH64_DENO = `${REPO}.deno/aarch64/deno`;
+const AARCH64_INSTALLER = `${REPO}bin/deno-aarch64`;
+/** Debian's aarch64 libraries (libc6-arm64-cross), for qemu-user. */
+export const AARCH64_SYSROOT = "/usr/aarch64-linux-gnu";
+const BINFMT_DIR = "/proc/sys/fs/binfmt_misc";
 
 export const DEFAULT_PORT = 3435;
 const SERVER_IP = "127.0.0.1";
@@ -40,6 +56,11 @@ const IRMD_STOP_MS = 8_000;
 const MAIN_SETTLE_MS = 5_000;
 const LEFTOVER_MS = 3_000;
 const SIGNAL_GRACE_MS = 300;
+/** With --pi: the deadlines above are this many times longer (emulation). */
+const PI_SLOWDOWN = 10;
+const BUNDLE_MS = 120_000;
+const INSTALL_MS = 300_000;
+const ARCH_PROBE_MS = 60_000;
 
 export const USAGE = `Usage: ./run-demo [options]
        (or: deno run -P --config deno.json tools/demo.ts [options])
@@ -55,6 +76,19 @@ Options:
                   (no configuration listings, no log lines)
   -p, --port N    UDP port of both nodes (default ${DEFAULT_PORT}); choose
                   another one when ${DEFAULT_PORT} is taken
+      --pi        run the server node on aarch64, as on a Raspberry Pi: its
+                  irmd, IPCP, oping servers and irm run from the bundle
+                  (deno task bundle, built into the temporary directory) on
+                  the aarch64 Deno, which bin/deno-aarch64 installs into
+                  .deno/ the first time; the client node stays native. On an
+                  x86_64 machine this runs under qemu-user, 10-30 times
+                  slower, and needs (Debian, as root):
+                    apt-get install qemu-user-static libc6-arm64-cross \\
+                      libgcc-s1-arm64-cross
+                    mount -t binfmt_misc binfmt_misc ${BINFMT_DIR}
+                      (if ${BINFMT_DIR}/register is missing)
+                    cat /usr/lib/binfmt.d/qemu-aarch64.conf \\
+                      > ${BINFMT_DIR}/register
   -h, --help      this text`;
 
 export interface DemoOptions {
@@ -62,6 +96,8 @@ export interface DemoOptions {
   quiet?: boolean;
   /** UDP port of both IPCPs (default 3435). */
   port?: number;
+  /** The server node on the aarch64 Deno, from the bundle. */
+  pi?: boolean;
 }
 
 /** Parsed command line: options, or a request for help, or an error. */
@@ -84,6 +120,12 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
       case "-q":
       case "--quiet":
         opts.quiet = true;
+        break;
+      case "--pi":
+        if (inline !== undefined) {
+          return { kind: "error", message: "--pi takes no value." };
+        }
+        opts.pi = true;
         break;
       case "-p":
       case "--port": {
@@ -124,6 +166,8 @@ class Aborted extends Error {}
 
 interface DemoNode {
   label: "server" | "client";
+  /** Its programs run from the bundle on the aarch64 Deno (--pi). */
+  aarch64: boolean;
   ip: string;
   dir: string;
   rundir: string;
@@ -292,10 +336,313 @@ export async function liveProcesses(
   return await shPids(LIVE_SCRIPT, pids.map(String), "");
 }
 
+// ------------------------------------------------------------ aarch64 (--pi)
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `sh -c script` within 10 s; its standard output. */
+async function sh(script: string, args: readonly string[]): Promise<string> {
+  const child = new Deno.Command("sh", {
+    args: ["-c", script, "sh", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited already
+    }
+  }, 10_000);
+  try {
+    return new TextDecoder().decode((await child.output()).stdout);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// The state of the kernel's qemu-aarch64 binary format (Deno wants
+// --allow-all to read /proc, so `sh` looks).
+const BINFMT_SCRIPT = `d=${BINFMT_DIR}
+if [ ! -e "$d/register" ]; then echo unmounted; exit 0; fi
+for f in "$d"/*; do
+  [ -f "$f" ] || continue
+  case "$f" in */register | */status) continue ;; esac
+  grep -q '^magic 7f454c460201010000000000000000000200b700' "$f" 2>/dev/null || continue
+  state=$(sed -n 1p "$f")
+  interp=$(sed -n 's/^interpreter //p' "$f")
+  echo "$state $f $interp"
+  exit 0
+done
+echo unregistered
+exit 0`;
+
+/**
+ * Why the aarch64 Deno cannot run programs here, or undefined when it can:
+ * what is missing, and how to get it. Looks, runs nothing. `deno: false`
+ * leaves out the aarch64 Deno itself (bin/deno-aarch64 installs it).
+ */
+export async function aarch64Problem(
+  opts: { deno?: boolean } = {},
+): Promise<string | undefined> {
+  if (Deno.build.os !== "linux") {
+    return `the aarch64 Deno for Linux needs Linux (this is ${Deno.build.os})`;
+  }
+  if (Deno.build.arch !== "aarch64") {
+    const packages = [
+      ["/usr/bin/qemu-aarch64-static", "qemu-user-static"],
+      [`${AARCH64_SYSROOT}/lib/ld-linux-aarch64.so.1`, "libc6-arm64-cross"],
+      [`${AARCH64_SYSROOT}/lib/libgcc_s.so.1`, "libgcc-s1-arm64-cross"],
+    ] as const;
+    const missing = packages.filter(([f]) => !isFile(f));
+    if (missing.length > 0) {
+      return `not installed: ${missing.map(([, pkg]) => pkg).join(", ")} ` +
+        `(apt-get install qemu-user-static libc6-arm64-cross ` +
+        `libgcc-s1-arm64-cross)`;
+    }
+    let state: string;
+    try {
+      state = (await sh(BINFMT_SCRIPT, [])).trim();
+    } catch {
+      state = "unknown";
+    }
+    const register =
+      `cat /usr/lib/binfmt.d/qemu-aarch64.conf > ${BINFMT_DIR}/register`;
+    if (state === "unmounted") {
+      return `binfmt_misc is not mounted (as root: mount -t binfmt_misc ` +
+        `binfmt_misc ${BINFMT_DIR} && ${register})`;
+    }
+    if (state === "unregistered" || state === "unknown") {
+      return `no aarch64 binary format is registered with binfmt_misc ` +
+        `(as root: ${register})`;
+    }
+    const [enabled, entry] = state.split(" ");
+    if (enabled !== "enabled") {
+      return `the aarch64 binary format is disabled (as root: ` +
+        `echo 1 > ${entry ?? `${BINFMT_DIR}/qemu-aarch64`})`;
+    }
+  }
+  if ((opts.deno ?? true) && !isFile(AARCH64_DENO)) {
+    return `the aarch64 Deno is not installed (no ${AARCH64_DENO}): ` +
+      `run bin/deno-aarch64 --install`;
+  }
+  return undefined;
+}
+
+/** The environment the aarch64 Deno runs in (qemu-user's library root). */
+export function aarch64Env(): Record<string, string> {
+  return {
+    QEMU_LD_PREFIX: Deno.env.get("QEMU_LD_PREFIX") ?? AARCH64_SYSROOT,
+  };
+}
+
+/** `ouroboros <sub> <args>` from `bundle` on the aarch64 Deno. */
+export function aarch64Command(
+  bundle: string,
+  sub: string,
+  args: readonly string[] = [],
+): string[] {
+  return [
+    AARCH64_DENO,
+    "run",
+    "-q",
+    "--no-config",
+    ...PERMISSION_FLAGS,
+    bundle,
+    sub,
+    ...args,
+  ];
+}
+
+function shQuote(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Writes `<dir>/<sub>` for each of `subs`: a program that runs that
+ * subcommand from `bundle` on the aarch64 Deno, as /usr/bin/<sub> on a Pi
+ * runs the single file.
+ */
+export async function writeAarch64Programs(
+  dir: string,
+  bundle: string,
+  subs: readonly string[],
+): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  for (const sub of subs) {
+    const text = `#!/bin/sh
+# ouroboros ${sub}, from the bundle on the aarch64 Deno.
+QEMU_LD_PREFIX=\${QEMU_LD_PREFIX:-${AARCH64_SYSROOT}}
+export QEMU_LD_PREFIX
+exec ${aarch64Command(bundle, sub).map(shQuote).join(" ")} "$@"
+`;
+    await Deno.writeTextFile(`${dir}/${sub}`, text, { mode: 0o755 });
+  }
+}
+
+/**
+ * Builds the bundle into `out`: the command of `deno task bundle`, with
+ * `out` for dist/ouroboros.js, within `timeoutMs`.
+ */
+export async function buildBundle(
+  out: string,
+  timeoutMs = BUNDLE_MS,
+): Promise<void> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${REPO}deno.json`))
+    .tasks as Record<string, string>;
+  const task = tasks["bundle"] ?? "";
+  if (!/^deno bundle .* -o dist\/ouroboros\.js main\.ts$/.test(task)) {
+    throw new Error(`unexpected bundle task in deno.json: ${task}`);
+  }
+  const args = task.split(" ").slice(1).map((a) =>
+    a === "dist/ouroboros.js" ? out : a
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: REPO,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // exited already
+    }
+  }, timeoutMs);
+  let r: Deno.CommandOutput;
+  try {
+    r = await child.output();
+  } finally {
+    clearTimeout(timer);
+  }
+  if (timedOut) {
+    throw new Error(`deno bundle did not finish within ${timeoutMs / 1000} s`);
+  }
+  if (!r.success) {
+    throw new Error(
+      `deno bundle failed (exit code ${r.code}): ${
+        new TextDecoder().decode(r.stderr).trim()
+      }`,
+    );
+  }
+}
+
+/** What a process runs, from /proc/<pid>/exe and its command line. */
+export interface ProcessArch {
+  pid: number;
+  /** The architecture of the program's executable (aarch64, x86_64, ...). */
+  arch: string;
+  /** The program's executable. */
+  program: string;
+  /** The qemu-user interpreter the kernel runs it under, if emulated. */
+  emulator?: string;
+}
+
+const ELF_MACHINES: Record<number, string> = {
+  0x03: "x86",
+  0x28: "arm",
+  0x3e: "x86_64",
+  0xb7: "aarch64",
+  0xf3: "riscv",
+};
+
+/** The architecture an ELF executable is for, from its header. */
+export async function elfArch(path: string): Promise<string> {
+  const f = await Deno.open(path, { read: true });
+  const head = new Uint8Array(20);
+  let n = 0;
+  try {
+    while (n < head.length) {
+      const got = await f.read(head.subarray(n));
+      if (got === null) break;
+      n += got;
+    }
+  } finally {
+    f.close();
+  }
+  if (n < 20 || head[0] !== 0x7f || head[1] !== 0x45 || head[2] !== 0x4c) {
+    return "not ELF";
+  }
+  // e_machine, little-endian (EI_DATA 1) or big-endian.
+  const machine = head[5] === 2
+    ? (head[18]! << 8) | head[19]!
+    : head[18]! | (head[19]! << 8);
+  return ELF_MACHINES[machine] ?? `ELF machine 0x${machine.toString(16)}`;
+}
+
+const EXE_SCRIPT = `for p in "$@"; do
+  exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
+  cwd=$(readlink "/proc/$p/cwd" 2>/dev/null)
+  arg1=$(tr '\\0' '\\n' < "/proc/$p/cmdline" 2>/dev/null | sed -n 2p)
+  printf '%s\\t%s\\t%s\\t%s\\n' "$p" "$exe" "$cwd" "$arg1"
+done
+exit 0`;
+
+/**
+ * The architecture each running process of `pids` executes: its
+ * executable's, or, for a program the kernel runs under qemu-user
+ * (binfmt_misc), the emulated program's (the interpreter's first argument).
+ */
+export async function processArch(
+  pids: readonly number[],
+): Promise<Map<number, ProcessArch>> {
+  const found = new Map<number, ProcessArch>();
+  if (pids.length === 0) return found;
+  const out = await sh(EXE_SCRIPT, pids.map(String));
+  for (const line of out.split("\n")) {
+    const [pid, exe, cwd, arg1] = line.split("\t");
+    if (pid === undefined || exe === undefined || !/^\d+$/.test(pid)) continue;
+    const base = exe.split("/").pop() ?? "";
+    try {
+      if (/^qemu-/.test(base) && arg1 !== undefined && arg1 !== "") {
+        const program = arg1.startsWith("/") ? arg1 : `${cwd ?? ""}/${arg1}`;
+        found.set(Number(pid), {
+          pid: Number(pid),
+          arch: await elfArch(program),
+          program,
+          emulator: exe,
+        });
+      } else {
+        found.set(Number(pid), {
+          pid: Number(pid),
+          arch: await elfArch(exe),
+          program: exe,
+        });
+      }
+    } catch {
+      // the process or its program went away
+    }
+  }
+  return found;
+}
+
+/** One line about `p`: "aarch64 (emulated by ...)". */
+export function describeArch(a: ProcessArch | undefined): string {
+  if (a === undefined) return "not running";
+  return a.emulator === undefined
+    ? `${a.arch} (${a.program})`
+    : `${a.arch} (${a.program}, emulated by ${a.emulator})`;
+}
+
 class Demo {
   readonly #quiet: boolean;
   readonly #port: number;
+  readonly #pi: boolean;
+  /** Deadlines are multiplied by this (PI_SLOWDOWN with --pi). */
+  readonly #slow: number;
   #tmp = "";
+  #bundle = "";
   #aborted = false;
   readonly #procs: Proc[] = [];
   readonly #tails: Promise<void>[] = [];
@@ -306,6 +653,13 @@ class Demo {
   constructor(opts: DemoOptions) {
     this.#quiet = opts.quiet ?? false;
     this.#port = opts.port ?? DEFAULT_PORT;
+    this.#pi = opts.pi ?? false;
+    this.#slow = this.#pi ? PI_SLOWDOWN : 1;
+  }
+
+  /** A deadline, longer where the server node is emulated. */
+  #ms(base: number): number {
+    return base * this.#slow;
   }
 
   // ------------------------------------------------------------ output
@@ -358,6 +712,7 @@ class Demo {
     const p = new Proc(label, cmd, {
       [RUNDIR_ENV]: node.rundir,
       NO_COLOR: "1",
+      ...(node.aarch64 ? aarch64Env() : {}),
     });
     this.#procs.push(p);
     return p;
@@ -418,6 +773,7 @@ class Demo {
         return 1;
       }
     }
+    if (this.#pi && !await this.#aarch64Ready()) return 1;
 
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
     const interrupted = Promise.withResolvers<Deno.Signal>();
@@ -499,6 +855,137 @@ class Demo {
     return outcome.kind === "signal" ? 130 : 1;
   }
 
+  /** --pi: whether aarch64 programs run here; installs the aarch64 Deno. */
+  async #aarch64Ready(): Promise<boolean> {
+    const fail = (why: string) => {
+      emit("err", red(`Error: --pi cannot run here: ${why}.`));
+      emit("err", "See ./run-demo --help.");
+      return false;
+    };
+    const problem = await aarch64Problem({ deno: false });
+    if (problem !== undefined) return fail(problem);
+    if (await aarch64Problem() === undefined) return true;
+    // The first time: bin/deno-aarch64 installs it (it says so on stderr).
+    const child = new Deno.Command(AARCH64_INSTALLER, {
+      args: ["--install"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // exited already
+      }
+    }, INSTALL_MS);
+    const st = await child.status;
+    clearTimeout(timer);
+    const still = await aarch64Problem();
+    if (!st.success || still !== undefined) {
+      return fail(
+        `bin/deno-aarch64 could not install the aarch64 Deno${
+          still === undefined ? "" : ` (${still})`
+        }`,
+      );
+    }
+    return true;
+  }
+
+  /** --pi: builds the bundle and shows that the aarch64 Deno runs it. */
+  async #prepareAarch64(): Promise<void> {
+    this.#check();
+    this.#bundle = `${this.#tmp}/ouroboros.js`;
+    this.#command(
+      `deno bundle -q --platform deno -o ${this.#bundle} main.ts`,
+      "deno task bundle, into the working directory",
+    );
+    try {
+      await buildBundle(this.#bundle);
+    } catch (e) {
+      this.#check();
+      throw new DemoError(e instanceof Error ? e.message : String(e));
+    }
+    this.#check();
+    const probe = ["eval", "console.log(Deno.build.arch)"];
+    this.#command(
+      `${AARCH64_DENO} ${probe[0]} '${probe[1]}'`,
+      "the aarch64 Deno",
+    );
+    const p = new Proc("aarch64 deno", [AARCH64_DENO, ...probe], {
+      NO_COLOR: "1",
+      ...aarch64Env(),
+    });
+    this.#procs.push(p);
+    let r: { code: number; stdout: string; stderr: string };
+    try {
+      r = await p.exit(ARCH_PROBE_MS);
+    } catch {
+      this.#check();
+      throw new DemoError(
+        `the aarch64 Deno did not answer within ${ARCH_PROBE_MS / 1000} s.`,
+        undefined,
+        p,
+      );
+    }
+    this.#check();
+    if (r.code !== 0 || r.stdout.trim() !== "aarch64") {
+      throw new DemoError(
+        `the aarch64 Deno did not run (exit code ${r.code}).`,
+        undefined,
+        p,
+      );
+    }
+    this.#result(
+      `The aarch64 Deno runs: Deno.build.arch is ${r.stdout.trim()}.`,
+    );
+  }
+
+  /** --pi: which architecture each process of both nodes executes. */
+  async #showArchitectures(server: DemoNode, client: DemoNode): Promise<void> {
+    const rows: [string, number][] = [];
+    const nodeRows = (node: DemoNode) => {
+      const irmd = node.irmd!;
+      rows.push([`${node.label} irmd`, irmd.pid]);
+      for (const l of irmd.lines) {
+        const m = /Bootstrapped IPCP (\d+) in layer/.exec(l);
+        if (m !== null) rows.push([`${node.label} IPCP`, Number(m[1])]);
+      }
+    };
+    nodeRows(server);
+    this.#servers.forEach((p, i) =>
+      rows.push([`oping server ${i === 0 ? "A" : "B"}`, p.pid])
+    );
+    nodeRows(client);
+    const archs = await processArch(rows.map(([, pid]) => pid));
+    this.#say();
+    this.#say(
+      "Where each process runs (from /proc/<pid>/exe and its command line):",
+    );
+    for (const [label, pid] of rows) {
+      this.#result(
+        `${label.padEnd(15)} process ${String(pid).padEnd(7)} runs ${
+          describeArch(archs.get(pid))
+        }`,
+      );
+    }
+    const serverPids = new Set(
+      rows.filter(([l]) => !l.startsWith("client")).map(([, pid]) => pid),
+    );
+    const wrong = rows.filter(([, pid]) =>
+      archs.get(pid)?.arch !==
+        (serverPids.has(pid) ? "aarch64" : Deno.build.arch)
+    );
+    if (wrong.length > 0) {
+      throw new DemoError(
+        `not on the expected architecture: ${
+          wrong.map(([l, pid]) => `${l} (process ${pid})`).join(", ")
+        }.`,
+        server,
+      );
+    }
+  }
+
   #report(e: unknown): void {
     const msg = e instanceof Error ? e.message : String(e);
     emit("err", red(`\nError: ${msg}`));
@@ -537,21 +1024,41 @@ class Demo {
       `both with a UDP layer "wifi-network" on port ${port}. ` +
         `Working directory: ${this.#tmp}`,
     );
+    if (this.#pi) {
+      this.#say(
+        `--pi: the server node runs as on a Raspberry Pi: its programs run ` +
+          `from the bundle on the aarch64 Deno${
+            Deno.build.arch === "aarch64"
+              ? ""
+              : `, here under qemu-user (10-30 times slower)`
+          }; the client node runs on this machine's Deno (${Deno.build.arch}).`,
+      );
+      await this.#prepareAarch64();
+    }
 
     // ---- 1: files
     this.#step(1, "configuration files and hosts files");
-    const server = await this.#makeNode("server", SERVER_IP);
-    const client = await this.#makeNode("client", CLIENT_IP);
+    const server = await this.#makeNode("server", SERVER_IP, this.#pi);
+    const client = await this.#makeNode("client", CLIENT_IP, false);
     this.#server = server;
     this.#client = client;
     this.#say(
       `The server node registers oping-server (round-robin) and oping-server2 ` +
         `(spill, the default);`,
     );
-    this.#say(
-      `its programs are ${server.dir}/bin/oping, a link to the ouroboros launcher ` +
-        `(as /usr/bin/oping would be).`,
-    );
+    if (server.aarch64) {
+      this.#say(
+        `its programs are ${server.dir}/bin/oping (and irmd, irm), scripts ` +
+          `that run the bundle on the aarch64 Deno (as /usr/bin/oping would ` +
+          `on the Pi):`,
+      );
+      await this.#cat(server, [`${server.dir}/bin/oping`]);
+    } else {
+      this.#say(
+        `its programs are ${server.dir}/bin/oping, a link to the ouroboros launcher ` +
+          `(as /usr/bin/oping would be).`,
+      );
+    }
     await this.#cat(server);
     this.#say(
       `The client node only needs the layer, and hosts lines that map the MD5 ` +
@@ -588,6 +1095,7 @@ class Demo {
     this.#result(
       `Server A is process ${a!.pid}, server B is process ${b!.pid}.`,
     );
+    if (this.#pi) await this.#showArchitectures(server, client);
 
     // ---- 4: clients
     this.#step(4, `clients on the client node, one after another`);
@@ -692,11 +1200,16 @@ class Demo {
     );
   }
 
-  async #makeNode(label: "server" | "client", ip: string): Promise<DemoNode> {
+  async #makeNode(
+    label: "server" | "client",
+    ip: string,
+    aarch64: boolean,
+  ): Promise<DemoNode> {
     this.#check();
     const dir = `${this.#tmp}/${label}`;
     const node: DemoNode = {
       label,
+      aarch64,
       ip,
       dir,
       rundir: `${dir}/run`,
@@ -704,8 +1217,16 @@ class Demo {
       hosts: `${dir}/hosts`,
     };
     await Deno.mkdir(`${dir}/bin`, { recursive: true });
-    for (const n of ["oping", "irm"]) {
-      await Deno.symlink(LAUNCHER, `${dir}/bin/${n}`);
+    if (aarch64) {
+      await writeAarch64Programs(`${dir}/bin`, this.#bundle, [
+        "irmd",
+        "oping",
+        "irm",
+      ]);
+    } else {
+      for (const n of ["oping", "irm"]) {
+        await Deno.symlink(LAUNCHER, `${dir}/bin/${n}`);
+      }
     }
     const port = this.#port === DEFAULT_PORT ? "" : `port=${this.#port}\n`;
     const udp = `[udp.wifi1]
@@ -734,8 +1255,11 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     return node;
   }
 
-  async #cat(node: DemoNode): Promise<void> {
-    for (const f of [node.conf, node.hosts]) {
+  async #cat(
+    node: DemoNode,
+    files: readonly string[] = [node.conf, node.hosts],
+  ): Promise<void> {
+    for (const f of files) {
       this.#say(bold(`$ cat ${f}`));
       const text = await Deno.readTextFile(f);
       for (const l of text.trimEnd().split("\n")) this.#say(`    ${l}`);
@@ -745,10 +1269,11 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
   async #startIrmd(node: DemoNode, ready: RegExp): Promise<void> {
     const args = ["--rundir", node.rundir, "-c", node.conf, "--debug"];
     this.#say();
-    this.#command(`irmd ${args.join(" ")}`, `${node.label} node`);
+    const program = node.aarch64 ? `${node.dir}/bin/irmd` : "irmd";
+    this.#command(`${program} ${args.join(" ")}`, `${node.label} node`);
     const irmd = this.#spawn(
       `${node.label} irmd`,
-      selfCommand("irmd", args),
+      node.aarch64 ? [program, ...args] : selfCommand("irmd", args),
       node,
     );
     node.irmd = irmd;
@@ -756,9 +1281,9 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     await this.#waitIrmd(
       node,
       /IPC Resource Manager daemon started/,
-      IRMD_START_MS,
+      this.#ms(IRMD_START_MS),
     );
-    await this.#waitIrmd(node, ready, IRMD_READY_MS);
+    await this.#waitIrmd(node, ready, this.#ms(IRMD_READY_MS));
   }
 
   async #startServer(node: DemoNode, tag: string): Promise<void> {
@@ -802,7 +1327,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     const exited = p.status.then(() => "exited" as const);
     try {
       const r = await Promise.race([
-        irmd.waitFor(re, SERVER_ACCEPT_MS, from),
+        irmd.waitFor(re, this.#ms(SERVER_ACCEPT_MS), from),
         exited,
       ]);
       if (r === "exited") {
@@ -818,7 +1343,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
       if (e instanceof DemoError) throw e;
       throw new DemoError(
         `${p.label} (process ${p.pid}) did not accept flows within ${
-          SERVER_ACCEPT_MS / 1000
+          this.#ms(SERVER_ACCEPT_MS) / 1000
         } s.`,
         node,
         p,
@@ -849,12 +1374,12 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     );
     let r: { code: number; stdout: string; stderr: string };
     try {
-      r = await p.exit(CLIENT_RUN_MS);
+      r = await p.exit(this.#ms(CLIENT_RUN_MS));
     } catch {
       this.#check();
       throw new DemoError(
         `oping -n ${name} -c 1 did not finish within ${
-          CLIENT_RUN_MS / 1000
+          this.#ms(CLIENT_RUN_MS) / 1000
         } s.`,
         client,
         p,
@@ -880,7 +1405,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     try {
       line = await irmd.waitFor(
         new RegExp(`Flow \\d+ accepted by \\d+ for ${escapeRe(name)}\\.`),
-        FLOW_LINE_MS,
+        this.#ms(FLOW_LINE_MS),
         from,
       );
     } catch {
@@ -924,11 +1449,11 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     const p = this.#spawn("irm", [`${server.dir}/bin/irm`, ...args], server);
     let r: { code: number; stdout: string; stderr: string };
     try {
-      r = await p.exit(IRM_RUN_MS);
+      r = await p.exit(this.#ms(IRM_RUN_MS));
     } catch {
       this.#check();
       throw new DemoError(
-        `irm did not finish within ${IRM_RUN_MS / 1000} s.`,
+        `irm did not finish within ${this.#ms(IRM_RUN_MS) / 1000} s.`,
         server,
         p,
       );
@@ -941,7 +1466,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     try {
       await irmd.waitFor(
         new RegExp(`Bound process ${pid} to name oping-server2\\.`),
-        FLOW_LINE_MS,
+        this.#ms(FLOW_LINE_MS),
         from,
       );
     } catch {
@@ -965,7 +1490,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
       ): p is Proc => p !== undefined);
       const others = this.#procs.filter((p) => !irmds.includes(p));
       const stops = await Promise.all(
-        others.map((p) => p.stop(SERVER_STOP_MS)),
+        others.map((p) => p.stop(this.#ms(SERVER_STOP_MS))),
       );
       for (const [i, st] of stops.entries()) {
         if (st.signal === "SIGKILL") {
@@ -977,14 +1502,14 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
         }
       }
       for (const irmd of irmds) {
-        const st = await irmd.stop(IRMD_STOP_MS);
+        const st = await irmd.stop(this.#ms(IRMD_STOP_MS));
         if (st.signal === "SIGKILL") {
           clean = false;
           emit(
             "err",
             red(
               `The ${irmd.label} did not exit within ${
-                IRMD_STOP_MS / 1000
+                this.#ms(IRMD_STOP_MS) / 1000
               } s and was killed.`,
             ),
           );
@@ -994,7 +1519,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     if (this.#procs.length > 0) await stopAll();
     // The steps end once their processes are gone; wait for them (bounded)
     // so that nothing starts or writes after this point.
-    const d = delay(MAIN_SETTLE_MS);
+    const d = delay(this.#ms(MAIN_SETTLE_MS));
     await Promise.race([settled, d.promise]);
     d.cancel();
     await stopAll();
@@ -1019,7 +1544,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
             // gone already
           }
         }
-        const deadline = Date.now() + LEFTOVER_MS;
+        const deadline = Date.now() + this.#ms(LEFTOVER_MS);
         while (
           (left = await liveProcesses(left)).length > 0 &&
           Date.now() < deadline
