@@ -14,9 +14,14 @@
  *   5. idle RSS of the irmd, the IPCP and an `oping -l`;
  *   6. the ping with 1, 10 and 100 flows at once.
  *
- * Prints a Markdown table, writes bench/results/<date>.json and the RTT
- * plot bench/results/<date>-rtt.svg. Every process it starts is ended,
- * also on Ctrl-C or an error.
+ * Prints a Markdown table, writes bench/results/<date>-<commit>.json and
+ * the RTT plot bench/results/<date>-<commit>-rtt.svg (the commit with
+ * "-dirty" when the working tree has changes). Every process it starts is
+ * ended, also on Ctrl-C or an error.
+ *
+ * The Target column also shows figures of the C implementation for
+ * comparison ("C ref."): reference figures measured elsewhere, not by this
+ * benchmark (C_REFERENCE).
  *
  * Options: --runs N (3), --seconds S (throughput, 10), --count N (ping
  * round trips, 10000), --allocs N (1000), --quick (1 run, short tests),
@@ -47,6 +52,23 @@ const CLIENT_IP = "127.0.0.2";
 const LAYER = "bench-layer";
 const SIZES = [1000, 1400] as const;
 const FLOW_COUNTS = [1, 10, 100] as const;
+
+/**
+ * Figures of C Ouroboros 0.23.0 beside the targets, for comparison. They
+ * are reference figures measured elsewhere, not by this benchmark, and
+ * were recorded with the targets on this date.
+ */
+const C_REFERENCE = {
+  recorded: "2026-11-24",
+  pingRate: "11,200 rt/s",
+  allocP50: "1.3 ms",
+  throughput: "~140 Mb/s bidir.",
+  rss: "IPCP 7 MB, oping 6 MB",
+};
+const C_REF = "C ref.";
+const C_REFERENCE_NOTE =
+  `${C_REF}: reference figures for C Ouroboros 0.23.0, measured elsewhere, ` +
+  `not by this benchmark (recorded ${C_REFERENCE.recorded}).`;
 
 // Targets (reported, not asserted): see issue #6.
 const TARGET = {
@@ -484,7 +506,16 @@ async function rawThroughput(
 
 // ---------------------------------------------------------------------------
 
-async function machine(): Promise<Record<string, string | number>> {
+async function machine(): Promise<
+  {
+    nproc: number;
+    cpu: string;
+    memoryGB: number;
+    os: string;
+    deno: string;
+    commit: string;
+  }
+> {
   const cpuinfo = await readProc("/proc/cpuinfo");
   const meminfo = await readProc("/proc/meminfo");
   const cpu = /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? "unknown";
@@ -497,6 +528,13 @@ async function machine(): Promise<Record<string, string | number>> {
       stderr: "null",
     }).output();
     if (out.success) commit = new TextDecoder().decode(out.stdout).trim();
+    // Figures of a changed tree are not the commit's.
+    const st = await new Deno.Command("git", {
+      args: ["-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (st.success && st.stdout.length > 0) commit += "-dirty";
   } catch { /* no git */ }
   return {
     nproc: navigator.hardwareConcurrency,
@@ -679,7 +717,9 @@ async function main(): Promise<void> {
       value: `${fmtSummary(stackRate, "rt/s")}; avg ${
         fmtSummary(us(S(oping.map((x) => x.avgMs))), "µs")
       }`,
-      target: `≥ ${fmtNum(TARGET.pingRate)} rt/s (C: 11,200)`,
+      target: `≥ ${
+        fmtNum(TARGET.pingRate)
+      } rt/s (${C_REF} ${C_REFERENCE.pingRate})`,
       met: stackRate.median >= TARGET.pingRate,
     },
     {
@@ -716,7 +756,7 @@ async function main(): Promise<void> {
       measure:
         `flow allocation, ${opts.allocs} sequential (after ${ALLOC_WARMUP}), p50`,
       value: fmtSummary(a50, "ms"),
-      target: `≤ ${TARGET.allocP50} ms (C: 1.3 ms)`,
+      target: `≤ ${TARGET.allocP50} ms (${C_REF} ${C_REFERENCE.allocP50})`,
       met: a50.median <= TARGET.allocP50,
     },
     {
@@ -748,7 +788,9 @@ async function main(): Promise<void> {
         value: `${fmtSummary(mb, "Mb/s")} (offered ${
           fmtNum(S(t.stack.map((x) => x.sentMbps)).median)
         } Mb/s)`,
-        target: is1000 ? `≥ ${TARGET.mbps1000} Mb/s (C: ~140 bidir.)` : "",
+        target: is1000
+          ? `≥ ${TARGET.mbps1000} Mb/s (${C_REF} ${C_REFERENCE.throughput})`
+          : "",
         met: is1000 ? mb.median >= TARGET.mbps1000 : undefined,
       },
       {
@@ -790,7 +832,9 @@ async function main(): Promise<void> {
     id: "5",
     measure: `idle RSS: ${what}`,
     value: fmtSummary(s, "MB", 1),
-    target: limit === undefined ? "" : `≤ ${limit} MB (C: IPCP 7, oping 6)`,
+    target: limit === undefined
+      ? ""
+      : `≤ ${limit} MB (${C_REF} ${C_REFERENCE.rss})`,
     met: limit === undefined ? undefined : s.median <= limit,
   });
   rows.push(
@@ -816,9 +860,10 @@ async function main(): Promise<void> {
 
   const table = markdownTable(rows);
   const date = localDate();
+  const m = await machine();
   await Deno.mkdir(opts.out, { recursive: true });
-  const svgPath = `${opts.out}/${date}-rtt.svg`;
-  const jsonPath = `${opts.out}/${date}.json`;
+  const svgPath = `${opts.out}/${date}-${m.commit}-rtt.svg`;
+  const jsonPath = `${opts.out}/${date}-${m.commit}.json`;
   const svg = rttCdfSvg(
     `RTT distributions, 64-byte ping on loopback (${opts.runs} runs pooled)`,
     [
@@ -852,7 +897,7 @@ async function main(): Promise<void> {
   });
   const result = {
     date,
-    machine: await machine(),
+    machine: m,
     options: opts,
     elapsedS: Math.round((performance.now() - t0) / 100) / 10,
     ping: { raw: raw.map(strip), oping, client: stack.map(strip) },
@@ -871,15 +916,16 @@ async function main(): Promise<void> {
       FLOW_COUNTS.map((n) => [n, scale.get(n)!.map(strip)]),
     ),
     targets: TARGET,
+    cReference: { ...C_REFERENCE, note: C_REFERENCE_NOTE },
     table: rows,
   };
   await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
-  const m = result.machine;
   console.log(
     `\nOuroboros data path benchmark, ${date}: ${m.nproc} × ${m.cpu}, ${m.memoryGB} GB, ` +
       `Deno ${m.deno}, commit ${m.commit}; median [min–max] of ${opts.runs} run(s)\n`,
   );
   console.log(table);
+  console.log(`\n${C_REFERENCE_NOTE}`);
   console.log(`\nResults: ${jsonPath}\nRTT plot: ${svgPath}`);
   log(`done in ${result.elapsedS} s`);
 }

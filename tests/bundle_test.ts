@@ -7,7 +7,7 @@ import { assertEquals, assertMatch } from "./assert.ts";
 import { Proc } from "../lib/util/child.ts";
 import { PERMISSION_FLAGS } from "../lib/util/self.ts";
 import { RUNDIR_ENV } from "../lib/ipc/rundir.ts";
-import { REPO, tutorialHosts } from "./harness.ts";
+import { REPO, runCommand, tutorialHosts } from "./harness.ts";
 
 async function bundle(out: string): Promise<void> {
   // The same command as `deno task bundle`, into a temporary file.
@@ -17,12 +17,11 @@ async function bundle(out: string): Promise<void> {
   const args = task.split(" ").slice(1).map((a) =>
     a === "dist/ouroboros.js" ? out : a
   );
-  const r = await new Deno.Command(Deno.execPath(), {
-    args,
+  const r = await runCommand(Deno.execPath(), args, {
     cwd: REPO,
-    stderr: "piped",
-  }).output();
-  assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    timeoutMs: 120_000,
+  });
+  assertEquals(r.code, 0, r.stderr);
 }
 
 Deno.test("the bundle runs alone: version, configuration check and a ping", async () => {

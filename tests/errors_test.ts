@@ -1,24 +1,28 @@
 /**
- * Errors a user meets, each with its own clear message, within 2 s: a name
- * that does not resolve, a name nobody serves, no irmd, a QoS we refuse.
+ * Errors a user meets, each with its own clear message, at once rather than
+ * after an allocation's timeout: a name that does not resolve, a name nobody
+ * serves, no irmd, a QoS we refuse.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { Node, tutorialClientConfig, tutorialHosts } from "./harness.ts";
 import { nameHashHex } from "../lib/wire/name_hash.ts";
+import { DEFAULT_ALLOC_TIMEOUT_MS } from "../lib/app/dev.ts";
 
-/** Runs oping on the node and checks it fails fast with `message`. */
+/**
+ * Runs oping on the node and checks it fails with `message`, and fast: it
+ * exits within half the time an allocation may wait for an answer (20 s),
+ * so it did not wait for one. What is left of that deadline is margin for
+ * a loaded machine (starting oping is most of the time taken).
+ */
 async function failsFast(
   node: Node,
   args: string[],
   message: RegExp,
 ): Promise<string> {
-  const t0 = performance.now();
-  const r = await node.run("oping", args, 5000);
-  const ms = performance.now() - t0;
+  const r = await node.run("oping", args, DEFAULT_ALLOC_TIMEOUT_MS / 2);
   const all = `${r.stdout}\n${r.stderr}`;
   assert(r.code !== 0, `oping ${args.join(" ")} succeeded:\n${all}`);
   assertMatch(all, message);
-  assert(ms < 2000, `took ${ms.toFixed(0)} ms:\n${all}`);
   return all;
 }
 

@@ -264,3 +264,74 @@ export async function tutorialNodes(): Promise<
     throw e;
   }
 }
+
+/** How a command run by `runCommand` ended, and what it printed. */
+export interface CommandResult {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to its end within `timeoutMs`. Past the deadline it is
+ * ended (SIGTERM, then SIGKILL after 2 s) and the call fails with what it
+ * printed, so that a test never waits on a child for ever nor leaves it
+ * running.
+ */
+export async function runCommand(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
+    ...(opts.env === undefined ? {} : { env: opts.env }),
+  }).spawn();
+  const output = child.output();
+  const within = async (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const r = await Promise.race([
+      output,
+      new Promise<undefined>((res) =>
+        timer = setTimeout(() => res(undefined), ms)
+      ),
+    ]);
+    clearTimeout(timer);
+    return r;
+  };
+  const dec = new TextDecoder();
+  const done = await within(timeoutMs);
+  if (done !== undefined) {
+    return {
+      code: done.code,
+      signal: done.signal,
+      stdout: dec.decode(done.stdout),
+      stderr: dec.decode(done.stderr),
+    };
+  }
+  const kill = (s: Deno.Signal) => {
+    try {
+      child.kill(s);
+    } catch { /* exited meanwhile */ }
+  };
+  kill("SIGTERM");
+  let ended = await within(2000);
+  if (ended === undefined) {
+    kill("SIGKILL");
+    ended = await within(5000);
+  }
+  const printed = ended === undefined
+    ? "(its output did not end)"
+    : dec.decode(ended.stdout) + dec.decode(ended.stderr);
+  throw new Error(
+    `${cmd} ${
+      args.join(" ")
+    } did not exit within ${timeoutMs} ms; output:\n${printed}`,
+  );
+}

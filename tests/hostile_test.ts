@@ -1,9 +1,9 @@
 /**
- * Hostile input: a fuzzed UDP socket, spoofed data, garbage on the control
- * and data sockets, and configurations that must not start anything. The
- * node keeps serving throughout.
+ * Hostile input: a fuzzed UDP socket, spoofed data and replies, garbage on
+ * the control and data sockets, and configurations that must not start
+ * anything. The node keeps serving throughout.
  */
-import { assert, assertEquals, assertMatch } from "./assert.ts";
+import { assert, assertEquals, assertMatch, unwrap } from "./assert.ts";
 import { uniform } from "./rng.ts";
 import {
   irmdRequest,
@@ -11,7 +11,7 @@ import {
   tutorialHosts,
   tutorialServerConfig,
 } from "./harness.ts";
-import { freshReq, isData, isMgmt, PeerSocket } from "./udp_peer.ts";
+import { freshReq, hex, isData, isMgmt, PeerSocket } from "./udp_peer.ts";
 import { loadVectors } from "./vectors.ts";
 import { type Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
@@ -20,7 +20,15 @@ import {
   encodeOping,
   newOpingPacket,
 } from "../lib/wire/oping_msg.ts";
-import { encodeFlowReply, FLOW_REPLY } from "../lib/wire/udp_wire.ts";
+import {
+  encodeFlowReply,
+  FLOW_REPLY,
+  FLOW_REQ,
+  MGMT_HDR_LEN,
+} from "../lib/wire/udp_wire.ts";
+import { buildOapResponse } from "../lib/wire/oap.ts";
+import { nameHashHex } from "../lib/wire/name_hash.ts";
+import { ERRNO } from "../lib/util/errors.ts";
 import { ipcpSocketPath, irmdSocketPath } from "../lib/ipc/rundir.ts";
 
 const SERVER_IP = "127.0.0.61";
@@ -169,54 +177,170 @@ Deno.test("fuzzing the UDP socket with 100,000 datagrams: no crash, no leaked st
   }
 });
 
-Deno.test("spoofing: data for a real flow from the wrong address is dropped and counted", async () => {
+Deno.test("spoofing: data for a real flow from another address or another port is dropped and counted", async () => {
   const node = await serverNode("spoof");
   const peer = new PeerSocket(PEER_IP);
-  const spoofer = new PeerSocket(SPOOF_IP);
+  // The peer's address with another port, and another address with the
+  // peer's port: each half of the source check on its own.
+  const otherPort = new PeerSocket(PEER_IP, PORT + 1);
+  const otherIp = new PeerSocket(SPOOF_IP);
   try {
     // A flow from a C-like peer.
     await peer.send(freshReq(64), SERVER_IP);
     const reply = await peer.receive("FLOW_REPLY", isMgmt(FLOW_REPLY, 64));
     const dEid = new DataView(reply.data.buffer).getUint32(8);
-    const frame = new Uint8Array(68);
-    new DataView(frame.buffer).setUint32(0, dEid);
-    frame.set(echoRequest(1), 4);
-    // From the wrong address: nothing comes back, to anyone.
-    await spoofer.send(frame, SERVER_IP);
-    // From the peer: the echo comes back (and only this one).
-    await peer.send(frame, SERVER_IP);
+    const echoFrame = (id: number) => {
+      const f = new Uint8Array(68);
+      new DataView(f.buffer).setUint32(0, dEid);
+      f.set(echoRequest(id), 4);
+      return f;
+    };
+    // Spoofed echo requests first (ids 1 and 2), then the peer's own (id 3).
+    // The IPCP handles its datagrams in order and the echo server answers in
+    // order, so an accepted spoof would be answered, to the flow's peer,
+    // before id 3.
+    await otherPort.send(echoFrame(1), SERVER_IP);
+    await otherIp.send(echoFrame(2), SERVER_IP);
+    await peer.send(echoFrame(3), SERVER_IP);
     const echo = await peer.receive("echo reply", isData(64));
-    assertEquals(new DataView(echo.data.buffer).getUint32(4), ECHO_REPLY);
+    const v = new DataView(echo.data.buffer);
+    assertEquals(v.getUint32(4), ECHO_REPLY);
+    assertEquals(
+      v.getUint32(8),
+      3,
+      "the first echo answers the peer's request",
+    );
     const stats = await irmdRequest(node, "irm.ipcp.stats", {});
-    assertEquals(stats.ipcps[0]!.dropped.wrongSource, 1);
-    assertEquals(spoofer.queue.length, 0);
+    assertEquals(stats.ipcps[0]!.dropped.wrongSource, 2);
+    assertEquals(otherPort.queue.length, 0);
+    assertEquals(otherIp.queue.length, 0);
     assertEquals(peer.queue.filter(isData(64)).length, 0);
     // The counters are visible with irm.
     const irm = await node.run("irm", ["ipcp", "stats"]);
     assertMatch(irm.stdout, /wrong source/);
-    assertMatch(irm.stdout, /\|\s+1 \|\s+0 \|\n\+/);
+    assertMatch(irm.stdout, /\|\s+2 \|\s+0 \|\n\+/);
   } finally {
-    await spoofer.close();
+    await otherIp.close();
+    await otherPort.close();
     await peer.close();
     await node.close();
   }
 });
 
-async function sendRaw(path: string, bytes: Uint8Array): Promise<Uint8Array> {
-  const conn = await Deno.connect({ transport: "unix", path });
+Deno.test("spoofing: a FLOW_REPLY from another address or another port does not answer our request", async () => {
+  // "c-server" resolves to the test socket that plays a C server.
+  const node = await Node.start("spoofreply", {
+    config: tutorialServerConfig(SERVER_IP),
+    hosts: tutorialHosts(SERVER_IP) +
+      `${PEER_IP} ${nameHashHex("c-server")} #c-server\n`,
+    ready: /Registered oping-server2 with IPCP/,
+  });
+  const app = await Ouroboros.connect({
+    rundir: node.rundir,
+    prog: "spoof-reply-test",
+  });
+  const peer = new PeerSocket(PEER_IP);
+  const otherPort = new PeerSocket(PEER_IP, PORT + 1);
+  const otherIp = new PeerSocket(SPOOF_IP);
+  let allocating: Promise<Flow | Error> | undefined;
   try {
-    await conn.write(bytes);
-    const buf = new Uint8Array(4096);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const n = await Promise.race([
-      conn.read(buf).catch(() => null),
-      new Promise<null>((r) => timer = setTimeout(() => r(null), 2000)),
-    ]);
-    clearTimeout(timer);
-    return buf.subarray(0, n ?? 0);
+    allocating = app.allocate("c-server", { timeoutMs: 10_000 }).catch((e) =>
+      e instanceof Error ? e : new Error(String(e))
+    );
+    const req = await peer.receive("FLOW_REQ", isMgmt(FLOW_REQ), 10_000);
+    const sEid = new DataView(req.data.buffer).getUint32(4);
+    // Refusals for that request from the wrong sources: taken, they would
+    // fail the allocation.
+    const refusal = encodeFlowReply({
+      sEid,
+      dEid: 0,
+      response: -ERRNO.EPERM,
+      oap: new Uint8Array(0),
+    });
+    await otherPort.send(refusal, SERVER_IP);
+    await otherIp.send(refusal, SERVER_IP);
+    // Then the peer's acceptance, handled after them (one socket, in order).
+    const oap = unwrap(
+      buildOapResponse(req.data.subarray(MGMT_HDR_LEN + 16)),
+    );
+    await peer.send(
+      encodeFlowReply({ sEid, dEid: 65, response: 0, oap }),
+      SERVER_IP,
+    );
+    const flow = await allocating;
+    if (flow instanceof Error) {
+      throw new Error(`a spoofed reply answered the request: ${flow.message}`);
+    }
+    // The flow is the peer's: data goes to the eid the peer gave.
+    await flow.write(echoRequest(9));
+    const data = await peer.receive("data on eid 65", isData(65));
+    assertEquals(new DataView(data.data.buffer).getUint32(8), 9);
+    const stats = await irmdRequest(node, "irm.ipcp.stats", {});
+    assertEquals(stats.ipcps[0]!.dropped.badMgmt, 2);
+    assertEquals(otherPort.queue.length, 0);
+    assertEquals(otherIp.queue.length, 0);
+    await flow.close();
   } finally {
+    await allocating;
+    await otherIp.close();
+    await otherPort.close();
+    await peer.close();
+    await app.close();
+    await node.close();
+  }
+});
+
+/** True once `b` holds a whole length-prefixed frame. */
+function wholeFrame(b: Uint8Array): boolean {
+  return b.length >= 4 && b.length >= 4 + new DataView(b.buffer).getUint32(0);
+}
+
+/**
+ * Writes `bytes` on a new connection to `path` and reads until the other end
+ * closes it, `enough` holds for what came back, or `timeoutMs` passes: what
+ * came back, and whether the other end closed.
+ */
+async function sendRaw(
+  path: string,
+  bytes: Uint8Array,
+  timeoutMs = 2000,
+  enough: (reply: Uint8Array) => boolean = () => false,
+): Promise<{ reply: Uint8Array; closed: boolean }> {
+  const conn = await Deno.connect({ transport: "unix", path });
+  const chunks: Uint8Array[] = [];
+  let closed = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) =>
+    timer = setTimeout(() => r("late"), timeoutMs)
+  );
+  try {
+    await conn.write(bytes).catch(() => 0);
+    for (;;) {
+      const buf = new Uint8Array(4096);
+      const n = await Promise.race([conn.read(buf).catch(() => null), late]);
+      if (n === "late") break;
+      if (n === null) {
+        closed = true;
+        break;
+      }
+      chunks.push(buf.subarray(0, n));
+      if (enough(concat(chunks))) break;
+    }
+  } finally {
+    clearTimeout(timer);
     conn.close();
   }
+  return { reply: concat(chunks), closed };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    all.set(c, off);
+    off += c.length;
+  }
+  return all;
 }
 
 function frame(payload: Uint8Array | string, length?: number): Uint8Array {
@@ -247,44 +371,57 @@ Deno.test("garbage, truncated, oversized and silent clients on the control and d
     }
     // Malformed control messages get an error reply, the connection lives on
     // until it is closed; oversized ones are refused and the connection closed.
-    const notJson = await sendRaw(irmd, frame("{not json"));
-    assertMatch(new TextDecoder().decode(notJson), /"code":"invalid"/);
-    const badType = await sendRaw(
-      irmd,
-      frame(JSON.stringify({ i: 1, m: "hello", b: { role: 7 } })),
-    );
+    const text = async (b: Uint8Array) =>
+      new TextDecoder().decode(
+        (await sendRaw(irmd, b, 5000, wholeFrame)).reply,
+      );
+    assertMatch(await text(frame("{not json")), /"code":"invalid"/);
     assertMatch(
-      new TextDecoder().decode(badType),
+      await text(frame(JSON.stringify({ i: 1, m: "hello", b: { role: 7 } }))),
       /"i":1,"e":\{"code":"invalid"/,
     );
-    const unknown = await sendRaw(
-      irmd,
-      frame(JSON.stringify({ i: 2, m: "rm -rf", b: {} })),
+    assertMatch(
+      await text(frame(JSON.stringify({ i: 2, m: "rm -rf", b: {} }))),
+      /unknown method/,
     );
-    assertMatch(new TextDecoder().decode(unknown), /unknown method/);
-    const noHello = await sendRaw(
-      irmd,
-      frame(JSON.stringify({ i: 3, m: "irm.name.list", b: {} })),
+    assertMatch(
+      await text(frame(JSON.stringify({ i: 3, m: "irm.name.list", b: {} }))),
+      /say hello first/,
     );
-    assertMatch(new TextDecoder().decode(noHello), /say hello first/);
-    const huge = await sendRaw(irmd, frame("x", 0xffff_fff0));
-    assertMatch(new TextDecoder().decode(huge), /too_large/);
-    await sendRaw(irmd, frame("{}").subarray(0, 3)); // truncated, then closed
-    const random = new Uint8Array(1000);
-    crypto.getRandomValues(random);
-    await sendRaw(irmd, random);
-    // The data socket: a bad attach, a forged token, an oversized frame.
+    const huge = await sendRaw(irmd, frame("x", 0xffff_fff0), 5000);
+    assertMatch(new TextDecoder().decode(huge.reply), /too_large/);
+    assert(huge.closed, "an oversized control message leaves it open");
+    // Truncated, then closed by the client; garbage, then closed.
+    await sendRaw(irmd, frame("{}").subarray(0, 3), 0);
+    const rand = uniform(20261125);
+    const random = new Uint8Array(1000).map(() => rand() * 256);
+    await sendRaw(irmd, random, 0);
+    // The data socket: a bad attach, a forged token, an oversized frame,
+    // garbage. The IPCP either refuses (a status frame with a negative
+    // status) or just closes; it never attaches, and never leaves the
+    // connection hanging. Its attach wait (5 s) bounds the garbage case.
+    const status = (r: { reply: Uint8Array }) =>
+      r.reply.length === 8 && new DataView(r.reply.buffer).getUint32(0) === 4
+        ? new DataView(r.reply.buffer).getInt32(4)
+        : undefined;
     for (
-      const bad of [
-        frame("short"),
-        frame(new Uint8Array(20)),
-        frame("x", 0xffff_ffff),
-        random,
-      ]
+      const [what, bad, refused] of [
+        ["a 5-byte attach", frame("short"), true],
+        ["an attach with a forged token", frame(new Uint8Array(20)), true],
+        ["an oversized frame", frame("x", 0xffff_ffff), false],
+        ["garbage", random, false],
+      ] as const
     ) {
-      const r = await sendRaw(data, bad);
-      // Either a refusal status (-EPERM) or a closed connection; never an attach.
-      if (r.length === 8) assert(new DataView(r.buffer).getInt32(4) < 0);
+      const r = await sendRaw(data, bad, 10_000);
+      assert(r.closed, `${what}: the connection was left open`);
+      if (refused) {
+        assertEquals(status(r), -ERRNO.EPERM, `${what}: ${hex(r.reply)}`);
+      } else {
+        assert(
+          r.reply.length === 0 || (status(r) ?? 0) < 0,
+          `${what}: ${hex(r.reply)}`,
+        );
+      }
     }
     // Everything still serves, with the silent clients still connected.
     const flow = await app.allocate("oping-server", { timeoutMs: 5000 });
@@ -316,16 +453,17 @@ Deno.test("a port in use: a clear error naming ip:port, exit non-zero, no proces
       const st = await node.irmd.exit(10_000);
       assertEquals(st.code, 1);
       assertMatch(st.stdout, /127\.0\.0\.62:3435: address already in use/);
+      // The irmd created the IPCP, whose bootstrap failed; the IPCP does not
+      // outlive its irmd (which waits for it to end before exiting).
       const created = /Created IPCP (\d+)\./.exec(st.stdout);
-      if (created !== null) {
-        let alive = true;
-        try {
-          Deno.statSync(`/proc/${created[1]}`);
-        } catch {
-          alive = false;
-        }
-        assertEquals(alive, false, "the IPCP survived its irmd");
+      assert(created !== null, st.stdout);
+      let alive = true;
+      try {
+        Deno.statSync(`/proc/${created[1]}`);
+      } catch {
+        alive = false;
       }
+      assertEquals(alive, false, "the IPCP survived its irmd");
     } finally {
       await node.close();
     }

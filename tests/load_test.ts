@@ -117,8 +117,11 @@ Deno.test("200 allocations from 20 concurrent clients: each succeeds or fails ex
           assert(e instanceof OuroborosError, `not an explicit error: ${e}`);
           failed.push(`${e.code}: ${e.message}`);
         }
+        // Past its timeout by more than a loaded machine delays a timer, a
+        // call did not honour it (the library's own fallback comes 5 s
+        // after the timeout).
         const ms = performance.now() - t0;
-        if (ms > timeoutMs + 1000) late.push(ms);
+        if (ms > timeoutMs + 2500) late.push(ms);
       }
     }));
     assertEquals(ok + failed.length, 200);
@@ -134,9 +137,14 @@ function echoRequest(size: number, id: number): Uint8Array {
   return p;
 }
 
+/** VmRSS of a live process; an error when it cannot be read. */
 async function rssKb(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? "0");
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  if (kb === undefined) {
+    throw new Error(`no VmRSS for process ${pid}:\n${status}`);
+  }
+  return Number(kb);
 }
 
 Deno.test(`flood: ${FLOOD_SECONDS} s of 1,500-byte packets both ways on 4 flows, a slow reader; no deadlock, bounded memory`, async () => {

@@ -1,15 +1,15 @@
 /** The `ouroboros` program: dispatch, help, version, and running under a link's name. */
 import { configFromJson } from "../lib/config/config_json.ts";
 import { assert, assertEquals, assertMatch, unwrap } from "./assert.ts";
-import { LAUNCHER, REPO } from "./harness.ts";
+import { LAUNCHER, REPO, runCommand } from "./harness.ts";
 
+/** Runs the program to its end, within a deadline (ended past it). */
 async function run(
   cmd: string,
   args: string[],
-): Promise<{ code: number; out: string }> {
-  const r = await new Deno.Command(cmd, { args, stdin: "null" }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+): Promise<{ code: number; out: string; stdout: string }> {
+  const r = await runCommand(cmd, args, { timeoutMs: 20_000 });
+  return { code: r.code, out: r.stdout + r.stderr, stdout: r.stdout };
 }
 
 Deno.test("ouroboros: --version, help and an unknown command", async () => {
@@ -67,7 +67,7 @@ Deno.test("the irmd has its configuration parsed by `irmd --check --json` and re
       `${REPO}conf/tut05-server.conf`,
     ]);
     assertEquals(json.code, 0, json.out);
-    const cfg = unwrap(configFromJson(json.out));
+    const cfg = unwrap(configFromJson(json.stdout));
     assertEquals(cfg.names.map((n) => n.name), [
       "oping-server",
       "oping-server2",

@@ -6,24 +6,38 @@
  * "running", stopped with SIGTERM.
  *
  * Where `named` is missing, the tests are skipped with a printed reason,
- * except in CI (CI=true), where that is a failure.
+ * except in CI (CI=true), where that is a failure. The same goes for `dig`,
+ * which reads a record's TTL (what Deno's resolver does not show).
  */
 import { Proc } from "../lib/util/child.ts";
+import { runCommand } from "./harness.ts";
 
-/** The named executable: on PATH, or in the usual sbin directories. */
-export function findNamed(): string | undefined {
+/** A program on PATH, or in the usual sbin directories. */
+function findProgram(name: string): string | undefined {
   const dirs = (Deno.env.get("PATH") ?? "").split(":").filter((d) => d !== "");
   dirs.push("/usr/sbin", "/usr/local/sbin", "/sbin");
   for (const d of dirs) {
     try {
-      if (Deno.statSync(`${d}/named`).isFile) return `${d}/named`;
+      if (Deno.statSync(`${d}/${name}`).isFile) return `${d}/${name}`;
     } catch { /* not here */ }
   }
   return undefined;
 }
 
+/** The named executable: on PATH, or in the usual sbin directories. */
+export function findNamed(): string | undefined {
+  return findProgram("named");
+}
+
 export const NAMED = findNamed();
 const IN_CI = Deno.env.get("CI") === "true";
+const DIG = findProgram("dig");
+
+/** Why the TTL checks cannot run here, or undefined when they can. */
+export const DIG_MISSING = DIG === undefined
+  ? "dig is not installed: not on PATH nor in /usr/sbin " +
+    "(Debian/Ubuntu: apt-get install dnsutils; .ci/run does this)"
+  : undefined;
 
 /** Why the DDNS tests cannot run here, or undefined when they can. */
 export const NAMED_MISSING = NAMED === undefined
@@ -49,13 +63,32 @@ let printed = false;
  * Deno.test for a test that needs named. Where it is skipped, the reason is
  * also in the test's name: `deno test -q` prints no console output.
  */
-export function testWithNamed(name: string, fn: () => Promise<void>): void {
+export function testWithNamed(
+  name: string,
+  fn: (t: Deno.TestContext) => Promise<void>,
+): void {
   const ignore = skipWithoutNamed();
   Deno.test({
     name: ignore ? `${name} [skipped: ${NAMED_MISSING}]` : name,
     ignore,
     fn,
   });
+}
+
+/**
+ * A test step that needs dig: ignored where dig is missing, with the reason
+ * in its name, except in CI, where it runs and fails on it.
+ */
+export function stepWithDig(
+  name: string,
+  fn: () => Promise<void>,
+): Deno.TestStepDefinition {
+  const ignore = DIG_MISSING !== undefined && !IN_CI;
+  return {
+    name: ignore ? `${name} [skipped: ${DIG_MISSING}]` : name,
+    ignore,
+    fn,
+  };
 }
 
 export interface NamedOptions {
@@ -232,6 +265,33 @@ export class Named {
   /** Its log so far (for failure messages). */
   log(): string {
     return this.#proc?.lines.join("\n") ?? "(not running)";
+  }
+
+  /**
+   * The answer lines `dig` prints for `name` and `type`, asked at `host`
+   * (one of the addresses named listens on), within a deadline.
+   */
+  async dig(host: string, name: string, type: string): Promise<string[]> {
+    if (DIG === undefined) {
+      throw new Error(
+        `${DIG_MISSING}${IN_CI ? "; CI=true, so this is a failure" : ""}`,
+      );
+    }
+    const r = await runCommand(DIG, [
+      `@${host}`,
+      "-p",
+      String(this.port),
+      name,
+      type,
+      "+noall",
+      "+answer",
+      "+time=2",
+      "+tries=1",
+    ], { timeoutMs: 10_000 });
+    if (r.code !== 0) {
+      throw new Error(`dig failed (${r.code}):\n${r.stdout}${r.stderr}`);
+    }
+    return r.stdout.split("\n").filter((l) => l.trim() !== "");
   }
 
   /**

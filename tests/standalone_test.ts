@@ -4,7 +4,7 @@
  * copied into tests/vectors/ and spec/).
  */
 import { assert, assertEquals } from "./assert.ts";
-import { REPO } from "./harness.ts";
+import { REPO, runCommand } from "./harness.ts";
 
 /** Files that run or configure something: what must not reach outside. */
 function isChecked(path: string): boolean {
@@ -21,16 +21,13 @@ function isChecked(path: string): boolean {
 
 /** Every file git would put in a clone, as in the working tree. */
 async function trackedFiles(): Promise<string[]> {
-  const out = await new Deno.Command("git", {
-    args: ["ls-files", "--cached", "--others", "--exclude-standard"],
-    cwd: REPO,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert(out.success, new TextDecoder().decode(out.stderr));
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) =>
-    l !== ""
+  const out = await runCommand(
+    "git",
+    ["ls-files", "--cached", "--others", "--exclude-standard"],
+    { cwd: REPO, timeoutMs: 30_000 },
   );
+  assert(out.code === 0, out.stderr);
+  return out.stdout.split("\n").filter((l) => l !== "");
 }
 
 /** Where a relative path written in `file` leads, relative to the checkout. */

@@ -8,6 +8,7 @@ import { CtrlConn, type Handlers } from "../lib/ipc/ctrl.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { irmdSocketPath } from "../lib/ipc/rundir.ts";
 import { execute, failureText } from "./irm.ts";
+import { runCommand } from "../tests/harness.ts";
 import {
   absolutePath,
   findProgram,
@@ -1009,14 +1010,12 @@ Deno.test("execute: no irmd", async () => {
     // A stale socket (a file nobody listens on) says so.
     // (A socket file whose process ended without removing it, as a killed
     // irmd leaves one.)
-    const made = await new Deno.Command("python3", {
-      args: [
-        "-c",
-        "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
-        sock,
-      ],
-    }).output();
-    assert(made.success, "python3 could not make a stale socket");
+    const made = await runCommand("python3", [
+      "-c",
+      "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      sock,
+    ], { timeoutMs: 10_000 });
+    assert(made.code === 0, "python3 could not make a stale socket");
     const [code2, cap2] = await captured(() =>
       execute(rundir, requestOf("name list").call)
     );

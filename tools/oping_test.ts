@@ -172,7 +172,8 @@ Deno.test("oping args: errors", () => {
   assertMatch(parseErr(["-n", "s", "-s", "63"]), /out of range \(64-1500\)/);
   assertMatch(parseErr(["-n", "s", "--size=1501"]), /out of range/);
   assertMatch(parseErr(["-n", "s", "-i", "11s"]), /at most 10 s/);
-  assertMatch(parseErr(["-n", "s", "-i", "0"]), /above 0/);
+  // -i 0 is accepted: back to back.
+  assertEquals(unwrap(parseOpingArgs(["-n", "s", "-i", "0"])).intervalMs, 0);
   assertMatch(parseErr(["-n", "s", "-i", "1w"]), /invalid time "1w"/);
   assertMatch(parseErr(["-n", "s", "-d", "0s"]), /above 0/);
   assertMatch(parseErr(["-n", "s", "-d", "soon"]), /invalid time/);
@@ -488,6 +489,38 @@ function echoing(flow: FakeFlow): void {
   flow.onWrite = (p) => flow.deliver(echoReply(p)!);
 }
 
+/**
+ * When runPings sent each packet, by its own clock: the timestamp it put in
+ * the packet is the `now` its schedule works from (a write's own time, later,
+ * would add any stall of a loaded machine).
+ */
+function sendTimes(flow: FakeFlow): number[] {
+  return flow.written.map((p) => {
+    const m = unwrap(decodeOping(p));
+    return timespecToMs(m.sec, m.nsec);
+  });
+}
+
+/** Rounding of the packet timestamps (ns), in ms. */
+const TS_EPS = 1e-3;
+
+/**
+ * A signal that fires after `ms`: a run whose own end never comes (a broken
+ * timeout) ends "stopped" instead of hanging the test.
+ */
+async function bounded<T>(
+  ms: number,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), ms);
+  try {
+    return await run(stop.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function clientOpts(over: Partial<OpingOptions>): OpingOptions {
   return {
     ...defaultOptions(),
@@ -518,8 +551,9 @@ Deno.test("oping client: pings and counts the replies", async () => {
       new RegExp(`^64 bytes from srv: seq=${i} time=\\d+\\.\\d{3} (ms|µs)$`),
     )
   );
-  // Interval respected: 2 intervals between the first and the last send.
-  assert(res.elapsedMs >= 9, `elapsed ${res.elapsedMs}`);
+  // Interval respected: the third packet goes out two intervals after the
+  // start (the schedule's origin), the run ends after it.
+  assert(res.elapsedMs >= 10, `elapsed ${res.elapsedMs}`);
   const ids = flow.written.map((p) => unwrap(decodeOping(p)));
   assertEquals(ids.map((m) => [m.type, m.id]), [[0, 0], [0, 1], [0, 2]]);
   assert(flow.written.every((p) => p.length === 64));
@@ -539,11 +573,15 @@ Deno.test("oping client: no burst of packets after a stall", async () => {
   );
   assertEquals(res.end, "done");
   assertEquals(t.received, 5);
-  const w = flow.writeTimes;
-  // 0, 10, then one late packet when the slow write returns, then on time.
-  assert(w[2]! - w[1]! >= 55, `gaps ${w.map((x) => x - w[0]!)}`);
-  assert(w[3]! - w[2]! >= 8, `gaps ${w.map((x) => x - w[0]!)}`);
-  assert(w[4]! - w[3]! >= 8, `gaps ${w.map((x) => x - w[0]!)}`);
+  // 0, 10, then one late packet when the slow write returns; the schedule
+  // starts again from it, an interval apart, rather than sending the
+  // packets it missed at once. Load only delays sends, so these lower
+  // bounds hold on a loaded machine too.
+  const s = sendTimes(flow);
+  const gaps = `send times ${s.map((x) => (x - s[0]!).toFixed(2))}`;
+  assert(s[2]! - s[1]! >= 50, gaps);
+  assert(s[3]! - s[2]! >= 10 - TS_EPS, gaps);
+  assert(s[4]! - s[2]! >= 20 - TS_EPS, gaps);
 });
 
 Deno.test("oping client: flood, quiet, size, time of day", async () => {
@@ -623,36 +661,50 @@ Deno.test("oping client: bad replies are ignored; silence times out", async () =
   };
   const lines: string[] = [];
   const t = new PingTracker();
-  const res = await runPings(
-    flow,
-    clientOpts({ count: 4 }),
-    t,
-    new AbortController().signal,
-    (l) => lines.push(l),
-    20,
-  );
+  // A grace far above the interval: a stall of a loaded machine before the
+  // reply to 2 does not end the run early.
+  const res = await bounded(10_000, (signal) =>
+    runPings(
+      flow,
+      clientOpts({ count: 4, intervalMs: 20 }),
+      t,
+      signal,
+      (l) => lines.push(l),
+      500,
+    ));
   assertEquals(res.end, "timed_out");
   assertEquals([t.sent, t.received], [4, 1]);
   assertEquals(lines.length, 2);
   assertMatch(lines[0]!, /seq=2 /);
   assertEquals(lines[1], "Server timed out.");
+  // It waited for the last packet's reply: interval and grace after it.
+  const s = sendTimes(flow);
+  assert(res.elapsedMs >= s[3]! - s[0]! + 20 + 500 - 1, `${res.elapsedMs}`);
 });
 
 Deno.test("oping client: a silent server stops the sending", async () => {
   const flow = new FakeFlow();
   const lines: string[] = [];
   const t = new PingTracker();
-  const res = await runPings(
-    flow,
-    clientOpts({ count: undefined, intervalMs: 5 }),
-    t,
-    new AbortController().signal,
-    (l) => lines.push(l),
-    20,
-  );
+  const intervalMs = 20;
+  const graceMs = 500;
+  const res = await bounded(10_000, (signal) =>
+    runPings(
+      flow,
+      clientOpts({ count: undefined, intervalMs }),
+      t,
+      signal,
+      (l) => lines.push(l),
+      graceMs,
+    ));
   assertEquals(res.end, "timed_out");
   assertEquals(lines, ["Server timed out."]);
-  assert(t.sent >= 2 && t.sent <= 10, `sent ${t.sent}`);
+  // It kept sending while it waited, once an interval (a packet due when
+  // the wait ends still goes out), and stopped when the wait for a first
+  // reply was over.
+  assert(res.elapsedMs >= intervalMs + graceMs, `${res.elapsedMs}`);
+  assert(t.sent >= 2, `sent ${t.sent}`);
+  assert(t.sent <= (intervalMs + graceMs) / intervalMs + 2, `sent ${t.sent}`);
 });
 
 Deno.test("oping client: the flow going down ends it", async () => {
@@ -676,21 +728,46 @@ Deno.test("oping client: the flow going down ends it", async () => {
 });
 
 Deno.test("oping client: stops on the signal", async () => {
+  // While pinging: the signal fires after the third reply; nothing is sent
+  // after it.
   const flow = new FakeFlow();
   echoing(flow);
   const stop = new AbortController();
   const t = new PingTracker();
-  const timer = setTimeout(() => stop.abort(), 30);
+  let sentAtStop = -1;
+  let replies = 0;
   const res = await runPings(
     flow,
     clientOpts({ count: undefined, intervalMs: 5 }),
     t,
     stop.signal,
-    () => {},
+    () => {
+      if (++replies === 3) {
+        queueMicrotask(() => {
+          sentAtStop = flow.written.length;
+          stop.abort();
+        });
+      }
+    },
   );
-  clearTimeout(timer);
   assertEquals(res.end, "stopped");
-  assert(t.received >= 2, `received ${t.received}`);
+  assertEquals(t.received, 3);
+  assertEquals(flow.written.length, sentAtStop, "sent after the signal");
+
+  // While waiting for the next packet's time (10 s): the wait is cut short.
+  const idle = new FakeFlow();
+  echoing(idle);
+  const stop2 = new AbortController();
+  const res2 = await runPings(
+    idle,
+    clientOpts({ count: undefined, intervalMs: 10_000 }),
+    new PingTracker(),
+    stop2.signal,
+    () => queueMicrotask(() => stop2.abort()),
+  );
+  assertEquals(res2.end, "stopped");
+  assertEquals(idle.written.length, 1);
+  assert(res2.elapsedMs < 5000, `stopped after ${res2.elapsedMs} ms`);
 });
 
 Deno.test("oping server: echoes, prints, times out idle flows", async () => {

@@ -21,13 +21,20 @@ import {
   serverText,
 } from "./ddns.ts";
 
-/** What the scripted server sends back for one request: messages, maybe from another socket. */
-type Reply = Uint8Array | { fromOther: Uint8Array };
+/**
+ * What the scripted server sends back for one request: messages, maybe from
+ * another socket (another port of its address, or its port on another
+ * address).
+ */
+type Reply = Uint8Array | { fromOther: Uint8Array } | {
+  fromOtherIp: Uint8Array;
+};
 
 /** A UDP "DNS server" whose answers a test scripts. */
 class FakeServer {
   readonly sock: Deno.DatagramConn;
   readonly other: Deno.DatagramConn;
+  readonly otherIp: Deno.DatagramConn;
   readonly requests: dns.Message[] = [];
   handler: (req: dns.Message, raw: Uint8Array) => Reply[] = () => [];
   #loop: Promise<void>;
@@ -42,6 +49,11 @@ class FakeServer {
       transport: "udp",
       hostname: "127.0.0.1",
       port: 0,
+    });
+    this.otherIp = Deno.listenDatagram({
+      transport: "udp",
+      hostname: "127.0.0.2",
+      port: this.port,
     });
     this.#loop = this.#serve();
   }
@@ -67,7 +79,8 @@ class FakeServer {
       this.requests.push(req);
       for (const r of this.handler(req, d)) {
         if (r instanceof Uint8Array) await this.sock.send(r, from);
-        else await this.other.send(r.fromOther, from);
+        else if ("fromOther" in r) await this.other.send(r.fromOther, from);
+        else await this.otherIp.send(r.fromOtherIp, from);
       }
     }
   }
@@ -75,6 +88,7 @@ class FakeServer {
   async close(): Promise<void> {
     this.sock.close();
     this.other.close();
+    this.otherIp.close();
     await this.#loop;
   }
 }
@@ -193,7 +207,7 @@ Deno.test("lookup: a refusal or SERVFAIL is an error that says so", async () => 
   }
 });
 
-Deno.test("exchange: wrong id, truncated, malformed, other port: ignored and logged; the right answer wins", async () => {
+Deno.test("exchange: wrong id, truncated, malformed, other port or address: ignored and logged; the right answer wins", async () => {
   const srv = new FakeServer();
   try {
     await withLog(async (lines) => {
@@ -208,13 +222,14 @@ Deno.test("exchange: wrong id, truncated, malformed, other port: ignored and log
           good.subarray(0, good.length - 3), // cut short
           good.subarray(0, 5),
           { fromOther: good },
+          { fromOtherIp: good },
           good,
         ];
       };
       const got = await lookupAddress(srv.client(), HEX, ".", 4);
       assertEquals(got.address, "127.0.0.7");
       const ignored = lines.filter((l) => l.includes("(DB): Ignored"));
-      assertEquals(ignored.length, 5, lines.join("\n"));
+      assertEquals(ignored.length, 6, lines.join("\n"));
       assertMatch(
         ignored[0]!,
         /^==\d{5}== ipcpd\/udp\(DB\): Ignored a response from the DNS server 127\.0\.0\.1:\d+: wrong id/,
@@ -225,6 +240,12 @@ Deno.test("exchange: wrong id, truncated, malformed, other port: ignored and log
       assertMatch(
         ignored[4]!,
         /Ignored a DNS message from 127\.0\.0\.1:\d+: not the DNS server/,
+      );
+      assertMatch(
+        ignored[5]!,
+        new RegExp(
+          `Ignored a DNS message from 127\\.0\\.0\\.2:${srv.port}: not the DNS server`,
+        ),
       );
     });
   } finally {
@@ -435,12 +456,35 @@ Deno.test("registrar: a refusal is an error line; unregistering stops the retrie
         srv.requests[0]!.authority[0]!.name,
         `${HEX}.o7s.test.`,
       );
-      srv.handler = (_q, raw) => [reply(raw)];
+      // The removal cancels the retry of the add. Another name added after
+      // it, refused once, is retried 50 ms later: by the time that retry
+      // arrives, the add's retry (due earlier) would have come first.
+      const other = "0123456789abcdef0123456789abcdef";
+      const retried = Promise.withResolvers<void>();
+      let refusedOther = false;
+      srv.handler = (q, raw) => {
+        if (q.authority[0]?.name !== `${other}.o7s.test.`) return [reply(raw)];
+        if (refusedOther) retried.resolve();
+        const first = !refusedOther;
+        refusedOther = true;
+        return [reply(raw, first ? dns.RCODE_NOTAUTH : 0)];
+      };
       assertEquals(await reg.remove(HEX, "oping-server"), undefined);
       const n = srv.requests.length;
-      await new Promise((r) => setTimeout(r, 200));
-      assertEquals(srv.requests.length, n, "retried after the removal");
-      assertEquals(reg.pending(), []);
+      assertMatch((await reg.add(other, "other")) ?? "", /NOTAUTH/);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        retried.promise,
+        new Promise((_, reject) =>
+          timer = setTimeout(() => reject(new Error("no retry")), 5000)
+        ),
+      ]).finally(() => clearTimeout(timer));
+      assertEquals(
+        srv.requests.slice(n).map((q) => q.authority[0]!.name),
+        [`${other}.o7s.test.`, `${other}.o7s.test.`],
+        "retried after the removal",
+      );
+      assertEquals(reg.pending().filter((h) => h === HEX), []);
     });
   } finally {
     await reg.close();

@@ -21,7 +21,9 @@ import {
   encodeQuery,
   encodeUpdate,
   fqdn,
+  HEADER_LEN,
   inZone,
+  type Message,
   OPCODE_QUERY,
   OPCODE_UPDATE,
   parseHeader,
@@ -32,8 +34,10 @@ import {
   TYPE_A,
   TYPE_AAAA,
   TYPE_SOA,
+  type UpdateOp,
 } from "./dns.ts";
 import { nameHashHex } from "./name_hash.ts";
+import { uniform } from "../../tests/rng.ts";
 
 const HEX = nameHashHex("oping-server"); // 6ae220aa6aae06c43878513c64db34b6
 
@@ -381,15 +385,276 @@ Deno.test("response: every truncation of a message is an error, not an exception
   );
 });
 
-Deno.test("response: random bytes never throw", () => {
-  const buf = new Uint8Array(600);
-  for (let i = 0; i < 3000; i++) {
-    const n = Math.floor(Math.random() * buf.length);
-    const b = crypto.getRandomValues(buf.subarray(0, n));
-    // Bias towards plausible headers so that the sections get parsed.
-    if (n >= 12 && i % 2 === 0) b.set([0, 1, 0, 1, 0, 1, 0, 1], 4);
-    parseMessage(b);
-    checkResponse(b, { id: 1, opcode: OPCODE_QUERY });
+// ---------------------------------------------------------------------------
+// Fuzzing the decoder
+
+/** A name as the decoder prints it (`\\ddd` escapes) in uncompressed wire form. */
+function nameWire(name: string): number[] {
+  if (name === ".") return [0];
+  const out: number[] = [];
+  for (const label of name.slice(0, -1).split(".")) {
+    const b: number[] = [];
+    for (let i = 0; i < label.length; i++) {
+      if (label[i] === "\\") {
+        b.push(Number(label.slice(i + 1, i + 4)));
+        i += 3;
+      } else b.push(label.charCodeAt(i));
+    }
+    out.push(b.length, ...b);
+  }
+  out.push(0);
+  return out;
+}
+
+const be16 = (n: number) => [n >> 8, n & 0xff];
+const be32 = (n: number) => [...be16(n >>> 16), ...be16(n & 0xffff)];
+
+/**
+ * A decoded message written back as the decoder reads it, without name
+ * compression: the test's own encoder for any message (the codec's encoders
+ * write only queries and updates).
+ */
+function rewire(m: Message): Uint8Array {
+  const h = m.header;
+  const flags = (h.qr ? 0x8000 : 0) | (h.opcode << 11) | (h.aa ? 0x400 : 0) |
+    (h.tc ? 0x200 : 0) | (h.rd ? 0x100 : 0) | (h.ra ? 0x80 : 0) | h.rcode;
+  const out = [
+    ...be16(h.id),
+    ...be16(flags),
+    ...be16(h.qdcount),
+    ...be16(h.ancount),
+    ...be16(h.nscount),
+    ...be16(h.arcount),
+  ];
+  for (const q of m.questions) {
+    out.push(...nameWire(q.name), ...be16(q.type), ...be16(q.class));
+  }
+  for (const rr of [...m.answers, ...m.authority, ...m.additional]) {
+    out.push(
+      ...nameWire(rr.name),
+      ...be16(rr.type),
+      ...be16(rr.class),
+      ...be32(rr.ttl),
+      ...be16(rr.rdata.length),
+      ...rr.rdata,
+    );
+  }
+  return new Uint8Array(out);
+}
+
+/**
+ * Whether a message that decodes is written as `rewire` writes it: no
+ * compression pointer (found by reading each name in place: a pointer makes
+ * the bytes read differ from the name's full wire length), none of the
+ * header bits the decoder does not keep (Z, AD, CD), nothing after the last
+ * record.
+ */
+function plainWire(b: Uint8Array, m: Message): boolean {
+  if ((((b[2]! << 8) | b[3]!) & 0x0070) !== 0) return false;
+  let off = HEADER_LEN;
+  const name = (): boolean => {
+    const n = unwrap(readName(b, off));
+    const plain = n.next - off === nameWire(n.name).length;
+    off = n.next;
+    return plain;
+  };
+  for (let i = 0; i < m.questions.length; i++) {
+    if (!name()) return false;
+    off += 4;
+  }
+  const records = m.answers.length + m.authority.length + m.additional.length;
+  for (let i = 0; i < records; i++) {
+    if (!name()) return false;
+    off += 10 + ((b[off + 8]! << 8) | b[off + 9]!);
+  }
+  return off === b.length;
+}
+
+/**
+ * True when every name of `m` is plain text: encodeName takes names as text,
+ * while readName writes bytes outside printable ASCII (and "." or "\\" in a
+ * label) as `\\ddd`, which encodeName would write as those four characters.
+ */
+function textNames(m: Message): boolean {
+  return [...m.questions, ...m.answers, ...m.authority, ...m.additional]
+    .every((x) => !x.name.includes("\\"));
+}
+
+/** The query encodeQuery would write for `m`, if `m` is one of that shape. */
+function asQuery(m: Message): Uint8Array | undefined {
+  const h = m.header;
+  const q = m.questions[0];
+  if (
+    !textNames(m) || q === undefined || m.questions.length !== 1 ||
+    q.class !== CLASS_IN ||
+    h.qr || h.opcode !== OPCODE_QUERY || h.aa || h.tc || h.ra ||
+    h.rcode !== 0 || h.ancount + h.nscount + h.arcount !== 0
+  ) return undefined;
+  const r = encodeQuery({ id: h.id, name: q.name, type: q.type, rd: h.rd });
+  return r.ok ? r.value : undefined;
+}
+
+/** The update encodeUpdate would write for `m`, if `m` is one of that shape. */
+function asUpdate(m: Message): Uint8Array | undefined {
+  const h = m.header;
+  const z = m.questions[0];
+  if (
+    !textNames(m) || z === undefined || m.questions.length !== 1 ||
+    z.type !== TYPE_SOA ||
+    z.class !== CLASS_IN || h.qr || h.opcode !== OPCODE_UPDATE || h.aa ||
+    h.tc || h.rd || h.ra || h.rcode !== 0 || h.ancount + h.arcount !== 0
+  ) return undefined;
+  const updates: UpdateOp[] = [];
+  for (const rr of m.authority) {
+    if (rr.class === CLASS_IN) {
+      updates.push({
+        op: "add",
+        name: rr.name,
+        type: rr.type,
+        ttl: rr.ttl,
+        rdata: rr.rdata,
+      });
+    } else if (rr.class === CLASS_ANY && rr.ttl === 0 && !rr.rdata.length) {
+      updates.push({ op: "delete-rrset", name: rr.name, type: rr.type });
+    } else if (rr.class === CLASS_NONE && rr.ttl === 0) {
+      updates.push({
+        op: "delete-rr",
+        name: rr.name,
+        type: rr.type,
+        rdata: rr.rdata,
+      });
+    } else return undefined;
+  }
+  const r = encodeUpdate({ id: h.id, zone: z.name, updates });
+  return r.ok ? r.value : undefined;
+}
+
+/** Valid messages to mutate: the codec's own, and responses that compress. */
+function fuzzSeeds(): Uint8Array[] {
+  const a = unwrap(encodeAddress("127.0.0.1"));
+  const a6 = unwrap(encodeAddress("::1"));
+  return [
+    unwrap(encodeQuery({ id: 0x1234, name: `${HEX}.`, type: TYPE_A })),
+    unwrap(
+      encodeQuery({ id: 7, name: "x.o7s.test.", type: TYPE_AAAA, rd: true }),
+    ),
+    unwrap(encodeUpdate({
+      id: 0x0102,
+      zone: ".",
+      updates: [{
+        op: "add",
+        name: `${HEX}.`,
+        type: TYPE_A,
+        ttl: 86400,
+        rdata: a,
+      }],
+    })),
+    unwrap(encodeUpdate({
+      id: 0xfffe,
+      zone: "o7s.test",
+      updates: [
+        {
+          op: "delete-rr",
+          name: `${HEX}.o7s.test.`,
+          type: TYPE_AAAA,
+          rdata: a6,
+        },
+        { op: "delete-rrset", name: `${HEX}.o7s.test.`, type: TYPE_A },
+      ],
+    })),
+    response(0x4242, 0x8400, TYPE_A, [[127, 0, 0, 1], [127, 0, 0, 2]]),
+    response(9, 0x8403, TYPE_AAAA, []),
+  ];
+}
+
+Deno.test("fuzz: random and mutated messages decode to an error value or to exactly what they hold", () => {
+  const seed = Number(Deno.env.get("O7S_FUZZ_SEED") ?? "20261124");
+  const rand = uniform(seed);
+  const int = (n: number) => Math.floor(rand() * n);
+  const seeds = fuzzSeeds();
+  const expect = { id: 0x4242, opcode: OPCODE_QUERY };
+  let decoded = 0;
+  let identical = 0;
+  let byEncoder = 0;
+  let input = new Uint8Array(0);
+  try {
+    for (let i = 0; i < 20_000; i++) {
+      const kind = i % 4;
+      if (kind === 0) {
+        input = new Uint8Array(int(600)).map(() => int(256));
+        // Plausible section counts, so that the sections get parsed.
+        if (input.length >= 12 && i % 8 === 0) {
+          input.set([0, int(3), 0, int(3), 0, int(3), 0, int(3)], 4);
+        }
+      } else {
+        input = seeds[int(seeds.length)]!.slice();
+        if (kind === 1) {
+          for (let f = 0; f <= int(4); f++) {
+            const bit = int(input.length * 8);
+            input[bit >> 3]! ^= 1 << (bit & 7);
+          }
+        } else if (kind === 2) {
+          input[int(input.length)] = int(256);
+        } else {
+          input = input.subarray(0, int(input.length + 1));
+        }
+      }
+      // Never an exception: a value, or an error that says something.
+      const m = parseMessage(input);
+      const r = checkResponse(input, expect);
+      const h = parseHeader(input);
+      readName(input, int(input.length + 2));
+      assertEquals(h.ok, input.length >= HEADER_LEN);
+      for (const res of [m, r, h]) {
+        if (!res.ok) assert(typeof res.error === "string" && res.error !== "");
+      }
+      if (r.ok) assertEquals(m, r, "checkResponse and parseMessage disagree");
+      if (!m.ok) continue;
+      decoded++;
+      const msg = m.value;
+      assertEquals(
+        [msg.questions, msg.answers, msg.authority, msg.additional].map((x) =>
+          x.length
+        ),
+        [
+          msg.header.qdcount,
+          msg.header.ancount,
+          msg.header.nscount,
+          msg.header.arcount,
+        ],
+      );
+      // Decoded and written back, the message decodes to the same thing,
+      // and writing that again gives the same bytes: nothing lost, nothing
+      // invented. The bytes equal the input where the input is written the
+      // same way; where it is not, that is for reasons the decoder rightly
+      // drops: compression pointers (it expands them), header bits it does
+      // not keep (Z, AD, CD), bytes after the last record.
+      const again = rewire(msg);
+      assertEquals(parseMessage(again), m, "decode(rewire(m)) !== m");
+      assertEquals(rewire(unwrap(parseMessage(again))), again);
+      if (plainWire(input, msg)) {
+        identical++;
+        assertEquals(again, input, "a plain message re-encodes otherwise");
+        // Where the codec's own encoders write that shape, they write the
+        // input's exact bytes.
+        const own = asQuery(msg) ?? asUpdate(msg);
+        if (own !== undefined) {
+          byEncoder++;
+          assertEquals(own, input, "the codec's encoder writes otherwise");
+        }
+      }
+    }
+    // The success paths ran, not only the errors.
+    assert(decoded > 2000, `only ${decoded} inputs decoded`);
+    assert(identical > 1000, `only ${identical} plain messages`);
+    assert(byEncoder > 500, `only ${byEncoder} by the codec's encoders`);
+  } catch (e) {
+    throw new Error(
+      `fuzz seed ${seed} (O7S_FUZZ_SEED=${seed} repeats it), input [${
+        [...input].map((b) => b.toString(16).padStart(2, "0")).join(" ")
+      }]: ${e instanceof Error ? e.message : e}`,
+      { cause: e },
+    );
   }
 });
 
