@@ -315,14 +315,15 @@ Deno.test("conformance: refusals are answered and the IPCP keeps serving", async
     assertRefusal(a, nosrv, "nosrv");
     assertEquals(u32(a, 4), 64);
 
-    // (b) QoS "data" asks for FRCT (in_order 1): not supported yet.
+    // (b) QoS "data" asks for FRCT (in_order 1): the layer carries it (FRCT
+    // runs in the applications), so it is accepted like any other.
     const frct = withSEid(withTimestamp(datagram(FRCT, 1)), 102);
     assertEquals(frct[46], 1, "in_order in the capture");
     const decoded = unwrap(decodeMgmt(frct));
     assert(decoded.code === FLOW_REQ);
     assert(qosEquals(decoded.req.qos, QOS_CUBES.data));
     const b = await request(sock, frct, "a request with in_order 1", 5000);
-    assertRefusal(b, frct, "in_order 1");
+    assertAccepted(b, frct, "in_order 1");
 
     // (c) A replay: the exact bytes of an accepted request, again.
     const first = freshReq(103);

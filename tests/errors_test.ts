@@ -1,7 +1,7 @@
 /**
  * Errors a user meets, each with its own clear message, at once rather than
  * after an allocation's timeout: a name that does not resolve, a name nobody
- * serves, no irmd, a QoS we refuse.
+ * serves, no irmd.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { Node, tutorialClientConfig, tutorialHosts } from "./harness.ts";
@@ -36,7 +36,7 @@ hosts="@DIR@/hosts"
 reg=["oping-server"]
 `;
 
-Deno.test("errors: unresolvable name, unserved name, unknown name at the peer, refused QoS", async () => {
+Deno.test("errors: unresolvable name, unserved name, unknown name at the peer", async () => {
   const hosts = tutorialHosts("127.0.0.1") +
     `127.0.0.1 ${nameHashHex("not-here")} #not-here\n`;
   const server = await Node.start("server", {
@@ -63,12 +63,6 @@ Deno.test("errors: unresolvable name, unserved name, unknown name at the peer, r
     await failsFast(client, ["-n", "oping-server", "-c", "1"], /refused/);
     await server.irmd.waitFor(
       /No process accepts flows for oping-server; refused\./,
-    );
-    // FRCT is not implemented yet: refused before anything is sent.
-    await failsFast(
-      client,
-      ["-n", "oping-server", "-c", "1", "-q", "data"],
-      /not supported yet/,
     );
     // The layer still works afterwards.
     server.spawnPath(server.bin("oping"), ["-l"], "server/oping-l");

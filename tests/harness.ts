@@ -26,6 +26,8 @@ export interface NodeOptions {
   ready?: RegExp;
   /** Most files the irmd and its IPCPs may have open (`ulimit -n`). */
   maxFiles?: number;
+  /** A network namespace (`ip netns add`) for the irmd and its IPCPs. */
+  netns?: string;
 }
 
 /** A node: one irmd with its own directory, runtime directory and links. */
@@ -66,14 +68,20 @@ export class Node {
       args.push("-c", `${dir}/irmd.conf`);
     }
     if (opts.debug ?? true) args.push("--debug");
-    const irmd = opts.maxFiles === undefined
+    const inNs = opts.netns === undefined
+      ? []
+      : ["ip", "netns", "exec", opts.netns];
+    const irmd = opts.maxFiles === undefined && opts.netns === undefined
       ? node.spawn("irmd", args, `${label}/irmd`)
       : node.#spawnCmd(
         [
+          ...inNs,
           "/bin/sh",
           "-c",
-          'ulimit -n "$0" && exec "$@"',
-          String(opts.maxFiles),
+          opts.maxFiles === undefined
+            ? 'exec "$@"'
+            : 'ulimit -n "$0" && exec "$@"',
+          String(opts.maxFiles ?? "sh"),
           ...selfCommand("irmd", args),
         ],
         `${label}/irmd`,

@@ -17,6 +17,7 @@
 import {
   DEFAULT_ALLOC_TIMEOUT_MS,
   type Flow,
+  type FlowStats,
   type Ouroboros,
 } from "../lib/app/dev.ts";
 import {
@@ -35,6 +36,7 @@ import {
 import { OuroborosError } from "../lib/util/errors.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
 import { parseTime } from "./oping.ts";
+import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
 
 export const OCBR_HDR = 8;
 export const TYPE_DATA = 0;
@@ -46,6 +48,8 @@ export const DEFAULT_INTERVAL_MS = 1000;
 export const DEFAULT_TIMEOUT_MS = 10_000;
 /** The largest packet a UDP flow takes (IPv4). */
 export const MAX_SIZE = 8980;
+/** How long a reliable client waits at the end for its data to be acknowledged. */
+const RELIABLE_LINGER_MS = 60_000;
 /** End packets are sent a few times: the layer may lose one. */
 const END_COPIES = 3;
 
@@ -67,6 +71,8 @@ Client options
   -r, --rate R              Rate in bits/s, with k, M or G (default 1M);
                             0 = as fast as the flow accepts
   -f, --flood               As fast as the flow accepts (-r 0)
+  -q, --qos CUBE            QoS cube: raw, best, video, voice, data
+                            (default raw; data is reliable)
   -t, --timeout T           How long to wait for the server to answer the
                             flow allocation (default 20 s)
   -Q, --quiet               No progress line while waiting for the server
@@ -90,6 +96,8 @@ export interface OcbrOptions {
   /** Client: how long to wait for the flow allocation (-t on a client). */
   allocTimeoutMs: number;
   quiet: boolean;
+  /** The flow's QoS cube (client). */
+  qos: QosCubeName;
   rundir: string | undefined;
   help: boolean;
 }
@@ -105,6 +113,7 @@ export function defaultOcbrOptions(): OcbrOptions {
     timeoutMs: DEFAULT_TIMEOUT_MS,
     allocTimeoutMs: DEFAULT_ALLOC_TIMEOUT_MS,
     quiet: false,
+    qos: "raw",
     rundir: undefined,
     help: false,
   };
@@ -145,6 +154,7 @@ type OptName =
   | "interval"
   | "timeout"
   | "quiet"
+  | "qos"
   | "rundir"
   | "help";
 
@@ -159,6 +169,7 @@ const OPTIONS: OptionSpec<OptName> = {
     "-i": "interval",
     "-t": "timeout",
     "-Q": "quiet",
+    "-q": "qos",
     "-h": "help",
   },
   long: [
@@ -171,6 +182,7 @@ const OPTIONS: OptionSpec<OptName> = {
     "interval",
     "timeout",
     "quiet",
+    "qos",
     "rundir",
     "help",
   ],
@@ -193,6 +205,14 @@ export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
         break;
       case "quiet":
         o.quiet = true;
+        break;
+      case "qos":
+        if (!isQosCubeName(value)) {
+          return err(
+            `${shown}: unknown QoS cube "${value}" (raw, best, video, voice, data)`,
+          );
+        }
+        o.qos = value;
         break;
       case "help":
         o.help = true;
@@ -428,7 +448,7 @@ async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
     flow = await allocateWithProgress(
       node,
       name,
-      { timeoutMs: opts.allocTimeoutMs },
+      { timeoutMs: opts.allocTimeoutMs, qos: opts.qos },
       opts.quiet,
     );
   } catch (e) {
@@ -478,12 +498,19 @@ async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
     await flow.flush();
     const endPkt = new Uint8Array(opts.size);
     writeHeader(endPkt, TYPE_END, sent);
-    for (let k = 0; k < END_COPIES; k++) {
+    // A reliable flow delivers the end packet; a raw one may lose a copy.
+    const reliable = flow.qos.inOrder !== 0 && flow.qos.loss === 0;
+    for (let k = 0; k < (reliable ? 1 : END_COPIES); k++) {
       await flow.write(endPkt);
       await flow.flush();
       await sleep(20, stop.signal);
     }
     print(formatSent(sent, sent * opts.size, elapsed));
+    if (reliable) {
+      // Everything is delivered once the peer acknowledged it.
+      await flow.close(RELIABLE_LINGER_MS);
+    }
+    if (flow.stats !== undefined) print(formatFrctStats(flow.stats));
   } catch (e) {
     print(`The flow to ${name} went down: ${reason(e)}.`);
     code = 1;
@@ -507,6 +534,8 @@ function server(node: Ouroboros, opts: OcbrOptions): Promise<number> {
 /** What the server needs of a flow. */
 export interface CbrFlow {
   readonly fd: number;
+  /** FRCT counters, on flows that run it. */
+  readonly stats?: FlowStats | undefined;
   read(opts: { timeoutMs: number; signal: AbortSignal }): Promise<Uint8Array>;
   close(lingerMs?: number): Promise<void>;
 }
@@ -555,7 +584,16 @@ export async function serveFlow(
     clearInterval(timer);
     report();
     out(formatSummary(flow.fd, c));
+    if (flow.stats !== undefined) out(formatFrctStats(flow.stats));
     await flow.close(0);
   }
   return c;
+}
+
+/** The FRCT counters of a flow, one line, for the end of a run. */
+export function formatFrctStats(f: FlowStats): string {
+  return `frct: ${f.sent} sent, ${f.retransmitted} retransmitted, ` +
+    `${f.received} received, ${f.duplicates} duplicates, ${f.outOfOrder} out of order, ` +
+    `${f.badCrc} bad CRC, ${f.windowStalls} window stalls, ` +
+    `srtt ${f.srtt.toFixed(3)} ms, rto ${f.rto.toFixed(3)} ms`;
 }

@@ -10,6 +10,7 @@
 import {
   DEFAULT_ALLOC_TIMEOUT_MS,
   type Flow,
+  type FlowStats,
   type Ouroboros,
 } from "../lib/app/dev.ts";
 import {
@@ -463,6 +464,19 @@ export function formatStatistics(s: PingStats): string[] {
   return lines;
 }
 
+/** What FRCT did on a reliable flow, for the statistics when it retransmitted. */
+export function formatFrctLine(
+  f: Pick<
+    FlowStats,
+    "retransmitted" | "duplicates" | "srtt" | "rto" | "windowStalls"
+  >,
+): string {
+  return `frct: ${f.retransmitted} retransmitted, ${f.duplicates} duplicates, ` +
+    `${f.windowStalls} window stalls, srtt ${f.srtt.toFixed(3)} ms, rto ${
+      f.rto.toFixed(3)
+    } ms`;
+}
+
 /** Tracks replies: which are outstanding, out-of-order, and the RTTs. */
 export class PingTracker {
   sent = 0;
@@ -579,6 +593,8 @@ async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
     const t = new PingTracker();
     const { elapsedMs } = await runPings(flow, opts, t, stop.signal, print);
     for (const line of formatStatistics(t.stats(name, elapsedMs))) print(line);
+    const f = flow.stats;
+    if (f !== undefined && f.retransmitted > 0) print(formatFrctLine(f));
     return t.received > 0 ? 0 : 1;
   } finally {
     removeSignals();

@@ -305,15 +305,9 @@ export class UdpIpcp {
 
   /** Client side: sends a FLOW_REQ and waits for the FLOW_REPLY. */
   async allocate(r: Req<"ipcp.flow.alloc">): Promise<Res<"ipcp.flow.alloc">> {
+    // FRCT and the CRC run end to end in the applications: this layer
+    // carries their packets as they are, whatever the QoS.
     this.#bootstrapped();
-    if (r.qos.inOrder !== 0 || r.qos.ber === 0) {
-      throw new OuroborosError(
-        "qos_unsupported",
-        r.qos.inOrder !== 0
-          ? "in-order delivery (FRCT) is not supported yet; use QoS raw"
-          : "bit-error detection (CRC) is not supported yet; use QoS raw",
-      );
-    }
     const ip = await this.#resolve(r.name, r.hash);
     const peer: Peer = {
       transport: "udp",
@@ -654,20 +648,6 @@ export class UdpIpcp {
       )
         .catch(() => {});
     };
-    if (req.qos.inOrder !== 0) {
-      await refuse(
-        ERRNO.ENOTSUP,
-        "in-order delivery (FRCT) is not supported yet",
-      );
-      return;
-    }
-    if (req.qos.ber === 0) {
-      await refuse(
-        ERRNO.ENOTSUP,
-        "bit-error detection (CRC) is not supported yet",
-      );
-      return;
-    }
     const ctrl = this.#ctrl;
     if (ctrl === undefined) {
       await refuse(ERRNO.EIO, "not connected to the irmd");

@@ -19,6 +19,15 @@ import { FrameReader, FrameWriter } from "../ipc/framing.ts";
 import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
 import { irmdSocketPath, resolveRundir } from "../ipc/rundir.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
+import { CRC_LEN, FlowEnd, type FlowStats, HEADER_LEN } from "../frct/frct.ts";
+
+export type { FlowStats };
+
+/**
+ * The maximum packet lifetime of the layer below a flow, for FRCT's timers
+ * (spec/frct.md 3.1): what C's UDP IPCP gives its flows.
+ */
+export const UDP_MPL_MS = 5000;
 
 export type QosName = keyof typeof QOS_CUBES;
 export type { QosSpec };
@@ -222,6 +231,9 @@ function irmdError(e: unknown): OuroborosError {
   );
 }
 
+/** How long close() waits at least for an FRCT flow's last packets to leave. */
+const FINAL_ACK_FLUSH_MS = 200;
+
 /** Most packets buffered in the application before it stops reading the socket. */
 const READ_QUEUE_LIMIT = 1024;
 
@@ -242,6 +254,13 @@ export class Flow implements AsyncDisposable {
   #onClose: () => void;
   #readable: ReadableStream<Uint8Array> | undefined;
   #writable: WritableStream<Uint8Array> | undefined;
+  /** FRCT and/or CRC, for flows whose QoS asks for them; else undefined. */
+  #fe: FlowEnd | undefined;
+  #feTimer: ReturnType<typeof setTimeout> | undefined;
+  #feTimerAt = Infinity;
+  #feFlushQueued = false;
+  /** Woken when the FRCT window opens again or the flow's state changes. */
+  #feWaiters: (() => void)[] = [];
 
   constructor(
     readonly fd: number,
@@ -252,8 +271,20 @@ export class Flow implements AsyncDisposable {
   ) {
     this.name = grant.name;
     this.qos = grant.qos;
-    this.mtu = grant.mtu;
     this.flowId = grant.flowId;
+    const q = grant.qos;
+    if (q.inOrder !== 0 || q.ber === 0) {
+      // Liveness (keepalives, the peer timeout) is the IPCP's: timeout 0.
+      this.#fe = new FlowEnd({
+        qos: { loss: q.loss, ber: q.ber, inOrder: q.inOrder, timeout: 0 },
+        mplMs: UDP_MPL_MS,
+        now: performance.now(),
+        random: () => crypto.getRandomValues(new Uint32Array(1))[0]!,
+      });
+    }
+    const fe = this.#fe;
+    this.mtu = grant.mtu - (fe?.frct ? HEADER_LEN : 0) -
+      (fe?.crc ? CRC_LEN : 0);
     this.#conn = conn;
     this.#reader = new FrameReader(conn, grant.mtu);
     this.#writer = new FrameWriter(conn, 256 * 1024, false);
@@ -285,6 +316,22 @@ export class Flow implements AsyncDisposable {
       for (;;) {
         const frame = await this.#reader.next();
         if (frame === null) break;
+        const fe = this.#fe;
+        if (fe !== undefined) {
+          // The flow's protocol keeps what arrives (in order, within its
+          // window); the application reads from it.
+          const now = performance.now();
+          fe.receive(frame.subarray(4), now);
+          for (
+            let more = this.#reader.nextBuffered();
+            more !== undefined;
+            more = this.#reader.nextBuffered()
+          ) fe.receive(more.subarray(4), now);
+          this.#feAfter();
+          if (this.#ended !== undefined) return;
+          if (fe.readable) this.#wakeReader();
+          continue;
+        }
         // Take every frame of this read at once, then wake the reader once.
         const q = this.#queue;
         q.push(frame.subarray(4));
@@ -323,9 +370,73 @@ export class Flow implements AsyncDisposable {
     w?.();
   }
 
+  /**
+   * After the flow's protocol was called: send what it has to send, end the
+   * flow if it went down, wake whoever waits on it, and set its timer.
+   */
+  #feAfter(): void {
+    const fe = this.#fe!;
+    for (const p of fe.takeOutput()) this.#writer.push(p);
+    if (fe.state === "down" && this.#ended === undefined) {
+      this.#end(
+        new OuroborosError(
+          "flow_down",
+          fe.downReason === "retransmission_limit"
+            ? `flow ${this.fd} is down: the peer acknowledged nothing for too long`
+            : `flow ${this.fd} is down: nothing from the peer for too long`,
+        ),
+      );
+    }
+    if (this.#feWaiters.length > 0) {
+      for (const w of this.#feWaiters.splice(0)) w();
+    }
+    this.#feArm();
+  }
+
+  #feArm(): void {
+    const fe = this.#fe!;
+    const at = this.#ended === undefined
+      ? fe.nextDeadline() ?? Infinity
+      : Infinity;
+    if (at === this.#feTimerAt) return;
+    if (this.#feTimer !== undefined) clearTimeout(this.#feTimer);
+    this.#feTimer = undefined;
+    this.#feTimerAt = at;
+    if (at === Infinity) return;
+    this.#feTimer = setTimeout(() => {
+      this.#feTimer = undefined;
+      this.#feTimerAt = Infinity;
+      fe.tick(performance.now());
+      this.#feAfter();
+    }, Math.max(0, at - performance.now()));
+  }
+
+  /** Sends what reads made due (an ACK, a window update) once per turn. */
+  #feFlushSoon(): void {
+    if (this.#feFlushQueued) return;
+    this.#feFlushQueued = true;
+    queueMicrotask(() => {
+      this.#feFlushQueued = false;
+      if (this.#ended === undefined) this.#feAfter();
+    });
+  }
+
+  #feWait(): Promise<void> {
+    return new Promise((r) => this.#feWaiters.push(r));
+  }
+
+  /** FRCT counters (sent, retransmitted, RTT, ...); undefined on raw flows. */
+  get stats(): FlowStats | undefined {
+    return this.#fe?.stats;
+  }
+
   #end(e: OuroborosError): void {
     if (this.#ended !== undefined) return;
     this.#ended = e;
+    if (this.#feTimer !== undefined) clearTimeout(this.#feTimer);
+    this.#feTimer = undefined;
+    this.#feTimerAt = Infinity;
+    for (const w of this.#feWaiters.splice(0)) w();
     this.#writer.close();
     try {
       this.#conn.close();
@@ -339,6 +450,7 @@ export class Flow implements AsyncDisposable {
 
   /** Packets that arrived and wait to be read. */
   get pending(): number {
+    if (this.#fe !== undefined) return this.#fe.queued;
     return this.#queue.length - this.#qhead;
   }
 
@@ -347,6 +459,14 @@ export class Flow implements AsyncDisposable {
    * `read` tells why once the flow is down).
    */
   tryRead(): Uint8Array | undefined {
+    const fe = this.#fe;
+    if (fe !== undefined) {
+      if (!fe.readable) return undefined;
+      const p = fe.read(performance.now());
+      if (p === null) return undefined;
+      this.#feFlushSoon();
+      return p;
+    }
     const q = this.#queue;
     if (this.#qhead >= q.length) return undefined;
     const p = q[this.#qhead]!;
@@ -437,6 +557,28 @@ export class Flow implements AsyncDisposable {
     if (packet.length === 0) {
       throw new OuroborosError("invalid", "empty packets cannot be sent");
     }
+    const fe = this.#fe;
+    if (fe !== undefined) {
+      for (;;) {
+        const r = fe.write(packet, performance.now());
+        if (r === "ok") break;
+        this.#feAfter();
+        if (r !== "window_closed" || this.#ended !== undefined) {
+          throw this.#ended ??
+            new OuroborosError("flow_down", `flow ${this.fd} is down`);
+        }
+        // The peer's window is closed: wait until it opens (the protocol
+        // asks for it with rendez-vous packets meanwhile).
+        await this.#feWait();
+      }
+      this.#feAfter();
+      if (this.#writer.queued > 256 * 1024) await this.#writer.drained();
+      if (this.#writer.closed) {
+        throw this.#ended ??
+          new OuroborosError("flow_down", `flow ${this.fd} is down`);
+      }
+      return;
+    }
     if (!this.#writer.push(packet)) await this.#writer.drained();
     if (this.#writer.closed) {
       throw this.#ended ??
@@ -478,6 +620,32 @@ export class Flow implements AsyncDisposable {
    */
   async close(lingerMs = 1000): Promise<void> {
     if (this.#ended !== undefined) return;
+    const fe = this.#fe;
+    if (fe !== undefined) {
+      // Reliable flows linger until the peer has everything (or lingerMs).
+      fe.close(performance.now());
+      this.#feAfter();
+      if (lingerMs > 0 && fe.state === "lingering") {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        let late = false;
+        const timeout = new Promise<void>((r) =>
+          timer = setTimeout(() => {
+            late = true;
+            r();
+          }, lingerMs)
+        );
+        while (
+          !late && fe.state === "lingering" && this.#ended === undefined
+        ) {
+          await Promise.race([this.#feWait(), timeout]);
+        }
+        clearTimeout(timer);
+      }
+      if (this.#ended !== undefined) return;
+      // Whatever the linger, the last acknowledgement leaves: without it
+      // the peer would retransmit what this end has already consumed.
+      lingerMs = Math.max(lingerMs, FINAL_ACK_FLUSH_MS);
+    }
     if (this.#writer.queued > 0 && lingerMs > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([

@@ -93,7 +93,8 @@ const NameInfo = obj({ name: nameStr, lb: LbSchema });
 const ProcInfo = obj({
   pid: PID,
   prog: str({ max: 255 }),
-  names: arr(nameStr, 4096),
+  // Bound names carry a " (bound)" mark.
+  names: arr(str({ max: 512 }), 4096),
   accepting: bool,
   flows: int(0, 1 << 30),
 });
