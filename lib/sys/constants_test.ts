@@ -1,0 +1,235 @@
+/**
+ * The constants of constants.ts against glibc's: the two printouts below are
+ * the constants part of the output of lib/sys/probe.c, built with cc
+ * (Debian 12.2.0, glibc 2.36 headers, x86_64) and with aarch64-linux-gnu-gcc
+ * (Debian 12.2.0, libc6-dev-arm64-cross 2.36) and run (the aarch64 one under
+ * qemu-user). No compiler is needed to run this test.
+ */
+import { assertEquals } from "../../tests/assert.ts";
+import * as C from "./constants.ts";
+
+const X86_64 = `
+AF_UNSPEC 0
+AF_UNIX 1
+AF_INET 2
+AF_INET6 10
+SOCK_STREAM 1
+SOCK_DGRAM 2
+SOCK_SEQPACKET 5
+SOCK_NONBLOCK 2048
+SOCK_CLOEXEC 524288
+IPPROTO_UDP 17
+IPPROTO_IPV6 41
+IPV6_V6ONLY 26
+SOL_SOCKET 1
+SO_REUSEADDR 2
+SO_TYPE 3
+SO_ERROR 4
+SO_SNDBUF 7
+SO_RCVBUF 8
+SO_REUSEPORT 15
+SO_SNDBUFFORCE 32
+SO_RCVBUFFORCE 33
+MSG_PEEK 2
+MSG_TRUNC 32
+MSG_DONTWAIT 64
+MSG_NOSIGNAL 16384
+MSG_WAITFORONE 65536
+POLLIN 1
+POLLPRI 2
+POLLOUT 4
+POLLERR 8
+POLLHUP 16
+POLLNVAL 32
+EPOLL_CLOEXEC 524288
+EPOLL_CTL_ADD 1
+EPOLL_CTL_DEL 2
+EPOLL_CTL_MOD 3
+EPOLLIN 1
+EPOLLOUT 4
+EPOLLERR 8
+EPOLLHUP 16
+EPOLLRDHUP 8192
+EPOLLONESHOT 1073741824
+EPOLLET 2147483648
+EFD_SEMAPHORE 1
+EFD_NONBLOCK 2048
+EFD_CLOEXEC 524288
+F_GETFD 1
+F_SETFD 2
+F_GETFL 3
+F_SETFL 4
+FD_CLOEXEC 1
+O_NONBLOCK 2048
+SIGUSR1 10
+EPERM 1
+ENOENT 2
+ESRCH 3
+EINTR 4
+EBADF 9
+EAGAIN 11
+EWOULDBLOCK 11
+ENOMEM 12
+EACCES 13
+EFAULT 14
+EEXIST 17
+EINVAL 22
+ENFILE 23
+EMFILE 24
+ENOSPC 28
+EPIPE 32
+ENOTSOCK 88
+EDESTADDRREQ 89
+EMSGSIZE 90
+ENOPROTOOPT 92
+EPROTONOSUPPORT 93
+EOPNOTSUPP 95
+EAFNOSUPPORT 97
+EADDRINUSE 98
+EADDRNOTAVAIL 99
+ENETUNREACH 101
+ECONNRESET 104
+ENOBUFS 105
+EISCONN 106
+ENOTCONN 107
+ETIMEDOUT 110
+ECONNREFUSED 111
+EHOSTUNREACH 113
+EALREADY 114
+EINPROGRESS 115
+`;
+
+const AARCH64 = `
+AF_UNSPEC 0
+AF_UNIX 1
+AF_INET 2
+AF_INET6 10
+SOCK_STREAM 1
+SOCK_DGRAM 2
+SOCK_SEQPACKET 5
+SOCK_NONBLOCK 2048
+SOCK_CLOEXEC 524288
+IPPROTO_UDP 17
+IPPROTO_IPV6 41
+IPV6_V6ONLY 26
+SOL_SOCKET 1
+SO_REUSEADDR 2
+SO_TYPE 3
+SO_ERROR 4
+SO_SNDBUF 7
+SO_RCVBUF 8
+SO_REUSEPORT 15
+SO_SNDBUFFORCE 32
+SO_RCVBUFFORCE 33
+MSG_PEEK 2
+MSG_TRUNC 32
+MSG_DONTWAIT 64
+MSG_NOSIGNAL 16384
+MSG_WAITFORONE 65536
+POLLIN 1
+POLLPRI 2
+POLLOUT 4
+POLLERR 8
+POLLHUP 16
+POLLNVAL 32
+EPOLL_CLOEXEC 524288
+EPOLL_CTL_ADD 1
+EPOLL_CTL_DEL 2
+EPOLL_CTL_MOD 3
+EPOLLIN 1
+EPOLLOUT 4
+EPOLLERR 8
+EPOLLHUP 16
+EPOLLRDHUP 8192
+EPOLLONESHOT 1073741824
+EPOLLET 2147483648
+EFD_SEMAPHORE 1
+EFD_NONBLOCK 2048
+EFD_CLOEXEC 524288
+F_GETFD 1
+F_SETFD 2
+F_GETFL 3
+F_SETFL 4
+FD_CLOEXEC 1
+O_NONBLOCK 2048
+SIGUSR1 10
+EPERM 1
+ENOENT 2
+ESRCH 3
+EINTR 4
+EBADF 9
+EAGAIN 11
+EWOULDBLOCK 11
+ENOMEM 12
+EACCES 13
+EFAULT 14
+EEXIST 17
+EINVAL 22
+ENFILE 23
+EMFILE 24
+ENOSPC 28
+EPIPE 32
+ENOTSOCK 88
+EDESTADDRREQ 89
+EMSGSIZE 90
+ENOPROTOOPT 92
+EPROTONOSUPPORT 93
+EOPNOTSUPP 95
+EAFNOSUPPORT 97
+EADDRINUSE 98
+EADDRNOTAVAIL 99
+ENETUNREACH 101
+ECONNRESET 104
+ENOBUFS 105
+EISCONN 106
+ENOTCONN 107
+ETIMEDOUT 110
+ECONNREFUSED 111
+EHOSTUNREACH 113
+EALREADY 114
+EINPROGRESS 115
+`;
+
+function parse(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.trim().split("\n")) {
+    const [name, value] = line.split(" ");
+    out.set(name!, Number(value));
+  }
+  return out;
+}
+
+const exported = new Map<string, number>();
+for (const [name, value] of Object.entries(C)) {
+  if (typeof value === "number") exported.set(name, value);
+}
+
+for (const [arch, text] of [["x86_64", X86_64], ["aarch64", AARCH64]]) {
+  Deno.test(`constants: every probed value matches glibc on ${arch}`, () => {
+    const probed = parse(text!);
+    for (const [name, value] of probed) {
+      assertEquals(exported.get(name), value, name);
+    }
+  });
+}
+
+Deno.test("constants: every exported number was probed", () => {
+  const probed = parse(X86_64);
+  const missing = [...exported.keys()].filter((k) =>
+    !probed.has(k) && k !== "SOCKADDR_STORAGE_SIZE"
+  );
+  assertEquals(missing, []);
+});
+
+Deno.test("constants: the two architectures agree", () => {
+  assertEquals(parse(X86_64), parse(AARCH64));
+});
+
+Deno.test("constants: errno names", () => {
+  assertEquals(C.errnoName(C.EADDRINUSE), "EADDRINUSE");
+  assertEquals(C.errnoName(C.EWOULDBLOCK), "EAGAIN");
+  assertEquals(C.errnoName(4095), "E4095");
+  for (const [n, name] of C.ERRNO_NAMES) {
+    assertEquals(exported.get(name), n, name);
+  }
+});
