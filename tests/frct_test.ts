@@ -12,7 +12,8 @@
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   irmdRequest,
-  Node,
+  type Node,
+  nodePair,
   runCommand,
   tutorialClientConfig,
   tutorialHosts,
@@ -51,32 +52,26 @@ async function twoNodes(
   const hosts = tutorialHosts("127.0.0.1") +
     `127.0.0.1 ${await md5hex(name)} #${name}\n`;
   const ns = netns === undefined ? {} : { netns };
-  const server = await Node.start("frct-server", {
-    config: serverConfig(port, name),
-    hosts,
-    ready: new RegExp(`Registered ${name} with IPCP`),
-    ...ns,
-  });
-  let client: Node;
-  try {
-    client = await Node.start("frct-client", {
-      config: clientConfig(port),
-      hosts,
-      ready: /Bootstrapped IPCP \d+ in layer/,
-      ...ns,
-    });
-  } catch (e) {
-    await server.close();
-    throw e;
-  }
-  return {
-    server,
-    client,
-    close: async () => {
-      await client.close();
-      await server.close();
+  return await nodePair(
+    {
+      label: "frct-server",
+      options: {
+        config: serverConfig(port, name),
+        hosts,
+        ready: new RegExp(`Registered ${name} with IPCP`),
+        ...ns,
+      },
     },
-  };
+    {
+      label: "frct-client",
+      options: {
+        config: clientConfig(port),
+        hosts,
+        ready: /Bootstrapped IPCP \d+ in layer/,
+        ...ns,
+      },
+    },
+  );
 }
 
 async function md5hex(name: string): Promise<string> {

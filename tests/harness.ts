@@ -252,6 +252,29 @@ export function tutorialClient(
   });
 }
 
+/** A server node, then a client node; `close` ends both (client first). */
+export async function nodePair(
+  server: { label: string; options: NodeOptions },
+  client: { label: string; options: NodeOptions },
+): Promise<{ server: Node; client: Node; close: () => Promise<void> }> {
+  const s = await Node.start(server.label, server.options);
+  let c: Node;
+  try {
+    c = await Node.start(client.label, client.options);
+  } catch (e) {
+    await s.close();
+    throw e;
+  }
+  return {
+    server: s,
+    client: c,
+    close: async () => {
+      await c.close();
+      await s.close();
+    },
+  };
+}
+
 /** Both tutorial nodes (server 127.0.0.1, client 127.0.0.2); `close` ends both. */
 export async function tutorialNodes(): Promise<
   { server: Node; client: Node; close: () => Promise<void> }

@@ -8,6 +8,7 @@ import { assert, assertEquals, assertMatch } from "./assert.ts";
 import {
   irmdRequest,
   Node,
+  nodePair,
   Proc,
   tutorialClientConfig,
   tutorialHosts,
@@ -133,8 +134,11 @@ hosts="@DIR@/no-hosts"
 
 Deno.test("refusals name their cause: nobody accepting, autostart that cannot start", async () => {
   const hosts = tutorialHosts("127.0.0.1");
-  const server = await Node.start("refuser", {
-    config: `[name."oping-server"]
+  const { server, client, close } = await nodePair(
+    {
+      label: "refuser",
+      options: {
+        config: `[name."oping-server"]
 prog=["@DIR@/bin/oping"]
 
 [name."oping-server2"]
@@ -147,16 +151,20 @@ ip="127.0.0.1"
 hosts="@DIR@/hosts"
 reg=["oping-server", "oping-server2"]
 `,
-    hosts,
-    ready: /Registered oping-server2 with IPCP/,
-  });
-  let client: Node | undefined;
+        hosts,
+        ready: /Registered oping-server2 with IPCP/,
+      },
+    },
+    {
+      label: "asker",
+      options: {
+        config: tutorialClientConfig("127.0.0.2"),
+        hosts,
+        ready: /Bootstrapped IPCP \d+ in layer/,
+      },
+    },
+  );
   try {
-    client = await Node.start("asker", {
-      config: tutorialClientConfig("127.0.0.2"),
-      hosts,
-      ready: /Bootstrapped IPCP \d+ in layer/,
-    });
     const a = await client.run("oping", ["-n", "oping-server", "-c", "1"]);
     assertEquals(a.code, 1);
     assertMatch(
@@ -173,8 +181,7 @@ reg=["oping-server", "oping-server2"]
       /Autostart for oping-server2 failed \(.*no-such-program: no such program\)/,
     );
   } finally {
-    await client?.close();
-    await server.close();
+    await close();
   }
 });
 
@@ -357,8 +364,11 @@ Deno.test("command-line conventions: usage errors, no arguments, help, ipcpd-udp
 
 Deno.test("oping -i 0, -F, and servers with --poll and --busy; irm process list shows bound names", async () => {
   const hosts = tutorialHosts("127.0.0.1");
-  const server = await Node.start("pollserver", {
-    config: `[name."oping-server"]
+  const { server, client, close } = await nodePair(
+    {
+      label: "pollserver",
+      options: {
+        config: `[name."oping-server"]
 prog=["@DIR@/bin/oping"]
 
 [udp.wifi1]
@@ -367,16 +377,20 @@ ip="127.0.0.1"
 hosts="@DIR@/hosts"
 reg=["oping-server"]
 `,
-    hosts,
-    ready: /Registered oping-server with IPCP/,
-  });
-  let client: Node | undefined;
+        hosts,
+        ready: /Registered oping-server with IPCP/,
+      },
+    },
+    {
+      label: "pollclient",
+      options: {
+        config: tutorialClientConfig("127.0.0.2"),
+        hosts,
+        ready: /Bootstrapped IPCP \d+ in layer/,
+      },
+    },
+  );
   try {
-    client = await Node.start("pollclient", {
-      config: tutorialClientConfig("127.0.0.2"),
-      hosts,
-      ready: /Bootstrapped IPCP \d+ in layer/,
-    });
     for (const mode of ["--poll", "--busy", undefined]) {
       const s = server.spawnPath(
         server.bin("oping"),
@@ -421,7 +435,6 @@ reg=["oping-server"]
       await s.stop();
     }
   } finally {
-    await client?.close();
-    await server.close();
+    await close();
   }
 });

@@ -6,6 +6,7 @@
 import { type AllocOptions, type Flow, Ouroboros } from "../lib/app/dev.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
+import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
 
 export type Print = (line: string) => void;
 
@@ -251,6 +252,13 @@ export function optionWords<N extends string>(
     out.push({ name, value, shown });
   }
   return ok(out);
+}
+
+/** A QoS cube name, the value of option `opt` (-q). */
+export function qosCube(opt: string, v: string): Result<QosCubeName> {
+  return isQosCubeName(v)
+    ? ok(v)
+    : err(`${opt}: unknown QoS cube "${v}" (raw, best, video, voice, data)`);
 }
 
 /** A whole number from `min` to `max`, the value of option `opt`. */

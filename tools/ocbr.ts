@@ -27,6 +27,7 @@ import {
   optionWords,
   type Print,
   print,
+  qosCube,
   reason,
   runTool,
   serveFlows,
@@ -36,7 +37,7 @@ import {
 import { OuroborosError } from "../lib/util/errors.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
 import { parseTime } from "./oping.ts";
-import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
+import type { QosCubeName } from "../lib/wire/udp_wire.ts";
 
 export const OCBR_HDR = 8;
 export const TYPE_DATA = 0;
@@ -206,14 +207,12 @@ export function parseOcbrArgs(args: readonly string[]): Result<OcbrOptions> {
       case "quiet":
         o.quiet = true;
         break;
-      case "qos":
-        if (!isQosCubeName(value)) {
-          return err(
-            `${shown}: unknown QoS cube "${value}" (raw, best, video, voice, data)`,
-          );
-        }
-        o.qos = value;
+      case "qos": {
+        const r = qosCube(shown, value);
+        if (!r.ok) return r;
+        o.qos = r.value;
         break;
+      }
       case "help":
         o.help = true;
         break;

@@ -22,6 +22,7 @@ import {
   type PollableFlow,
   type Print,
   print,
+  qosCube,
   type ReadMode,
   readWith,
   reason,
@@ -42,7 +43,7 @@ import {
   setOpingType,
 } from "../lib/wire/oping_msg.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
-import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
+import type { QosCubeName } from "../lib/wire/udp_wire.ts";
 
 export const DEFAULT_INTERVAL_MS = 1000;
 export const MAX_INTERVAL_MS = 10_000;
@@ -300,14 +301,12 @@ export function parseOpingArgs(args: readonly string[]): Result<OpingOptions> {
         o.durationMs = r.value;
         break;
       }
-      case "qos":
-        if (!isQosCubeName(value)) {
-          return err(
-            `${shown}: unknown QoS cube "${value}" (raw, best, video, voice, data)`,
-          );
-        }
-        o.qos = value;
+      case "qos": {
+        const r = qosCube(shown, value);
+        if (!r.ok) return r;
+        o.qos = r.value;
         break;
+      }
     }
   }
   if (o.help) return ok(o);
