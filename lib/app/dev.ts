@@ -234,6 +234,9 @@ function irmdError(e: unknown): OuroborosError {
 /** How long close() waits at least for an FRCT flow's last packets to leave. */
 const FINAL_ACK_FLUSH_MS = 200;
 
+/** An FRCT flow acknowledges at least every this many reads. */
+const FE_ACK_EVERY = 32;
+
 /** Most packets buffered in the application before it stops reading the socket. */
 const READ_QUEUE_LIMIT = 1024;
 
@@ -259,6 +262,8 @@ export class Flow implements AsyncDisposable {
   #feTimer: ReturnType<typeof setTimeout> | undefined;
   #feTimerAt = Infinity;
   #feFlushQueued = false;
+  /** Reads since the last acknowledgement was made due. */
+  #feReads = 0;
   /** Woken when the FRCT window opens again or the flow's state changes. */
   #feWaiters: (() => void)[] = [];
 
@@ -464,7 +469,16 @@ export class Flow implements AsyncDisposable {
       if (!fe.readable) return undefined;
       const p = fe.read(performance.now());
       if (p === null) return undefined;
-      this.#feFlushSoon();
+      // One acknowledgement once the reader has taken all that arrived in
+      // order (it tells the sender where a gap is, not how far a loop of
+      // reads has got), or every FE_ACK_EVERY reads of a reader that never
+      // catches up; if the reader stops before that, the flow's timer sends
+      // it.
+      if (fe.readable && ++this.#feReads < FE_ACK_EVERY) this.#feArm();
+      else {
+        this.#feReads = 0;
+        this.#feFlushSoon();
+      }
       return p;
     }
     const q = this.#queue;

@@ -56,18 +56,44 @@
  * - Acknowledgement (reliable): ackno = next packet not yet read; a pure
  *   ACK (ACK|FC|DRF) leaves as soon as a read moved it, one per batch (at
  *   the next takeOutput or tick), and once per batch of duplicates; no
- *   delayed-ACK wheel, no 5 ms suppression.
- * - Retransmission: one timer, for the oldest unacknowledged packet. At a
- *   timeout that packet is copied and a recovery starts; partial ACKs then
- *   copy the next missing packet at once, and two more per packet
- *   acknowledged while our copies are what gets through (a whole window
- *   lost, e.g. before the peer's run started). The wait doubles per
- *   consecutive timeout up to 2 s (or the rto if longer), resets on
- *   progress; during a recovery it is at most 4 x the smallest RTT seen.
- * - RTT: one sample per ACK that moves the edge, from the oldest packet it
- *   covers, unless that packet was copied by a timeout (Karn) or the ACK
- *   rode on a peer retransmission; estimator of spec 5.1 with
- *   FRCT_LINUX_RTT_ESTIMATOR off; rto in [20 ms, 60 s].
+ *   delayed-ACK wheel, no 5 ms suppression. A gap is signalled as a
+ *   duplicate ACK (the same pure ACK again): when data arrives beyond a gap
+ *   whose start the last ACK told; at the next flush after reads stopped at
+ *   a gap with data beyond it (a full window sends nothing more that would
+ *   make the ACK repeat), unless the gap filled meanwhile; and at once,
+ *   twice, when reads went past a signalled gap up to the next one. A C
+ *   sender ignores ACKs that do not move its edge.
+ * - Retransmission: one timer, for the oldest unacknowledged packet,
+ *   restarted when the edge moves; at a timeout only that packet is copied
+ *   (twice if its copy was lost too) and a recovery starts. Evidence of a
+ *   loss copies sooner: a duplicate ACK (a pure ACK repeating snd.lwe)
+ *   copies the packet at snd.lwe at once; during a recovery, an ACK that
+ *   leaves the edge at a packet not yet copied copies it if no further ACK
+ *   moves the edge within a quarter of srtt (an ACK stream that goes on is
+ *   no loss: the originals were late, or the peer acknowledges as it
+ *   reads); when the ACKs stop right after our copies, the whole window
+ *   after them was lost (before the peer's run started): two copies per
+ *   packet acknowledged, and from there on at once. Never a copy of a
+ *   packet copied less than an rto ago on such a sign (the duplicate ACKs
+ *   may come from packets sent before that copy, which waits behind them),
+ *   the timer aside. A copy that an ACK covers less than half the smallest
+ *   RTT after it left was needless: the duplicate ACK its arrival causes
+ *   is ignored. On a path that lost more than 4% of the last packets, a
+ *   copy sent while the window is closed goes twice (nothing follows it
+ *   that would show its loss before the timer). The timer waits the rto,
+ *   during a recovery at most 4 recent RTTs (min(srtt, 2 x the smallest
+ *   sample, which rises slowly towards larger ones)), never below 20 ms
+ *   (I6); it doubles per consecutive timeout up to 2 s (or the rto if
+ *   longer) and resets on progress. A tick more than 5 ms late waits 1 ms
+ *   once, for ACKs the event loop has not handed over yet.
+ * - RTT (RFC 6298, Karn): one sample per ACK that moves the edge, from the
+ *   latest transmission among the packets it covers; none if one of them
+ *   was last sent by the timer without a gap shown (its original may be
+ *   what arrived), if they were sent before our last copy and after the
+ *   packet it copied (they waited for it at the peer), if the ACK rode on
+ *   a peer retransmission, or if under a quarter of the smallest RTT;
+ *   estimator of spec 5.1 with FRCT_LINUX_RTT_ESTIMATOR off (srtt += err /
+ *   8, mdev += (|err| - mdev) / 4); rto = srtt + 4 mdev in [20 ms, 60 s].
  * - Copies carry the current ackno and window (C keeps the first copy's
  *   rwe, which can move a C sender's edge back).
  * - The sequence never restarts (I1): the sender ignores C's 146 s
@@ -303,6 +329,21 @@ const RTO_MAX = 60_000;
 const BACKOFF_CAP = 2000;
 /** Most recovery copies sent for one ACK. */
 const RTX_BURST = 16;
+/** A tick this late (ms) after the retransmission timer was due ... */
+const LATE_TICK = 5;
+/** ... waits this long (ms) for ACKs that arrived meanwhile, once. */
+const LATE_GRACE = 1;
+/** During a recovery, the ACKs have stopped when none came for this part
+ * of the RTT. */
+const HOLE_WAIT = 0.25;
+/** During a recovery, a copy is taken for lost after this many RTTs. */
+const RECOVERY_RTTS = 4;
+/** The smallest RTT rises by 1/this of the gap per larger sample. */
+const MIN_RTT_RISE = 64;
+/** Above this part of packets lost of late, a path is lossy ... */
+const LOSSY = 0.04;
+/** ... over about this many packets acknowledged. */
+const LOSS_WINDOW = 1024;
 /** I6: rendez-vous cadence while the window stays closed. */
 const RDVS_INTERVAL = 100;
 /** I5: FC packet after this many packets consumed (partially reliable). */
@@ -347,6 +388,10 @@ export interface FlowStats {
   sent: number;
   /** retransmitted copies */
   retransmitted: number;
+  /** retransmission timer firings that sent a copy */
+  timeouts: number;
+  /** copies sent on a sign of a gap (a duplicate or a partial ACK) */
+  fastRetransmits: number;
   /** control packets sent (ACK, FC, RDVS, answers, final ACK) */
   controlSent: number;
   /** packets handed to receive() (of every kind) */
@@ -406,6 +451,8 @@ function newStats(): FlowStats {
   return {
     sent: 0,
     retransmitted: 0,
+    timeouts: 0,
+    fastRetransmits: 0,
     controlSent: 0,
     received: 0,
     delivered: 0,
@@ -457,21 +504,45 @@ export class FlowEnd {
   /** first transmission (the give-up clock) and last transmission */
   private readonly sndT0 = new Float64Array(RQ_SIZE);
   private readonly sndTx = new Float64Array(RQ_SIZE);
-  /** transmissions so far, and whether the last one may be timed (Karn) */
+  /** transmissions so far (1: never copied), and whether the last one may
+   * be timed (Karn) */
   private readonly sndCount = new Uint8Array(RQ_SIZE);
   private readonly sndTimed = new Uint8Array(RQ_SIZE);
   /** when the oldest unacknowledged packet is next retransmitted */
   private rtxAt = Infinity;
+  /** the timer already waited once for ACKs held up by a late tick */
+  private rtxGraced = false;
   /** doublings of the timer since the last progress */
   private backoff = 0;
-  /** after a timeout, until everything sent before it is acknowledged */
+  /** after a loss was seen, until everything sent before it is acknowledged */
   private recovering = false;
   private recoverSeq = 0;
+  /** the recovery began with a duplicate ACK (a gap the peer saw) */
+  private gapRecovery = false;
+  /** ACKs of this recovery stopped right after our copies: what follows
+   * them is copied at once */
+  private copiesThrough = false;
+  /** when the packet at snd.lwe is copied if no ACK moves the edge, and
+   * how many copies from there */
+  private holeAt = Infinity;
+  private holeCopies = 1;
   /** one past the last packet copied during this recovery */
   private rtxFront = 0;
+  /** duplicate ACKs until then may answer our needless copies */
+  private dupIgnoreUntil = -Infinity;
+  /** packets taken for lost and packets acknowledged of late (halved
+   * every LOSS_WINDOW acknowledged) */
+  private lossSeen = 0;
+  private ackedSeen = 0;
+  /** when we last sent a copy, and of which packet */
+  private lastCopyAt = -Infinity;
+  private lastCopySeq = 0;
   private srtt = 0;
   private mdev = MDEV_INIT;
   private rto = RTO_INIT;
+  /** the last RTT sample */
+  private lastRtt = 0;
+  /** the smallest RTT sample, rising slowly (MIN_RTT_RISE) */
   private minRtt = Infinity;
   private stalled = false;
   private rdvsAt = Infinity;
@@ -498,6 +569,13 @@ export class FlowEnd {
   private ackAt = Infinity;
   /** ... even if ackno did not move (answer to a duplicate) */
   private ackForced = false;
+  /** ... even if ackno did not move, if a gap is still open at flush: data
+   * arrived beyond the packet whose absence we already acknowledged */
+  private gapAck = false;
+  /** our last ACK showed the sender a gap (it came twice) */
+  private gapSignalled = false;
+  /** the latest time given to any call */
+  private clock: number;
   /** partially reliable: an FC packet is wanted */
   private fcAt = Infinity;
   private consumedSinceFc = 0;
@@ -524,6 +602,7 @@ export class FlowEnd {
     this.sndRwe = (isn + START_WINDOW) >>> 0;
     this.lastAppSend = opts.now;
     this.lastRecv = opts.now;
+    this.clock = opts.now;
     const cap = this.frct ? RQ_SIZE : RAW_QUEUE;
     this.rq = new Array<Uint8Array | undefined>(cap).fill(undefined);
     this.qSeq = new Uint32Array(this.reliable ? 0 : cap);
@@ -586,6 +665,7 @@ export class FlowEnd {
   nextDeadline(): number | null {
     if (this.st === "closed" || this.st === "down") return null;
     let d = this.rtxAt;
+    if (this.holeAt < d) d = this.holeAt;
     if (this.ackAt < d) d = this.ackAt;
     if (this.fcAt < d) d = this.fcAt;
     if (this.stalled && this.rdvsAt < d) d = this.rdvsAt;
@@ -610,6 +690,7 @@ export class FlowEnd {
   // ---- application side ---------------------------------------------------
 
   write(payload: Uint8Array, now: number): WriteResult {
+    this.clock = now;
     if (this.st === "down") return "down";
     if (this.st !== "open") return "closed";
     const n = payload.length;
@@ -653,7 +734,8 @@ export class FlowEnd {
         flags |= FLAG_ACK;
         ackno = this.rcvLwe;
         this.ackSent = ackno;
-        this.ackAt = Infinity;
+        // a gap signal must be a pure ACK: the peer does not count data
+        if (!this.gapAck) this.ackAt = Infinity;
         this.ackForced = false;
       }
     }
@@ -672,9 +754,11 @@ export class FlowEnd {
       this.sndT0[slot] = now;
       this.sndTx[slot] = now;
       this.sndCount[slot] = 1;
-      // sent behind the holes of a recovery, its ACK waits for them
-      this.sndTimed[slot] = this.recovering ? 0 : 1;
-      if (this.rtxAt === Infinity) this.rtxAt = now + this.rto;
+      this.sndTimed[slot] = 1;
+      if (this.rtxAt === Infinity) {
+        this.rtxAt = now + this.rto;
+        this.rtxGraced = false;
+      }
     } else {
       // partially reliable: nothing is kept, so every packet is DRF
       this.sndLwe = this.sndSeq;
@@ -683,6 +767,7 @@ export class FlowEnd {
   }
 
   read(now: number): Uint8Array | null {
+    this.clock = now;
     const st = this.st;
     if (st === "closed" || st === "lingering") return null;
     if (this.reliable) {
@@ -712,6 +797,7 @@ export class FlowEnd {
 
   /** Deallocation (spec 9): final ACK if one is due, then linger or close. */
   close(now: number): void {
+    this.clock = now;
     if (this.st !== "open") return;
     this.dropUnread();
     this.stalled = false;
@@ -719,6 +805,7 @@ export class FlowEnd {
     this.fcAt = Infinity;
     this.ackAt = Infinity;
     this.ackForced = false;
+    this.gapAck = false;
     if (this.reliable && this.run && this.rcvLwe !== this.ackSent) {
       this.sendAck(false);
     }
@@ -733,6 +820,7 @@ export class FlowEnd {
   // ---- network side -------------------------------------------------------
 
   receive(packet: Uint8Array, now: number): void {
+    this.clock = now;
     const st = this.st;
     if (st === "closed" || st === "down") return;
     const stats = this.stats;
@@ -787,6 +875,11 @@ export class FlowEnd {
       if (seqAfter(ackno, this.sndLwe) && !seqAfter(ackno, this.sndSeq)) {
         this.onAck(ackno, now, !this.isOldData(flags, seqno, now));
         if (this.st !== "open" && this.st !== "lingering") return;
+      } else if (
+        ackno === this.sndLwe && (flags & FLAG_DATA) === 0 &&
+        this.sndLwe !== this.sndSeq
+      ) {
+        this.onDupAck(now);
       }
     }
     if ((flags & FLAG_FC) !== 0) {
@@ -811,6 +904,7 @@ export class FlowEnd {
 
   /** Runs the timers due at or before `now`. */
   tick(now: number): void {
+    this.clock = now;
     const st = this.st;
     if (st === "closed" || st === "down") return;
     const t = this.timeout;
@@ -819,9 +913,18 @@ export class FlowEnd {
       return;
     }
     if (this.rtxAt <= now) {
-      this.onRtxTimer(now);
-      if (this.st === "down") return;
+      if (!this.rtxGraced && now - this.rtxAt > LATE_TICK) {
+        // Called late: the event loop was held up, and ACKs that arrived
+        // meanwhile may not have been handed to receive() yet. Let them
+        // be, once, before taking the head for lost.
+        this.rtxGraced = true;
+        this.rtxAt = now + LATE_GRACE;
+      } else {
+        this.onRtxTimer(now);
+        if (this.st === "down") return;
+      }
     }
+    if (this.holeAt <= now) this.copyHole(now);
     if (this.stalled && this.rdvsAt <= now) {
       this.sendControl(FLAG_RDVS, 0, 0);
       this.stats.rdvsSent++;
@@ -863,6 +966,7 @@ export class FlowEnd {
     this.ackSent = seqno;
     this.ackAt = Infinity;
     this.ackForced = false;
+    this.gapAck = false;
     // what a peer assumes before our first FC
     this.advRwe = (seqno + START_WINDOW) >>> 0;
     this.consumedSinceFc = 0;
@@ -907,6 +1011,13 @@ export class FlowEnd {
     this.rqCount++;
     if (seqBefore(seqno, this.rcvHigh)) stats.outOfOrder++;
     else this.rcvHigh = (seqno + 1) >>> 0;
+    // beyond a gap whose start the peer already knows from our last ACK:
+    // say it again (a duplicate ACK), so that it resends the missing one
+    // without waiting for its timer
+    if (d > 0 && this.ackSent === this.rcvLwe) {
+      this.gapAck = true;
+      if (this.ackAt === Infinity) this.ackAt = now;
+    }
   }
 
   private receivePartial(
@@ -968,10 +1079,33 @@ export class FlowEnd {
   private flushControl(): void {
     if (this.ackAt !== Infinity) {
       this.ackAt = Infinity;
-      if (this.run && (this.ackForced || this.rcvLwe !== this.ackSent)) {
-        this.sendAck(this.st === "open");
-      }
+      // a gap at the next packet to hand up, with data beyond it
+      const atGap = this.rqCount > 0 &&
+        this.rq[this.rcvLwe & RQ_MASK] === undefined;
+      // (still there: a reordered packet may have filled it)
+      const gap = this.gapAck && atGap;
+      const moved = this.rcvLwe !== this.ackSent;
+      const forced = this.ackForced;
       this.ackForced = false;
+      this.gapAck = false;
+      if (this.run && (forced || gap || moved)) {
+        this.sendAck(this.st === "open");
+        if (moved && atGap) {
+          if (this.gapSignalled) {
+            // reads went past a gap we signalled, up to the next one: the
+            // sender is repairing them, so tell it at once (the same ACK
+            // again is that signal; it also survives the loss of one)
+            this.sendAck(this.st === "open");
+          } else {
+            // reads stopped at a gap: say so a moment later (at the next
+            // flush), unless what is missing arrives meanwhile; with a
+            // full window nothing else arrives to make that ACK repeat
+            this.gapAck = true;
+            this.ackAt = this.clock;
+          }
+        }
+        this.gapSignalled = atGap && (gap || this.gapSignalled);
+      }
     }
     if (this.fcAt !== Infinity) {
       this.fcAt = Infinity;
@@ -1003,6 +1137,7 @@ export class FlowEnd {
       this.ackSent = this.rcvLwe;
       this.ackAt = Infinity;
       this.ackForced = false;
+      this.gapAck = false;
       this.sendControl(FLAG_ACK | FLAG_FC, rwe, this.rcvLwe);
     } else {
       this.sendControl(FLAG_FC, rwe, 0);
@@ -1030,46 +1165,76 @@ export class FlowEnd {
     this.rdvsAt = Infinity;
   }
 
-  /** `timely`: the ACK came in a packet that is not a peer retransmission. */
+  /**
+   * An ACK that moves the edge to `ackno`. `timely`: it came in a packet
+   * that is not a peer retransmission.
+   */
   private onAck(ackno: number, now: number, timely: boolean): void {
     const buf = this.sndBuf;
-    const head = this.sndLwe & RQ_MASK;
-    // RTT from the oldest packet this ACK covers: nothing before it could
-    // hold its ACK back. Not from a copy sent by a timeout (Karn), nor from
-    // an ACK riding on a copy the peer's timer resent (it measures that
+    const tx = this.sndTx;
+    const timed = this.sndTimed;
+    // RTT from the last transmission among the packets this ACK covers
+    // (the arrival that let the peer consume them all), unless one of them
+    // was last sent by the timer (Karn: its original may be what arrived),
+    // or the ACK rode on a copy the peer's timer resent (it measures that
     // timer)
-    if (timely && this.sndTimed[head] === 1) {
-      this.rttSample(now - this.sndTx[head]!);
+    let latest = -Infinity;
+    let karn = false;
+    let copyAt = -Infinity;
+    let needless = 0;
+    for (let s = this.sndLwe; s !== ackno; s = (s + 1) >>> 0) {
+      const slot = s & RQ_MASK;
+      buf[slot] = undefined;
+      if (timed[slot] === 0) karn = true;
+      const t = tx[slot]!;
+      if (t > latest) latest = t;
+      // a copy sent less than half the smallest RTT ago cannot be what
+      // this ACK answers: the original arrived, the copy was not needed
+      if (this.sndCount[slot]! > 1 && now - t < this.minRtt / 2) {
+        needless++;
+        if (t > copyAt) copyAt = t;
+      }
+    }
+    // That copy reaches the peer as a duplicate, which it answers with an
+    // ACK of its edge about an RTT later: not a sign of a gap there. Nor
+    // a loss the path made.
+    if (needless > 0) {
+      this.lossSeen = Math.max(0, this.lossSeen - needless);
+      const until = copyAt + 2 * this.copyRtt();
+      if (until > this.dupIgnoreUntil) this.dupIgnoreUntil = until;
+    }
+    // Packets sent before our last copy and after the packet it copied
+    // waited for it at the peer: their ACK tells nothing of the RTT.
+    const held = latest < this.lastCopyAt &&
+      seqAfter((ackno - 1) >>> 0, this.lastCopySeq);
+    // (nor one under a quarter of the smallest RTT: a copy this ACK cannot
+    // answer, or an ACK that crossed our packet)
+    const m = now - latest;
+    if (
+      timely && !karn && !held &&
+      (this.minRtt === Infinity || m >= this.minRtt / 4)
+    ) {
+      this.rttSample(m);
     }
     const advanced = (ackno - this.sndLwe) >>> 0;
-    for (let s = this.sndLwe; s !== ackno; s = (s + 1) >>> 0) {
-      buf[s & RQ_MASK] = undefined;
+    this.ackedSeen += advanced;
+    if (this.ackedSeen > LOSS_WINDOW) {
+      this.ackedSeen /= 2;
+      this.lossSeen /= 2;
     }
     this.sndLwe = ackno;
     this.backoff = 0;
+    this.rtxGraced = false;
     if (ackno === this.sndSeq) {
       this.rtxAt = Infinity;
+      this.holeAt = Infinity;
       this.recovering = false;
       if (this.st === "lingering") {
         this.finish();
         return;
       }
     } else {
-      if (this.recovering) {
-        if (!seqBefore(ackno, this.recoverSeq)) {
-          this.recovering = false;
-        } else if (!seqAfter(ackno, this.rtxFront)) {
-          // our copies are getting through: the packets after them were
-          // lost too (a whole window dropped, e.g. before the run started),
-          // so send two more copies per packet acknowledged
-          this.rtxBurst(Math.min(2 * advanced, RTX_BURST), now);
-        } else {
-          // the ACK passed our copies: the originals up to ackno arrived,
-          // and the packet at ackno, sent before the timeout, did not
-          this.rtxFront = ackno;
-          this.rtxBurst(1, now);
-        }
-      }
+      if (this.recovering) this.partialAck(ackno, advanced, now);
       const limit = this.sndT0[ackno & RQ_MASK]! + this.rtxLimit;
       this.rtxAt = Math.min(now + this.timerBase(), limit);
     }
@@ -1077,38 +1242,150 @@ export class FlowEnd {
   }
 
   /**
-   * Recovery copies from rtxFront on, up to what was outstanding at the
-   * timeout. A second transmission sent here may be timed: the packets
-   * before it were consumed and it was not, so its original (sent at least
-   * an rto ago) was lost and the ACK that covers it answers this copy.
+   * An ACK during a recovery that leaves packets outstanding. The peer
+   * consumed everything before `ackno`, and what we sent before our last
+   * copy reached it first: the packet at `ackno` is missing, lost if the
+   * ACKs stop there. A stream of ACKs that goes on (the originals were only
+   * late, or the peer acknowledges as it reads) is no loss: the packet is
+   * copied only if no further ACK moves the edge for a quarter of the RTT.
+   * When the ACKs stop right after our copies, the originals after them
+   * were lost too (a whole window, e.g. before the peer's run started):
+   * two copies per packet acknowledged then, and from there on at once.
+   */
+  private partialAck(ackno: number, advanced: number, now: number): void {
+    if (!seqBefore(ackno, this.recoverSeq)) {
+      this.recovering = false;
+      this.holeAt = Infinity;
+      return;
+    }
+    if (seqBefore(ackno, this.rtxFront)) return; // its copy is on its way
+    this.holeCopies = ackno === this.rtxFront && !this.gapRecovery
+      ? Math.min(2 * advanced, RTX_BURST)
+      : 1;
+    const wait = this.copiesThrough ? 0 : this.srtt * HOLE_WAIT;
+    if (wait > 0) this.holeAt = now + wait;
+    else this.copyHole(now);
+  }
+
+  /**
+   * The RTT of a copy sent now, for the waits of a recovery: srtt, but at
+   * most twice the smallest recent sample (an ACK that was lost makes the
+   * next one late, and its sample long; a copy leaves behind what is in
+   * flight, as the recent samples did); 0 before any sample.
+   */
+  private recentRtt(): number {
+    return Math.min(this.srtt, 2 * this.minRtt);
+  }
+
+  /**
+   * The retransmission timer before backoff: the rto, but during a
+   * recovery (our copies answer a loss already seen) at most
+   * RECOVERY_RTTS recent RTTs, as a copy unanswered after that is most
+   * likely lost too; one late ACK in the rto then does not make every lost
+   * copy wait for seconds.
+   */
+  private timerBase(): number {
+    if (!this.recovering || this.minRtt === Infinity) return this.rto;
+    return Math.min(
+      this.rto,
+      Math.max(RTO_MIN, RECOVERY_RTTS * this.recentRtt()),
+    );
+  }
+
+  /** The ACKs stopped at snd.lwe during a recovery: copy what is missing. */
+  private copyHole(now: number): void {
+    this.holeAt = Infinity;
+    if (!this.recovering || seqAfter(this.rtxFront, this.sndLwe)) return;
+    this.rtxFront = this.sndLwe;
+    if (this.holeCopies > 1) this.copiesThrough = true;
+    this.rtxBurst(this.holeCopies, now);
+  }
+
+  /**
+   * A pure ACK that repeats snd.lwe: the peer saw a gap there, packets
+   * after it arrived. Unless its last copy may still be on its way.
+   */
+  private onDupAck(now: number): void {
+    const slot = this.sndLwe & RQ_MASK;
+    if (now < this.dupIgnoreUntil || !this.mayCopy(slot, now)) return;
+    if (!this.recovering) {
+      this.recovering = true;
+      this.recoverSeq = this.sndSeq;
+      this.gapRecovery = true;
+      this.copiesThrough = false;
+    }
+    this.holeAt = Infinity;
+    this.copyLost(slot, now);
+    if (!seqAfter(this.rtxFront, this.sndLwe)) {
+      this.rtxFront = (this.sndLwe + 1) >>> 0;
+    }
+  }
+
+  /**
+   * Whether the packet in `slot` may be copied on a sign of loss: never
+   * sent again yet, or its last copy left an rto ago. What shows it missing
+   * (a duplicate ACK) may come from packets sent before that copy, which
+   * waits behind them, and the RTT grows with what is in flight faster
+   * than srtt follows.
+   */
+  private mayCopy(slot: number, now: number): boolean {
+    return this.sndCount[slot] === 1 || now >= this.sndTx[slot]! + this.rto;
+  }
+
+  /**
+   * About the longest RTT of a copy sent now: srtt, or the last sample if
+   * longer (the RTT grows with what is in flight, faster than srtt follows
+   * it), + 2 mdev.
+   */
+  private copyRtt(): number {
+    return Math.max(this.srtt, this.lastRtt) + 2 * this.mdev;
+  }
+
+  /**
+   * Copies from rtxFront on, up to what was outstanding when the recovery
+   * began; none of a packet whose last copy may still be on its way.
    */
   private rtxBurst(k: number, now: number): void {
     for (let i = 0; i < k; i++) {
       const s = this.rtxFront;
       if (!seqBefore(s, this.recoverSeq) || !seqBefore(s, this.sndSeq)) break;
-      this.retransmit(s & RQ_MASK, now, true);
+      const slot = s & RQ_MASK;
       this.rtxFront = (s + 1) >>> 0;
+      if (!this.mayCopy(slot, now)) continue;
+      this.copyLost(slot, now);
     }
   }
 
   /**
-   * The retransmission timer before backoff: the rto, but during a recovery
-   * (our copies answer a loss already seen) 4 x the smallest RTT seen, as
-   * a copy unanswered after that is most likely lost too; one stale sample
-   * in the rto then does not make every lost copy wait a second.
+   * A copy of a packet the ACKs show lost. When the window is closed no
+   * packet follows it, so the loss of the copy shows only at the timer
+   * (at least RTO_MIN): on a path that lost more than LOSSY of the last
+   * packets (a start window of them acknowledged at least), the copy goes
+   * twice.
    */
-  private timerBase(): number {
-    if (!this.recovering || this.minRtt === Infinity) return this.rto;
-    return Math.min(this.rto, Math.max(RTO_MIN, 4 * this.minRtt));
+  private copyLost(slot: number, now: number): void {
+    this.retransmit(slot, now, true);
+    this.stats.fastRetransmits++;
+    this.lossSeen++;
+    if (
+      !this.windowOpen() && this.ackedSeen >= START_WINDOW &&
+      this.lossSeen > LOSSY * (this.lossSeen + this.ackedSeen)
+    ) {
+      this.retransmit(slot, now, true);
+    }
   }
 
   /**
-   * Spec 5.1 with FRCT_LINUX_RTT_ESTIMATOR off (mdev falls at the rate it
-   * rises; with the option on one outlier holds the rto up for ~100
-   * samples), and the I6 floor.
+   * RFC 6298 (the estimator of spec 5.1 with FRCT_LINUX_RTT_ESTIMATOR off:
+   * srtt += err / 8, mdev += (|err| - mdev) / 4), and the I6 floor.
    */
-  private rttSample(m: number): void {
+  private rttSample(sample: number): void {
+    this.lastRtt = sample;
+    // The smallest sample, rising slowly towards larger ones: it follows a
+    // path whose queue stays, not one late ACK.
+    const m = sample;
     if (m < this.minRtt) this.minRtt = m;
+    else this.minRtt += (m - this.minRtt) / MIN_RTT_RISE;
     if (this.srtt === 0) {
       this.srtt = m;
       this.mdev = m / 2;
@@ -1136,8 +1413,27 @@ export class FlowEnd {
       this.goDown("retransmission_limit");
       return;
     }
-    this.retransmit(slot, now, false);
+    this.rtxGraced = false;
+    const last = this.sndTx[slot]!;
+    const due = last + this.timerBase();
+    if (this.sndCount[slot] !== 1 && now < due) {
+      // copied since the timer was set (on a duplicate ACK): wait for it
+      this.rtxAt = Math.min(due, limit);
+      return;
+    }
+    // Only the oldest: the ACK of its copy tells what else is missing.
+    // Its ACK times the copy if the packet is a gap the ACKs of a recovery
+    // stopped at, sent once: its original is lost, not late (Karn). A gap
+    // whose copy was lost too says the path loses much: two copies then.
+    const n = this.sndCount[slot]!;
+    this.retransmit(slot, now, this.recovering && n === 1);
+    this.lossSeen++;
+    if (this.recovering && n > 1) this.retransmit(slot, now, false);
+    this.stats.timeouts++;
+    this.holeAt = Infinity;
     this.recovering = true;
+    this.gapRecovery = false;
+    this.copiesThrough = false;
     this.recoverSeq = this.sndSeq;
     this.rtxFront = (this.sndLwe + 1) >>> 0;
     if (this.backoff < 30) this.backoff++;
@@ -1149,12 +1445,19 @@ export class FlowEnd {
     this.rtxAt = Math.min(now + wait, limit);
   }
 
-  /** A copy of a kept packet with a fresh ACK and window (I7: fresh CRC). */
+  /**
+   * A copy of a kept packet with a fresh ACK and window (I7: fresh CRC).
+   * `timed`: the copy answers a loss the peer's ACKs showed (the packets
+   * before it were consumed, it was not, and its last copy left at least
+   * an rto before), so the ACK that covers it answers this copy.
+   */
   private retransmit(slot: number, now: number, timed: boolean): void {
     const orig = this.sndBuf[slot];
     if (orig === undefined) return;
     const n = this.sndCount[slot]!;
-    this.sndTimed[slot] = timed && n === 1 ? 1 : 0;
+    this.sndTimed[slot] = timed ? 1 : 0;
+    this.lastCopyAt = now;
+    this.lastCopySeq = u32At(orig, 4);
     if (n < 255) this.sndCount[slot] = n + 1;
     this.sndTx[slot] = now;
     const copy = orig.slice();
@@ -1191,6 +1494,7 @@ export class FlowEnd {
 
   private stopTimers(): void {
     this.rtxAt = Infinity;
+    this.holeAt = Infinity;
     this.ackAt = Infinity;
     this.fcAt = Infinity;
     this.stalled = false;

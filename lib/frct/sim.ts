@@ -4,6 +4,17 @@
  * simulated clock that jumps from event to event (packet arrival, protocol
  * deadline, application wake-up). Everything is deterministic from the seed.
  *
+ * Two more models make it look like a real path on one busy machine:
+ * - a bottleneck per direction (`rateMbps`, `queue`): packets leave one
+ *   after another at that rate, so the delay grows with what is in flight,
+ *   and a full queue drops what arrives (tail drop);
+ * - an event loop per end (`loopA`, `loopB`): an end runs in turns, each
+ *   costing time per packet handled, so what arrives while it is busy is
+ *   handled late and in one batch; its timers run late; it sometimes stalls
+ *   (garbage collection, another process on the CPU); with `timersFirst` a
+ *   turn runs the protocol's timers before it takes the packets that
+ *   arrived meanwhile.
+ *
  *     const sim = new Sim({ seed, qos, ab: { loss: 0.1 }, ba: { loss: 0.1 } });
  *     const r = sim.run({ a: writerApp, b: readerApp }, { untilMs: 60_000, done });
  *
@@ -29,6 +40,28 @@ export interface Impairment {
   jitterMs?: number;
   /** 1 to 3 bits flipped (in a copy) */
   corrupt?: number;
+  /** bottleneck rate, Mb/s: packets are serialised one after another */
+  rateMbps?: number;
+  /** packets the bottleneck holds (beyond: tail drop); unbounded if absent */
+  queue?: number;
+}
+
+/**
+ * How an end's event loop runs. Without one, an end handles every event at
+ * once, at no cost.
+ */
+export interface EventLoop {
+  /** cost of one turn, ms */
+  turnMs?: number;
+  /** cost of each packet received or sent in a turn, ms */
+  perPacketMs?: number;
+  /** protocol deadlines and application wake-ups run this much late, ms */
+  timerLateMs?: number;
+  /** a stall of up to `stallMs` (uniform), on average once per `stallEveryMs` */
+  stallEveryMs?: number;
+  stallMs?: number;
+  /** a turn runs the timers before it takes the packets that arrived */
+  timersFirst?: boolean;
 }
 
 export interface LinkStats {
@@ -37,6 +70,10 @@ export interface LinkStats {
   duplicated: number;
   corrupted: number;
   delivered: number;
+  /** dropped by a full bottleneck queue */
+  queueDrops: number;
+  /** most packets waiting in the bottleneck at once */
+  maxQueue: number;
 }
 
 export interface SimOptions {
@@ -50,11 +87,18 @@ export interface SimOptions {
   ab?: Impairment;
   /** b -> a */
   ba?: Impairment;
+  /** the event loops of a and b */
+  loopA?: EventLoop;
+  loopB?: EventLoop;
   startMs?: number;
 }
 
 export interface App {
-  poll(end: FlowEnd, now: number): number | null;
+  /**
+   * `send()` hands what the end has to send to the wire at once (as an
+   * application library that flushes after every read would).
+   */
+  poll(end: FlowEnd, now: number, send: () => void): number | null;
 }
 
 export type RunResult = "done" | "idle" | "time";
@@ -117,7 +161,22 @@ function less(a: InFlight, b: InFlight): boolean {
 }
 
 function newLinkStats(): LinkStats {
-  return { sent: 0, lost: 0, duplicated: 0, corrupted: 0, delivered: 0 };
+  return {
+    sent: 0,
+    lost: 0,
+    duplicated: 0,
+    corrupted: 0,
+    delivered: 0,
+    queueDrops: 0,
+    maxQueue: 0,
+  };
+}
+
+/** A bottleneck: when it is next free, and when each waiting packet leaves. */
+interface Bottleneck {
+  freeAt: number;
+  leaving: number[];
+  head: number;
 }
 
 /** Steps at one instant after which the simulation is taken to be stuck. */
@@ -132,13 +191,25 @@ export class Sim {
   /** an end that vanished: not run, and nothing reaches it */
   private readonly dead: [boolean, boolean] = [false, false];
   private readonly imp: [Impairment, Impairment];
+  private readonly loops: [EventLoop | undefined, EventLoop | undefined];
   private readonly rnd: () => number;
-  private readonly flight = new FlightHeap();
+  /** the event loops' own stream (stalls), apart from the wire's */
+  private readonly loopRnd: () => number;
+  /** packets in flight to a and to b */
+  private readonly flight = [new FlightHeap(), new FlightHeap()] as const;
+  private readonly links: [Bottleneck, Bottleneck] = [
+    { freeAt: -Infinity, leaving: [], head: 0 },
+    { freeAt: -Infinity, leaving: [], head: 0 },
+  ];
+  /** event loops: busy until, and when the last turn started */
+  private readonly busyUntil = [-Infinity, -Infinity];
+  private readonly lastTurn = [-Infinity, -Infinity];
   private order = 0;
 
   constructor(opts: SimOptions) {
     this.now = opts.startMs ?? 0;
     this.rnd = uniform(opts.seed);
+    this.loopRnd = uniform((opts.seed ^ 0x9e3779b9) >>> 0);
     const isn = xorshift32((opts.seed ^ 0x5bd1e995) >>> 0);
     const mplMs = opts.mplMs ?? 100;
     const common = {
@@ -150,6 +221,7 @@ export class Sim {
     this.a = new FlowEnd({ ...common, qos: opts.qos });
     this.b = new FlowEnd({ ...common, qos: opts.qosB ?? opts.qos });
     this.imp = [opts.ab ?? {}, opts.ba ?? {}];
+    this.loops = [opts.loopA, opts.loopB];
   }
 
   /** End `side` vanishes now (its process died). */
@@ -159,7 +231,7 @@ export class Sim {
 
   /** Packets still in flight. */
   get inFlight(): number {
-    return this.flight.size;
+    return this.flight[0].size + this.flight[1].size;
   }
 
   /**
@@ -178,13 +250,15 @@ export class Sim {
     for (;;) {
       if (opts.done?.()) return "done";
       let t = Infinity;
-      const f = this.flight.peek();
-      if (f !== undefined) t = f.t;
       for (let i = 0; i < 2; i++) {
-        if (this.dead[i]) continue;
-        const d = ends[i]!.nextDeadline();
-        if (d !== null && d < t) t = d;
-        if (appList[i] !== undefined && wake[i]! < t) t = wake[i]!;
+        if (this.dead[i]) {
+          // what still reaches a vanished end is dropped when it lands
+          const f = this.flight[i]!.peek();
+          if (f !== undefined && f.t < t) t = f.t;
+          continue;
+        }
+        const d = this.dueAt(i, appList[i] !== undefined ? wake[i]! : Infinity);
+        if (d < t) t = d;
       }
       if (t === Infinity) return "idle";
       if (t > opts.untilMs) {
@@ -195,37 +269,127 @@ export class Sim {
         this.now = t;
         sameTime = 0;
       } else if (++sameTime > MAX_STEPS_AT_ONE_TIME) {
-        throw new Error(`simulation stuck at t=${this.now} ms`);
+        throw new Error(
+          `simulation stuck at t=${this.now} ms (deadlines: a ${this.a.nextDeadline()}, b ${this.b.nextDeadline()})`,
+        );
       }
       const now = this.now;
-      for (
-        let x = this.flight.peek();
-        x !== undefined && x.t <= now;
-        x = this.flight.peek()
-      ) {
-        this.flight.pop();
-        if (this.dead[x.to]) continue;
-        (x.to === 0 ? this.ba : this.ab).delivered++;
-        ends[x.to]!.receive(x.bytes, now);
+      // arrivals at ends without an event loop (and at vanished ends) now
+      for (let i = 0; i < 2; i++) {
+        if (this.loops[i] !== undefined && !this.dead[i]) continue;
+        const h = this.flight[i]!;
+        for (let x = h.peek(); x !== undefined && x.t <= now; x = h.peek()) {
+          h.pop();
+          if (this.dead[i]) continue;
+          (i === 0 ? this.ba : this.ab).delivered++;
+          ends[i]!.receive(x.bytes, now);
+        }
       }
       for (let i = 0; i < 2; i++) {
         if (this.dead[i]) continue;
         const e = ends[i]!;
-        e.tick(now);
         const app = appList[i];
-        if (app !== undefined) wake[i] = app.poll(e, now) ?? Infinity;
-        const out = e.takeOutput();
-        for (let k = 0; k < out.length; k++) this.transmit(i, out[k]!);
+        if (this.loops[i] !== undefined) {
+          if (this.dueAt(i, app !== undefined ? wake[i]! : Infinity) <= now) {
+            this.turn(i, app, wake);
+          }
+          continue;
+        }
+        e.tick(now);
+        const send = () => {
+          const out = e.takeOutput();
+          for (let k = 0; k < out.length; k++) {
+            this.transmit(i, out[k]!, now);
+          }
+        };
+        if (app !== undefined) wake[i] = app.poll(e, now, send) ?? Infinity;
+        send();
       }
     }
   }
 
-  private transmit(from: number, bytes: Uint8Array): void {
+  /** When end `i` next runs (an arrival, a deadline or its app's wake-up). */
+  private dueAt(i: number, wake: number): number {
+    const e = i === 0 ? this.a : this.b;
+    const f = this.flight[i]!.peek()?.t ?? Infinity;
+    const d = e.nextDeadline() ?? Infinity;
+    const loop = this.loops[i];
+    if (loop === undefined) return Math.min(f, d, wake);
+    const late = loop.timerLateMs ?? 0;
+    return Math.max(this.busyUntil[i]!, Math.min(f, d + late, wake + late));
+  }
+
+  /** One turn of end `i`'s event loop at `now`. */
+  private turn(i: number, app: App | undefined, wake: number[]): void {
+    const loop = this.loops[i]!;
+    const now = this.now;
+    const e = i === 0 ? this.a : this.b;
+    // a stall: the process does not run for a while, and what arrives
+    // meanwhile waits for the turn after it
+    if (loop.stallEveryMs !== undefined && loop.stallMs !== undefined) {
+      const last = this.lastTurn[i]!;
+      const since = last === -Infinity
+        ? 0
+        : Math.min(now - last, loop.stallEveryMs);
+      this.lastTurn[i] = now;
+      if (this.loopRnd() < since / loop.stallEveryMs) {
+        this.busyUntil[i] = now + this.loopRnd() * loop.stallMs;
+        if (this.busyUntil[i]! > now) return;
+      }
+    }
+    let n = 0;
+    if (loop.timersFirst) e.tick(now);
+    const h = this.flight[i]!;
+    for (let x = h.peek(); x !== undefined && x.t <= now; x = h.peek()) {
+      h.pop();
+      (i === 0 ? this.ba : this.ab).delivered++;
+      e.receive(x.bytes, now);
+      n++;
+    }
+    if (!loop.timersFirst) e.tick(now);
+    // what leaves during the turn, and when (each packet costs its time)
+    const cost = loop.perPacketMs ?? 0;
+    let t = now + (loop.turnMs ?? 0) + n * cost;
+    const send = () => {
+      const out = e.takeOutput();
+      for (let k = 0; k < out.length; k++) {
+        t += cost;
+        this.transmit(i, out[k]!, t);
+      }
+    };
+    if (app !== undefined) wake[i] = app.poll(e, now, send) ?? Infinity;
+    send();
+    this.busyUntil[i] = t;
+  }
+
+  /** `bytes` from end `from` enter the wire at time `at`. */
+  private transmit(from: number, bytes: Uint8Array, at: number): void {
     const to: 0 | 1 = from === 0 ? 1 : 0;
     const imp = this.imp[from]!;
     const st = from === 0 ? this.ab : this.ba;
     const rnd = this.rnd;
     st.sent++;
+    let base = at;
+    if (imp.rateMbps !== undefined) {
+      const link = this.links[from]!;
+      const q = link.leaving;
+      while (link.head < q.length && q[link.head]! <= at) link.head++;
+      if (link.head > 1024 && link.head * 2 > q.length) {
+        q.splice(0, link.head);
+        link.head = 0;
+      }
+      const waiting = q.length - link.head;
+      if (imp.queue !== undefined && waiting >= imp.queue) {
+        st.queueDrops++;
+        return;
+      }
+      if (waiting + 1 > st.maxQueue) st.maxQueue = waiting + 1;
+      // bits / (Mb/s * 1000) = ms
+      base = Math.max(at, link.freeAt) + (bytes.length * 8) /
+          (imp.rateMbps * 1000);
+      link.freeAt = base;
+      q.push(base);
+    }
     if (imp.loss !== undefined && rnd() < imp.loss) {
       st.lost++;
       return;
@@ -248,8 +412,8 @@ export class Sim {
       if (imp.reorder !== undefined && rnd() < imp.reorder) {
         delay += rnd() * (imp.reorderMs ?? 10);
       }
-      this.flight.push({
-        t: this.now + delay,
+      this.flight[to].push({
+        t: base + delay,
         order: this.order++,
         to,
         bytes: b,
