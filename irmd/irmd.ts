@@ -37,8 +37,12 @@ const confLog = new Logger("irmd/configuration");
 export const ACCEPT_WAIT_MS = 1000;
 /** How long, after an autostart, for the new process to accept. */
 export const AUTOSTART_WAIT_MS = 5000;
-/** How long a new IPCP has to connect back. */
-export const IPCP_START_MS = 10_000;
+/**
+ * How long a new IPCP has to connect back: generous, since a slow machine (a
+ * Raspberry Pi, or one emulated on a busy host) takes many seconds to start
+ * a Deno process; the wait ends as soon as it is there.
+ */
+export const IPCP_START_MS = 30_000;
 /** Grace period between SIGTERM and SIGKILL at shutdown. */
 export const STOP_GRACE_MS = 2000;
 /** A configured IPCP that dies is restarted at most this many times in a row... */
