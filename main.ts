@@ -4,7 +4,7 @@
  * name (a link named `oping` to the launcher or to the compiled program).
  */
 import { VERSION } from "./lib/util/version.ts";
-import { setMainModule } from "./lib/util/self.ts";
+import { DATAPATH_WORKER_NAME, setMainModule } from "./lib/util/self.ts";
 
 type Entry = {
   summary: string;
@@ -110,7 +110,13 @@ export async function dispatch(argv: string[]): Promise<number> {
   return await mod.main(rest);
 }
 
-if (import.meta.main) {
+// An IPCP's data path runs this same module in a Worker of that name
+// (lib/util/self.ts): it runs the data path, not the command line.
+const threadName = (globalThis as { name?: unknown }).name;
+if (threadName === DATAPATH_WORKER_NAME) {
+  const { datapathWorkerMain } = await import("./ipcpd/common/dp_worker.ts");
+  datapathWorkerMain();
+} else if (import.meta.main) {
   setMainModule(import.meta.url);
   const code = await dispatch(Deno.args);
   Deno.exit(code);

@@ -240,6 +240,8 @@ export class Irmd {
         if (c.dns !== undefined) boot.dns = c.dns;
         if (c.hosts !== undefined) boot.hosts = c.hosts;
         if (c.zone !== undefined) boot.zone = c.zone;
+        if (c.rcvbuf !== undefined) boot.rcvbuf = c.rcvbuf;
+        if (c.sndbuf !== undefined) boot.sndbuf = c.sndbuf;
       }
       ipcp.origin = { boot };
       if (boot === undefined) continue;
@@ -985,6 +987,8 @@ export class Irmd {
         if (r.dns !== undefined) b.dns = r.dns;
         if (r.hosts !== undefined) b.hosts = r.hosts;
         if (r.zone !== undefined) b.zone = r.zone;
+        if (r.rcvbuf !== undefined) b.rcvbuf = r.rcvbuf;
+        if (r.sndbuf !== undefined) b.sndbuf = r.sndbuf;
         try {
           await this.bootstrapIpcp(ipcp, b);
         } catch (e) {

@@ -12,7 +12,15 @@ import { checkName } from "../lib/util/names.ts";
 import { parseDnsAddress } from "../lib/util/ip.ts";
 import { DEFAULT_PORT as DEFAULT_UDP_PORT } from "../lib/wire/udp_wire.ts";
 import { isIPv4, isIPv6 } from "../lib/util/ip.ts";
-import type { IpcpTypeName, Method, Req, Res } from "../lib/ipc/proto.ts";
+import {
+  DEFAULT_SOCKET_BUFFER,
+  type IpcpTypeName,
+  type Method,
+  type Req,
+  type Res,
+  SOCKET_BUFFER_MAX,
+  SOCKET_BUFFER_MIN,
+} from "../lib/ipc/proto.ts";
 
 // ---------------------------------------------------------------------------
 // Results
@@ -103,7 +111,10 @@ const USAGE = {
     "                [name <ipcp name>]\n\n" +
     "(not in C irm) For each IPCP: its flows and the packets it dropped: too\n" +
     "short, bad management frames, unknown endpoint ids, wrong source address,\n" +
-    "and packets for an application that did not read them in time.",
+    "and packets for an application that did not read them in time; below\n" +
+    "the table, the sizes of its UDP socket's buffers as the kernel gave them\n" +
+    "(Linux reports twice what was asked), datagrams longer than the layer\n" +
+    "carries, and management frames that came faster than it took them.",
   ipcpCreate: "Usage: irm ipcp create\n" +
     "                name <ipcp name>\n" +
     "                type [TYPE]\n\n" + TYPES_LINE,
@@ -124,6 +135,10 @@ const USAGE = {
     "                [autobind] (ignored: only unicast and broadcast IPCPs bind)\n" +
     "                [hosts <hosts file for this layer only> (default: /etc/hosts)]\n" +
     "                [zone <DNS zone to update on the DDNS server>]\n" +
+    "                [rcvbuf <UDP receive buffer in bytes>]\n" +
+    "                [sndbuf <UDP send buffer in bytes>]\n" +
+    "                   (not in C irm; default for each: " +
+    `${DEFAULT_SOCKET_BUFFER}, from ${SOCKET_BUFFER_MIN} to ${SOCKET_BUFFER_MAX})\n` +
     "where ALGORITHM = {MD5}",
   ipcpEnroll: "Usage: irm ipcp enroll\n" +
     "                name <ipcp name>\n" +
@@ -392,6 +407,19 @@ function parsePort(level: Level, s: string): number {
   return Number(s);
 }
 
+function parseBufferSize(level: Level, kw: string, s: string): number {
+  const n = Number(s);
+  if (
+    !/^[0-9]{1,10}$/.test(s) || n < SOCKET_BUFFER_MIN || n > SOCKET_BUFFER_MAX
+  ) {
+    throw fail(
+      level,
+      `${level.path}: invalid ${kw} "${s}": expected a size in bytes from ${SOCKET_BUFFER_MIN} to ${SOCKET_BUFFER_MAX}.`,
+    );
+  }
+  return n;
+}
+
 /** IPCP types in C's order: `udp` matches udp4, `u` unicast, `eth` eth-llc. */
 export const ALL_IPCP_TYPES = [
   "unicast",
@@ -592,6 +620,8 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
     { kw: "autobind" },
     { kw: "hosts", arg: "<hosts file>" },
     { kw: "zone", arg: "<DNS zone>" },
+    { kw: "rcvbuf", arg: "<bytes>" },
+    { kw: "sndbuf", arg: "<bytes>" },
   ]);
   const name = checkedName(
     lv,
@@ -676,6 +706,10 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
     }
     body.zone = zone;
   }
+  const rcvbuf = one(o, "rcvbuf");
+  if (rcvbuf !== undefined) body.rcvbuf = parseBufferSize(lv, "rcvbuf", rcvbuf);
+  const sndbuf = one(o, "sndbuf");
+  if (sndbuf !== undefined) body.sndbuf = parseBufferSize(lv, "sndbuf", sndbuf);
   return call({
     method: "irm.ipcp.bootstrap",
     body,
@@ -1012,7 +1046,7 @@ export function renderIpcpList(ipcps: Res<"irm.ipcp.list">["ipcps"]): string {
 
 export function renderIpcpStats(ipcps: Res<"irm.ipcp.stats">["ipcps"]): string {
   if (ipcps.length === 0) return "No IPCPs in system.";
-  return table(
+  const rows = table(
     [7, 20, 6, 6, 9, 11, 12, 11],
     [
       "pid",
@@ -1037,6 +1071,14 @@ export function renderIpcpStats(ipcps: Res<"irm.ipcp.stats">["ipcps"]): string {
       i.dropped.slowReader,
     ]),
   );
+  // What does not fit the table: the rarer drops and the socket buffers.
+  const notes = ipcps.map((i) => {
+    const socket = i.socket === undefined
+      ? "not bootstrapped"
+      : `UDP socket buffers of ${i.socket.rcvbuf} bytes (receive) and ${i.socket.sndbuf} bytes (send)`;
+    return `IPCP ${i.name}: ${socket}; dropped ${i.dropped.oversized} too long, ${i.dropped.mgmtOverflow} management frames while busy.`;
+  });
+  return [rows, ...notes].join("\n");
 }
 
 export function renderNameList(names: Res<"irm.name.list">["names"]): string {

@@ -18,6 +18,7 @@ import {
   type ParseEnv,
   parseIrm,
   renderIpcpList,
+  renderIpcpStats,
   renderNameList,
   renderProcList,
 } from "./irm_grammar.ts";
@@ -220,6 +221,92 @@ Deno.test("ipcp bootstrap: the tutorial's layer, defaults and options", () => {
   const c = req("ipcp bootstrap name a layer l type udp ip 127.0.0.1");
   assertEquals(c.timeoutMs >= 30_000, true);
   assertEquals(c.failure, "Failed to bootstrap IPCP");
+});
+
+Deno.test("ipcp bootstrap: socket buffers (rcvbuf, sndbuf), in bytes", () => {
+  assertEquals(
+    sent(
+      "ipcp bootstrap name a layer l type udp ip 127.0.0.1 rcvbuf 8388608 sndbuf 4096",
+    ).body,
+    {
+      name: "a",
+      layer: "l",
+      type: "udp4",
+      ip: "127.0.0.1",
+      port: 3435,
+      rcvbuf: 8388608,
+      sndbuf: 4096,
+    },
+  );
+  // Prefixes, as for every keyword; the largest size.
+  assertEquals(
+    sent("ipcp b n a l l r 536870912").body,
+    { name: "a", layer: "l", port: 3435, rcvbuf: 536870912 },
+  );
+  assertEquals(
+    sent("ipcp b n a l l s 65536").body,
+    { name: "a", layer: "l", port: 3435, sndbuf: 65536 },
+  );
+  const base = "ipcp bootstrap name a layer l";
+  for (const [kw, v] of [["rcvbuf", "4095"], ["sndbuf", "536870913"]]) {
+    assertEquals(
+      firstLine(errorText(`${base} ${kw} ${v}`)),
+      `irm ipcp bootstrap: invalid ${kw} "${v}": expected a size in bytes from 4096 to 536870912.`,
+    );
+  }
+  for (const v of ["4M", "-4096", "0x1000", "4096.5", ""]) {
+    assertStringIncludes(
+      firstLine(
+        errorText([
+          "ipcp",
+          "bootstrap",
+          "name",
+          "a",
+          "layer",
+          "l",
+          "rcvbuf",
+          v,
+        ]),
+      ),
+      v === "" ? "rcvbuf" : `invalid rcvbuf "${v}"`,
+    );
+  }
+  assertStringIncludes(
+    helpText("ipcp bootstrap help"),
+    "[rcvbuf <UDP receive buffer in bytes>]",
+  );
+});
+
+Deno.test("ipcp stats: the table, then each IPCP's socket buffers and rarer drops", () => {
+  const dropped = {
+    short: 1,
+    oversized: 3,
+    badMgmt: 2,
+    mgmtOverflow: 4,
+    unknownEid: 5,
+    wrongSource: 6,
+    slowReader: 7,
+  };
+  const lines = renderIpcpStats([
+    {
+      pid: 10,
+      name: "wifi1",
+      flows: 2,
+      dropped,
+      socket: { rcvbuf: 8388608, sndbuf: 425984 },
+    },
+    { pid: 11, name: "spare", flows: 0, dropped },
+  ]).split("\n");
+  // The table keeps its columns, the slow reader last.
+  assertStringIncludes(lines[1]!, "wrong source | slow reader |");
+  assertEquals(
+    lines[3]!.replace(/ +/g, " "),
+    "| 10 | wifi1 | 2 | 1 | 2 | 5 | 6 | 7 |",
+  );
+  assertEquals(lines.slice(-2), [
+    "IPCP wifi1: UDP socket buffers of 8388608 bytes (receive) and 425984 bytes (send); dropped 3 too long, 4 management frames while busy.",
+    "IPCP spare: not bootstrapped; dropped 3 too long, 4 management frames while busy.",
+  ]);
 });
 
 Deno.test("ipcp bootstrap: autobind is ignored with C's warning", () => {

@@ -6,28 +6,28 @@
  * attach their flows over the IPCP's data socket (lib/ipc/dataplane.ts); the
  * irmd drives the IPCP over a control connection (lib/ipc/proto.ts) and decides
  * on every incoming flow request.
+ *
+ * Two threads. This one, the control thread, answers the irmd, allocates
+ * flows (FLOW_REQ and FLOW_REPLY, which it sends itself), resolves names,
+ * keeps the DNS records, and decides on liveness (keepalives, the peer
+ * timeout). The data path (ipcpd/udp/datapath.ts, in a Worker) owns the
+ * applications' connections and moves every data packet between them and
+ * the UDP socket; it hands this thread the management frames and tells it
+ * which flows saw traffic. No data packet passes through this thread.
  */
 import type { CtrlConn } from "../../lib/ipc/ctrl.ts";
-import {
-  decodeAttach,
-  encodeStatus,
-  sameToken,
-} from "../../lib/ipc/dataplane.ts";
 import { ERRNO, OuroborosError, refusalCause } from "../../lib/util/errors.ts";
-import {
-  FrameReader,
-  FrameTooLarge,
-  FrameWriter,
-  putU32,
-  writeAll,
-} from "../../lib/ipc/framing.ts";
 import { ipFamily } from "../../lib/util/ip.ts";
 import { Logger } from "../../lib/util/log.ts";
-import type { QosSpec, Req, Res } from "../../lib/ipc/proto.ts";
 import {
-  acceptLoop,
+  DEFAULT_SOCKET_BUFFER,
+  type QosSpec,
+  type Req,
+  type Res,
+} from "../../lib/ipc/proto.ts";
+import {
+  checkSocketPath,
   ipcpSocketPath,
-  listenUnix,
   removeQuietly,
 } from "../../lib/ipc/rundir.ts";
 import { toHex } from "../../lib/wire/hex.ts";
@@ -40,9 +40,25 @@ import {
   MAX_PAYLOAD_V4,
   MAX_PAYLOAD_V6,
 } from "../../lib/wire/udp_wire.ts";
+import {
+  bindAddr,
+  type BufferKind,
+  closeFd,
+  describe,
+  EADDRINUSE,
+  EADDRNOTAVAIL,
+  packAddr,
+  sendTo,
+  setBuffer,
+  type SysFailure,
+  udpSocket,
+  unixListen,
+} from "../../lib/sys/mod.ts";
 import { HostsFileError, Resolver, type ResolverOptions } from "./resolve.ts";
 import { DdnsRegistrar, DnsClient, DnsError } from "./ddns.ts";
 import { DEFAULT_DNS_PORT, parseDnsAddress } from "../../lib/util/ip.ts";
+import { Datapath } from "../common/dp_host.ts";
+import { Op } from "../common/dp_msg.ts";
 
 const ipcpLog = new Logger("ipcpd/ipcp");
 const log = new Logger("ipcpd/udp");
@@ -57,11 +73,19 @@ export const PRE_ATTACH_QUEUE = 256;
 export const APP_QUEUE_BYTES = 1 << 20;
 /** How often keepalives and liveness are checked. */
 export const TICK_MS = 250;
+/** The wait before accepting applications again after accept failed. */
+export const ACCEPT_RETRY_MS = 100;
+/**
+ * Flow requests the irmd is deciding on at once, at most; more are refused
+ * at once (EBUSY), so that a flood of requests costs bounded memory.
+ */
+export const MAX_FLOW_REQS = 256;
+/** Connections that may wait on the data socket to be accepted. */
+const LISTEN_BACKLOG = 128;
 
 type FlowState = "pending" | "allocated";
 
 interface Peer {
-  transport: "udp";
   hostname: string;
   port: number;
 }
@@ -70,15 +94,17 @@ interface UdpFlow {
   eid: number;
   peerEid: number;
   peer: Peer;
+  /** The peer's socket address, packed for sendto. */
+  addr: Uint8Array;
   token: Uint8Array;
   state: FlowState;
   timeoutMs: number;
+  /** As the data path last reported them (Date.now() times). */
   lastRecv: number;
   lastSend: number;
   created: number;
-  app: { conn: Deno.UnixConn; writer: FrameWriter } | undefined;
-  early: Uint8Array[];
-  waiters: (() => void)[];
+  /** The application attached (the data path said so). */
+  attached: boolean;
 }
 
 interface PendingAlloc {
@@ -88,12 +114,9 @@ interface PendingAlloc {
   reject: (e: OuroborosError) => void;
 }
 
+/** What this thread counted itself (the data path counts the rest). */
 export interface Counters {
-  short: number;
   badMgmt: number;
-  unknownEid: number;
-  wrongSource: number;
-  slowReader: number;
 }
 
 /** Canonical text of an IP address, so that addresses compare as strings. */
@@ -116,8 +139,10 @@ export class UdpIpcp {
   readonly family: 4 | 6;
   readonly mtu: number;
   #ctrl: CtrlConn | undefined;
-  #sock: Deno.DatagramConn | undefined;
-  #dataListener: Deno.UnixListener | undefined;
+  /** The UDP socket (a descriptor of lib/sys), once bootstrapped. */
+  #udpFd = -1;
+  #listenFd = -1;
+  #dp: Datapath | undefined;
   readonly dataPath: string;
   #flows = new Map<number, UdpFlow>();
   #allocs = new Map<number, PendingAlloc>();
@@ -131,13 +156,13 @@ export class UdpIpcp {
   #regs = new Map<string, string>();
   #tick: ReturnType<typeof setInterval> | undefined;
   #stopped = false;
-  readonly counters: Counters = {
-    short: 0,
-    badMgmt: 0,
-    unknownEid: 0,
-    wrongSource: 0,
-    slowReader: 0,
-  };
+  /** Flow requests waiting for the irmd's decision. */
+  #flowReqs = 0;
+  /** The socket buffers the kernel gave (read back), once bootstrapped. */
+  #buffers: { rcvbuf: number; sndbuf: number } | undefined;
+  readonly counters: Counters = { badMgmt: 0 };
+  /** Called when the data path fails and the IPCP cannot go on. */
+  onFatal: (why: string) => void = () => {};
 
   constructor(readonly name: string, family: 4 | 6, readonly rundir: string) {
     this.family = family;
@@ -156,17 +181,79 @@ export class UdpIpcp {
     return this.#layer;
   }
 
-  /** Listens on the data socket (before the irmd is told we exist). */
+  /** The data path's thread id, once it runs. */
+  get datapathThread(): Promise<number> {
+    return this.#dp?.ready ?? Promise.reject(new Error("no data path"));
+  }
+
+  /**
+   * Listens on the data socket and starts the data path, which accepts the
+   * applications (before the irmd is told we exist).
+   */
   startDataSocket(): void {
     removeQuietly(this.dataPath);
-    this.#dataListener = listenUnix(this.dataPath);
-    void this.#acceptLoop(this.#dataListener);
+    checkSocketPath(this.dataPath);
+    const fd = unixListen(this.dataPath, LISTEN_BACKLOG, { nonBlocking: true });
+    if (!fd.ok) throw new Error(describe(fd));
+    this.#listenFd = fd.value;
+    try {
+      Deno.chmodSync(this.dataPath, 0o600);
+      this.#dp = Datapath.start({
+        family: this.family,
+        mtu: this.mtu,
+        listenFd: fd.value,
+        appQueueBytes: APP_QUEUE_BYTES,
+        preAttachQueue: PRE_ATTACH_QUEUE,
+        helloMs: ATTACH_HELLO_MS,
+        acceptRetryMs: ACCEPT_RETRY_MS,
+        log,
+        events: {
+          mgmt: (frames) => {
+            for (const f of frames) {
+              try {
+                this.#onMgmt(f.data, { hostname: f.host, port: f.port });
+              } catch (e) {
+                log.error(
+                  `Dropped a management frame that broke its handler: ${
+                    e instanceof Error ? e.stack : e
+                  }`,
+                );
+              }
+            }
+          },
+          attached: (eid) => {
+            const flow = this.#flows.get(eid);
+            if (flow !== undefined) flow.attached = true;
+          },
+          detached: (eid, reason) => {
+            const flow = this.#flows.get(eid);
+            if (flow !== undefined) this.#endFlow(flow, reason, true);
+          },
+          activity: (a) => this.#onActivity(a),
+          acceptFailed: (e) =>
+            log.error(
+              `Cannot accept applications on ${this.dataPath}: ${e}; trying again.`,
+            ),
+          acceptResumed: (n) =>
+            log.info(`Accepting applications again (${n} failed tries).`),
+          fatal: (e) => {
+            log.error(`The data path failed: ${e}.`);
+            this.onFatal(e);
+          },
+        },
+      });
+    } catch (e) {
+      closeFd(fd.value);
+      this.#listenFd = -1;
+      removeQuietly(this.dataPath);
+      throw e;
+    }
   }
 
   // ------------------------------------------------------------ control
 
   bootstrap(b: Req<"ipcp.bootstrap">): Res<"ipcp.bootstrap"> {
-    if (this.#sock !== undefined) {
+    if (this.#udpFd >= 0) {
       throw new OuroborosError(
         "exists",
         `IPCP ${this.name} is already bootstrapped`,
@@ -187,32 +274,38 @@ export class UdpIpcp {
       ipcpLog.info("Finished bootstrapping: -1.");
       throw new OuroborosError("invalid", dnsServer.error);
     }
-    let sock: Deno.DatagramConn;
-    try {
-      sock = Deno.listenDatagram({
-        transport: "udp",
-        hostname: b.ip,
-        port: b.port,
-      });
-    } catch (e) {
+    const where = this.family === 6
+      ? `[${b.ip}]:${b.port}`
+      : `${b.ip}:${b.port}`;
+    const failed = (f: SysFailure): never => {
       ipcpLog.info("Finished bootstrapping: -1.");
-      const why = e instanceof Deno.errors.AddrInUse
+      const why = f.errno === EADDRINUSE
         ? "address already in use"
-        : e instanceof Deno.errors.AddrNotAvailable
+        : f.errno === EADDRNOTAVAIL
         ? "address not available on this host"
-        : e instanceof Error
-        ? e.message
-        : String(e);
-      const where = this.family === 6
-        ? `[${b.ip}]:${b.port}`
-        : `${b.ip}:${b.port}`;
+        : describe(f);
       log.error(`Failed to bind to ${where}: ${why}.`);
       throw new OuroborosError("failed", `cannot bind ${where}: ${why}`);
+    };
+    const sock = udpSocket(this.family === 6 ? "inet6" : "inet", {
+      nonBlocking: true,
+    });
+    if (!sock.ok) return failed(sock);
+    const fd = sock.value;
+    const bound = bindAddr(fd, b.ip, b.port);
+    if (!bound.ok) {
+      closeFd(fd);
+      return failed(bound);
     }
-    this.#sock = sock;
+    this.#udpFd = fd;
     this.#ip = b.ip;
     this.#port = b.port;
     this.#layer = b.layer;
+    this.#buffers = {
+      rcvbuf: this.#setBuffer("rcv", b.rcvbuf ?? DEFAULT_SOCKET_BUFFER),
+      sndbuf: this.#setBuffer("snd", b.sndbuf ?? DEFAULT_SOCKET_BUFFER),
+    };
+    this.#dp?.send({ op: Op.Socket, fd });
     const ropts: ResolverOptions = { family: this.family };
     if (b.hosts !== undefined) ropts.hostsFile = b.hosts;
     const zone = b.zone ?? ".";
@@ -231,6 +324,13 @@ export class UdpIpcp {
     log.debug(`Bootstrapped IPCP over UDP with pid ${Deno.pid}.`);
     log.debug(`Bound to IP address ${b.ip}.`);
     log.debug(`Using port ${b.port}.`);
+    log.debug(
+      `UDP socket buffers: receive ${this.#buffers.rcvbuf} bytes, send ${this.#buffers.sndbuf} bytes (asked for ${
+        b.rcvbuf ?? DEFAULT_SOCKET_BUFFER
+      } and ${
+        b.sndbuf ?? DEFAULT_SOCKET_BUFFER
+      }; Linux reports twice what it was asked).`,
+    );
     if (dnsServer !== undefined) {
       log.debug(`DNS server address is ${dnsServer.value.host}.`);
       if (dnsServer.value.port !== DEFAULT_DNS_PORT) {
@@ -245,9 +345,41 @@ export class UdpIpcp {
     } else log.debug("DNS server not in use.");
     if (b.hosts !== undefined) log.debug(`Resolving names from ${b.hosts}.`);
     ipcpLog.info("Finished bootstrapping: 0.");
-    void this.#receiveLoop(sock);
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     return {};
+  }
+
+  /**
+   * Asks for a socket buffer of `bytes` (beyond the system's limit when
+   * allowed: SO_RCVBUFFORCE/SO_SNDBUFFORCE, for root) and returns what the
+   * kernel gave; warns when it gave less.
+   */
+  #setBuffer(which: BufferKind, bytes: number): number {
+    const fd = this.#udpFd;
+    const what = which === "rcv" ? "receive" : "send";
+    let got = setBuffer(fd, which, bytes, true);
+    if (!got.ok) got = setBuffer(fd, which, bytes, false);
+    if (!got.ok) {
+      log.warn(
+        `Cannot set the UDP socket's ${what} buffer to ${bytes} bytes: ${
+          describe(got)
+        }.`,
+      );
+      return 0;
+    }
+    // Linux doubles the request (its bookkeeping) and reports that; what it
+    // gives without CAP_NET_ADMIN is twice net.core.rmem_max (wmem_max).
+    if (got.value < 2 * bytes) {
+      const key = which === "rcv" ? "rmem_max" : "wmem_max";
+      log.warn(
+        `The UDP socket's ${what} buffer is ${got.value} bytes, not the ${
+          2 * bytes
+        } asked for (${bytes}, doubled by Linux): net.core.${key} (${
+          Math.floor(got.value / 2)
+        }) caps it for a process without CAP_NET_ADMIN. Raise it (sysctl -w net.core.${key}=${bytes}) or run the irmd as root; until then packets may be lost at high rates.`,
+      );
+    }
+    return got.value;
   }
 
   /**
@@ -294,7 +426,7 @@ export class UdpIpcp {
   }
 
   #bootstrapped(): Resolver {
-    if (this.#resolver === undefined || this.#sock === undefined) {
+    if (this.#resolver === undefined || this.#udpFd < 0) {
       throw new OuroborosError(
         "invalid",
         `IPCP ${this.name} is not bootstrapped`,
@@ -309,13 +441,10 @@ export class UdpIpcp {
     // carries their packets as they are, whatever the QoS.
     this.#bootstrapped();
     const ip = await this.#resolve(r.name, r.hash);
-    const peer: Peer = {
-      transport: "udp",
-      hostname: canonicalIp(ip),
-      port: this.#port,
-    };
+    const peer: Peer = { hostname: canonicalIp(ip), port: this.#port };
+    const addr = this.#packPeer(peer);
     const eid = this.#freshEid();
-    const flow = this.#newFlow(eid, 0, peer, r.qos, "pending");
+    const flow = this.#newFlow(eid, 0, peer, addr, r.qos, "pending");
     const frame = encodeFlowReq({
       sEid: eid,
       qos: r.qos,
@@ -339,10 +468,13 @@ export class UdpIpcp {
       }, r.timeoutMs);
     });
     try {
-      await this.#send(frame, peer);
+      this.#send(frame, addr, peer);
       const got = await Promise.race([reply, timeout]);
+      if (this.#flows.get(eid) !== flow) {
+        throw new OuroborosError("flow_down", "the IPCP is stopping");
+      }
       flow.peerEid = got.dEid;
-      flow.state = "allocated";
+      this.#setAllocated(flow);
       flow.lastRecv = Date.now();
       this.#armAttachDeadline(flow);
       log.debug(
@@ -356,7 +488,7 @@ export class UdpIpcp {
         oap: got.oap,
       };
     } catch (e) {
-      this.#flows.delete(eid);
+      this.#endFlow(flow, "allocation failed", false);
       if (e instanceof OuroborosError) throw e;
       const why = e instanceof Error ? e.message : String(e);
       throw new OuroborosError(
@@ -376,7 +508,21 @@ export class UdpIpcp {
   }
 
   stats(): Res<"ipcp.stats"> {
-    return { flows: this.#flows.size, dropped: { ...this.counters } };
+    const d = this.#dp?.counters();
+    const res: Res<"ipcp.stats"> = {
+      flows: this.#flows.size,
+      dropped: {
+        short: d?.short ?? 0,
+        oversized: d?.oversized ?? 0,
+        badMgmt: this.counters.badMgmt + (d?.badMgmt ?? 0),
+        mgmtOverflow: d?.mgmtOverflow ?? 0,
+        unknownEid: d?.unknownEid ?? 0,
+        wrongSource: d?.wrongSource ?? 0,
+        slowReader: d?.slowReader ?? 0,
+      },
+    };
+    if (this.#buffers !== undefined) res.socket = { ...this.#buffers };
+    return res;
   }
 
   // ------------------------------------------------------------ flows
@@ -389,10 +535,22 @@ export class UdpIpcp {
     }
   }
 
+  #packPeer(peer: Peer): Uint8Array {
+    const a = packAddr(peer.hostname, peer.port);
+    if (!a.ok) {
+      throw new OuroborosError(
+        "unreachable",
+        `cannot reach ${peer.hostname}:${peer.port}: ${describe(a)}`,
+      );
+    }
+    return a.value;
+  }
+
   #newFlow(
     eid: number,
     peerEid: number,
     peer: Peer,
+    addr: Uint8Array,
     qos: QosSpec,
     state: FlowState,
   ): UdpFlow {
@@ -401,23 +559,33 @@ export class UdpIpcp {
       eid,
       peerEid,
       peer,
+      addr,
       token: randomToken(),
       state,
       timeoutMs: qos.timeout,
       lastRecv: now,
       lastSend: now,
       created: now,
-      app: undefined,
-      early: [],
-      waiters: [],
+      attached: false,
     };
     this.#flows.set(eid, flow);
+    // The data path knows the flow before the irmd can hand it out: it
+    // reads the command before the application's connection, or a
+    // datagram for the flow, wakes it (no wakeup of its own needed).
+    this.#dp?.send({
+      op: Op.Add,
+      eid,
+      peerEid,
+      allocated: state === "allocated",
+      token: flow.token,
+      addr,
+    }, false);
     return flow;
   }
 
   #armAttachDeadline(flow: UdpFlow): void {
     const t = setTimeout(() => {
-      if (this.#flows.get(flow.eid) === flow && flow.app === undefined) {
+      if (this.#flows.get(flow.eid) === flow && !flow.attached) {
         this.#endFlow(flow, "no application attached in time", true);
       }
     }, ATTACH_DEADLINE_MS);
@@ -426,165 +594,47 @@ export class UdpIpcp {
 
   #setAllocated(flow: UdpFlow): void {
     flow.state = "allocated";
-    const w = flow.waiters;
-    flow.waiters = [];
-    for (const f of w) f();
+    this.#dp?.send({ op: Op.Allocated, eid: flow.eid, peerEid: flow.peerEid });
   }
 
   /** Removes a flow; tells the irmd when it did not ask for it. */
   #endFlow(flow: UdpFlow, reason: string, notify: boolean): void {
     if (this.#flows.get(flow.eid) !== flow) return;
     this.#flows.delete(flow.eid);
-    const w = flow.waiters;
-    flow.waiters = [];
-    for (const f of w) f();
-    if (flow.app !== undefined) {
-      flow.app.writer.close();
-      try {
-        flow.app.conn.close();
-      } catch { /* closed */ }
-    }
+    this.#dp?.send({ op: Op.Remove, eid: flow.eid });
     log.debug(`Flow ${flow.eid} ended: ${reason}.`);
     if (notify) this.#ctrl?.notify("flow.ended", { handle: flow.eid, reason });
   }
 
+  #onActivity(a: Float64Array): void {
+    for (let i = 0; i + 2 < a.length; i += 3) {
+      const flow = this.#flows.get(a[i]!);
+      if (flow === undefined) continue;
+      if (a[i + 1]! > flow.lastRecv) flow.lastRecv = a[i + 1]!;
+      if (a[i + 2]! > flow.lastSend) flow.lastSend = a[i + 2]!;
+    }
+  }
+
   // ------------------------------------------------------------ UDP side
 
-  /** One datagram out (no extra promise: the data path calls this per packet). */
-  #send(frame: Uint8Array, peer: Peer): Promise<number> {
-    const sock = this.#sock;
-    if (sock === undefined) {
-      return Promise.reject(
-        new OuroborosError("invalid", "not bootstrapped"),
-      );
-    }
-    return sock.send(frame, peer);
-  }
-
   /**
-   * Datagrams in. Data for applications is queued without a write per
-   * packet (FrameWriter.pushDeferred); the queued writes start when the
-   * socket has nothing more to read (the next receive does not complete
-   * at once), or after RX_BATCH packets. A burst thus costs one write, and
-   * so one wakeup of the application, per flow.
+   * One management datagram (or keepalive) out, from this thread: the
+   * socket is the data path's too, and the kernel keeps each datagram whole.
    */
-  async #receiveLoop(sock: Deno.DatagramConn): Promise<void> {
-    /** Packets between forced writes, even while more keep coming. */
-    const RX_BATCH = 64;
-    const buf = new Uint8Array(65536);
-    /** A packet this long after the previous one is written at once. */
-    const RX_GAP_MS = 0.05;
-    let lastArrival = 0;
-    const dirty = new Set<FrameWriter>();
-    let received = 0;
-    let batch = 0;
-    const kick = () => {
-      for (const w of dirty) w.kick();
-      dirty.clear();
-      batch = 0;
-    };
-    // "Is the socket empty?", asked two microtasks after a receive: one
-    // that completes at once has resumed the loop by then. One question at
-    // a time, with no allocation per packet.
-    let checking = false;
-    let askedAt = 0;
-    const check = () => {
-      if (received !== askedAt) {
-        askedAt = received; // the loop went on: ask about its new receive
-        queueMicrotask(hop);
-        return;
-      }
-      checking = false;
-      if (dirty.size > 0) kick();
-    };
-    const hop = () => queueMicrotask(check);
-    for (;;) {
-      let dgram: Uint8Array;
-      let addr: Deno.Addr;
-      try {
-        const next = sock.receive(buf);
-        if (dirty.size > 0) {
-          if (batch >= RX_BATCH) kick();
-          else if (!checking) {
-            checking = true;
-            askedAt = received;
-            queueMicrotask(hop);
-          }
-        }
-        [dgram, addr] = await next;
-        received++;
-        batch++;
-      } catch (e) {
-        if (this.#stopped) return;
-        if (
-          e instanceof Deno.errors.BadResource ||
-          e instanceof Deno.errors.Interrupted
-        ) return;
-        // ICMP errors surface here on some systems; they are not fatal.
-        log.debug(`UDP receive: ${e instanceof Error ? e.message : e}`);
-        continue;
-      }
-      try {
-        const w = this.#onDatagram(dgram, addr as Deno.NetAddr);
-        if (w !== undefined) {
-          // The first packet after a pause goes to its application at once
-          // (latency); packets that follow it closely wait for the batch.
-          const now = performance.now();
-          if (now - lastArrival > RX_GAP_MS) w.kick();
-          else dirty.add(w);
-          lastArrival = now;
-        }
-      } catch (e) {
-        log.error(
-          `Dropped a datagram that broke its handler: ${
-            e instanceof Error ? e.stack : e
-          }`,
-        );
-      }
+  #send(frame: Uint8Array, addr: Uint8Array, peer: Peer): void {
+    if (this.#udpFd < 0) {
+      throw new OuroborosError("invalid", "not bootstrapped");
     }
+    const r = sendTo(this.#udpFd, frame, addr);
+    if (r.ok) return;
+    const why = r.wouldBlock ? "the socket's send buffer is full" : describe(r);
+    throw new OuroborosError(
+      "unreachable",
+      `cannot send to ${peer.hostname}:${peer.port}: ${why}`,
+    );
   }
 
-  /** Handles one datagram; returns the writer that now has a packet to write. */
-  #onDatagram(d: Uint8Array, from: Deno.NetAddr): FrameWriter | undefined {
-    if (d.length < 4) {
-      this.counters.short++;
-      log.debug(
-        `Dropped a ${d.length}-byte datagram from ${from.hostname}:${from.port}.`,
-      );
-      return;
-    }
-    const eid = ((d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!) >>> 0;
-    if (eid === 0) {
-      this.#onMgmt(d, from);
-      return;
-    }
-    const flow = this.#flows.get(eid);
-    if (flow === undefined || flow.state !== "allocated") {
-      this.counters.unknownEid++;
-      return;
-    }
-    if (
-      from.port !== flow.peer.port ||
-      (from.hostname !== flow.peer.hostname &&
-        canonicalIp(from.hostname) !== flow.peer.hostname)
-    ) {
-      this.counters.wrongSource++;
-      return;
-    }
-    flow.lastRecv = Date.now();
-    if (d.length === 4) return; // keepalive
-    if (flow.app !== undefined) {
-      const writer = flow.app.writer;
-      if (writer.pushDeferred(d, 4)) return writer;
-      if (!writer.closed) this.counters.slowReader++;
-    } else if (flow.early.length < PRE_ATTACH_QUEUE) {
-      flow.early.push(d.slice(4));
-    } else {
-      this.counters.slowReader++;
-    }
-  }
-
-  #onMgmt(d: Uint8Array, from: Deno.NetAddr): void {
+  #onMgmt(d: Uint8Array, from: Peer): void {
     const m = decodeMgmt(d);
     if (!m.ok) {
       this.counters.badMgmt++;
@@ -625,37 +675,48 @@ export class UdpIpcp {
 
   async #onFlowReq(
     req: { sEid: number; qos: QosSpec; hash: Uint8Array; oap: Uint8Array },
-    from: Deno.NetAddr,
+    from: Peer,
   ): Promise<void> {
     const peer: Peer = {
-      transport: "udp",
       hostname: canonicalIp(from.hostname),
       port: from.port,
     };
+    const addr = this.#packPeer(peer);
     const hashHex = toHex(req.hash);
-    const refuse = async (errno: number, why: string) => {
-      log.info(
+    const refuse = (errno: number, why: string, quiet = false) => {
+      log[quiet ? "debug" : "info"](
         `Refused flow request for ${hashHex} from ${peer.hostname}:${peer.port}: ${why}.`,
       );
-      await this.#send(
-        encodeFlowReply({
-          sEid: req.sEid,
-          dEid: 0,
-          response: -errno,
-          oap: new Uint8Array(0),
-        }),
-        peer,
-      )
-        .catch(() => {});
+      try {
+        this.#send(
+          encodeFlowReply({
+            sEid: req.sEid,
+            dEid: 0,
+            response: -errno,
+            oap: new Uint8Array(0),
+          }),
+          addr,
+          peer,
+        );
+      } catch { /* the refusal is lost with the request */ }
     };
     const ctrl = this.#ctrl;
     if (ctrl === undefined) {
-      await refuse(ERRNO.EIO, "not connected to the irmd");
+      refuse(ERRNO.EIO, "not connected to the irmd");
+      return;
+    }
+    if (this.#flowReqs >= MAX_FLOW_REQS) {
+      refuse(
+        ERRNO.EBUSY,
+        `${MAX_FLOW_REQS} flow requests are waiting for the irmd already`,
+        true,
+      );
       return;
     }
     const eid = this.#freshEid();
-    const flow = this.#newFlow(eid, req.sEid, peer, req.qos, "pending");
+    const flow = this.#newFlow(eid, req.sEid, peer, addr, req.qos, "pending");
     let oap: Uint8Array;
+    this.#flowReqs++;
     try {
       const res = await ctrl.request("flow.req.arr", {
         handle: eid,
@@ -672,17 +733,20 @@ export class UdpIpcp {
       const errno = e instanceof OuroborosError && e.errno !== undefined
         ? Math.abs(e.errno)
         : ERRNO.ECONNREFUSED;
-      await refuse(errno, e instanceof Error ? e.message : String(e));
+      refuse(errno, e instanceof Error ? e.message : String(e));
       return;
+    } finally {
+      this.#flowReqs--;
     }
     if (this.#flows.get(eid) !== flow) {
       // Ended meanwhile (the accepting process died): refuse after all.
-      await refuse(ERRNO.ECONNREFUSED, "the accepting process went away");
+      refuse(ERRNO.ECONNREFUSED, "the accepting process went away");
       return;
     }
     try {
-      await this.#send(
+      this.#send(
         encodeFlowReply({ sEid: req.sEid, dEid: eid, response: 0, oap }),
+        addr,
         peer,
       );
     } catch (e) {
@@ -693,6 +757,7 @@ export class UdpIpcp {
       );
       return;
     }
+    flow.lastSend = Date.now();
     this.#setAllocated(flow);
     this.#armAttachDeadline(flow);
     log.debug(
@@ -713,112 +778,19 @@ export class UdpIpcp {
       }
       if (now - flow.lastSend >= flow.timeoutMs / 4) {
         flow.lastSend = now;
-        this.#send(encodeKeepalive(flow.peerEid), flow.peer).catch(() => {});
+        try {
+          this.#send(encodeKeepalive(flow.peerEid), flow.addr, flow.peer);
+        } catch { /* the next tick tries again */ }
       }
     }
-  }
-
-  // ------------------------------------------------------------ app side
-
-  #acceptLoop(listener: Deno.UnixListener): Promise<void> {
-    return acceptLoop(
-      listener,
-      (conn) => void this.#serveApp(conn),
-      (e) =>
-        log.error(
-          `Cannot accept applications on ${this.dataPath}: ${
-            e instanceof Error ? e.message : e
-          }; trying again.`,
-        ),
-      (n) =>
-        log.info(
-          `Accepting applications again (${n} failed tries).`,
-        ),
-    );
-  }
-
-  async #serveApp(conn: Deno.UnixConn): Promise<void> {
-    const reader = new FrameReader(conn, this.mtu);
-    let flow: UdpFlow | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const first = await Promise.race([
-        reader.next(),
-        new Promise<null>((r) =>
-          timer = setTimeout(() => r(null), ATTACH_HELLO_MS)
-        ),
-      ]);
-      clearTimeout(timer);
-      const attach = first === null
-        ? undefined
-        : decodeAttach(first.subarray(4));
-      flow = attach?.ok ? this.#flows.get(attach.value.handle) : undefined;
-      if (
-        attach === undefined || !attach.ok || flow === undefined ||
-        !sameToken(flow.token, attach.value.token) || flow.app !== undefined
-      ) {
-        await this.#status(conn, -ERRNO.EPERM).catch(() => {});
-        conn.close();
-        return;
-      }
-      if (flow.state === "pending") {
-        await new Promise<void>((r) => flow!.waiters.push(r));
-        if (this.#flows.get(flow.eid) !== flow) {
-          throw new Error("flow ended before attach");
-        }
-      }
-      await this.#status(conn, 0);
-      const writer = new FrameWriter(conn, APP_QUEUE_BYTES, true);
-      flow.app = { conn, writer };
-      for (const p of flow.early) writer.push(p);
-      flow.early = [];
-    } catch {
-      clearTimeout(timer);
-      try {
-        conn.close();
-      } catch { /* closed */ }
-      return;
-    }
-    await this.#pumpApp(flow, reader);
-  }
-
-  async #status(conn: Deno.UnixConn, status: number): Promise<void> {
-    const f = new Uint8Array(8);
-    putU32(f, 0, 4);
-    f.set(encodeStatus(status), 4);
-    await writeAll(conn, f);
-  }
-
-  /**
-   * Packets from the application out to the peer, turned into datagrams in
-   * place. Each send completes before the next frame is taken (so packets
-   * leave in order, and the reader may reuse its chunk); frames already
-   * read are taken without a round through the event loop.
-   */
-  async #pumpApp(flow: UdpFlow, reader: FrameReader): Promise<void> {
-    let reason = "deallocated by the application";
-    reader.reuse = true;
-    try {
-      for (;;) {
-        const frame = reader.nextBuffered() ?? await reader.next();
-        if (frame === null) break;
-        if (this.#flows.get(flow.eid) !== flow) return;
-        if (frame.length === 4) continue;
-        putU32(frame, 0, flow.peerEid);
-        flow.lastSend = Date.now();
-        await this.#send(frame, flow.peer);
-      }
-    } catch (e) {
-      reason = e instanceof FrameTooLarge
-        ? `the application sent a packet over ${this.mtu} bytes`
-        : `application connection: ${e instanceof Error ? e.message : e}`;
-    }
-    this.#endFlow(flow, reason, true);
   }
 
   // ------------------------------------------------------------ shutdown
 
-  /** Ends every flow, closes the sockets, and deletes our DNS records (bounded). */
+  /**
+   * Ends every flow, stops the data path, closes the sockets, and deletes
+   * our DNS records (bounded).
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return await this.#ddns?.close();
     this.#stopped = true;
@@ -830,12 +802,12 @@ export class UdpIpcp {
       a.reject(new OuroborosError("flow_down", "the IPCP is stopping"));
     }
     this.#allocs.clear();
-    try {
-      this.#sock?.close();
-    } catch { /* closed */ }
-    try {
-      this.#dataListener?.close();
-    } catch { /* closed */ }
+    await this.#dp?.stop();
+    this.#dp = undefined;
+    for (const fd of [this.#udpFd, this.#listenFd]) {
+      if (fd >= 0) closeFd(fd);
+    }
+    this.#udpFd = this.#listenFd = -1;
     removeQuietly(this.dataPath);
     await this.#ddns?.close();
   }

@@ -88,6 +88,7 @@ async function run(
   }
   ipcp.attachCtrl(ctrl);
   let signalled = false;
+  let failed = false;
   const onSignal = () => {
     if (signalled) return;
     signalled = true;
@@ -95,6 +96,14 @@ async function run(
     // close the control connection, so the irmd sees us go only at the end.
     void ipcp.stop().finally(() => ctrl.close());
   };
+  ipcp.onFatal = () => {
+    failed = true;
+    onSignal();
+  };
+  ipcp.datapathThread.then(
+    (tid) => log.debug(`Data path running in thread ${tid}.`),
+    () => {},
+  );
   for (const s of ["SIGTERM", "SIGINT"] as const) {
     Deno.addSignalListener(s, onSignal);
   }
@@ -114,7 +123,7 @@ async function run(
   for (const s of ["SIGTERM", "SIGINT"] as const) {
     Deno.removeSignalListener(s, onSignal);
   }
-  return 0;
+  return failed ? 1 : 0;
 }
 
 export function mainUdp4(args: string[]): Promise<number> {

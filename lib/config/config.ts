@@ -12,6 +12,7 @@ import { dirname, isAbsolute, join, normalize, resolve } from "../util/path.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import { isIPv4, isIPv6, parseDnsAddress } from "../util/ip.ts";
 import { checkName } from "../util/names.ts";
+import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../ipc/proto.ts";
 
 export { isIPv4, isIPv6 } from "../util/ip.ts";
 
@@ -44,6 +45,10 @@ export interface UdpIpcpConfig {
   hosts?: string;
   /** DNS zone name, for DDNS. */
   zone?: string;
+  /** SO_RCVBUF of the UDP socket, in bytes (the IPCP has a default). */
+  rcvbuf?: number;
+  /** SO_SNDBUF of the UDP socket, in bytes (the IPCP has a default). */
+  sndbuf?: number;
   /** Names to register in this IPCP. */
   reg: string[];
 }
@@ -83,6 +88,8 @@ const UDP_KEYS = [
   "dns",
   "hosts",
   "zone",
+  "rcvbuf",
+  "sndbuf",
   "reg",
 ] as const;
 
@@ -507,6 +514,8 @@ function udpStanza(
   let dns: string | undefined;
   let hosts: string | undefined;
   let zone: string | undefined;
+  let rcvbuf: number | undefined;
+  let sndbuf: number | undefined;
   let reg: string[] = [];
   const str = (key: string, value: TomlValue, what: string): Result<string> =>
     typeof value === "string"
@@ -567,6 +576,23 @@ function udpStanza(
         zone = s.value;
         break;
       }
+      case "rcvbuf":
+      case "sndbuf": {
+        if (
+          typeof value !== "bigint" || value < BigInt(SOCKET_BUFFER_MIN) ||
+          value > BigInt(SOCKET_BUFFER_MAX)
+        ) {
+          return f(
+            key,
+            `expected a size in bytes, an integer from ${SOCKET_BUFFER_MIN} to ${SOCKET_BUFFER_MAX}, found ${
+              describeValue(value)
+            }`,
+          );
+        }
+        if (key === "rcvbuf") rcvbuf = Number(value);
+        else sndbuf = Number(value);
+        break;
+      }
       case "reg": {
         const a = stringArray(f, key, value, "strings (names)");
         if (!a.ok) return a;
@@ -609,6 +635,8 @@ function udpStanza(
   if (dns !== undefined) cfg.dns = dns;
   if (hosts !== undefined) cfg.hosts = hosts;
   if (zone !== undefined) cfg.zone = zone;
+  if (rcvbuf !== undefined) cfg.rcvbuf = rcvbuf;
+  if (sndbuf !== undefined) cfg.sndbuf = sndbuf;
   return ok(cfg);
 }
 
@@ -976,6 +1004,12 @@ export function formatConfigSummary(cfg: Config): string {
     if (c.dns !== undefined) out.push(`    dns ${c.dns}`);
     if (c.hosts !== undefined) out.push(`    hosts file ${c.hosts}`);
     if (c.zone !== undefined) out.push(`    zone ${c.zone}`);
+    if (c.rcvbuf !== undefined) {
+      out.push(`    UDP receive buffer ${c.rcvbuf} bytes`);
+    }
+    if (c.sndbuf !== undefined) {
+      out.push(`    UDP send buffer ${c.sndbuf} bytes`);
+    }
     out.push(
       `    registers ${
         c.reg.length === 0

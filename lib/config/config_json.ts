@@ -11,6 +11,7 @@ import type {
   UdpIpcpConfig,
 } from "./config.ts";
 import { err, ok, type Result } from "../util/result.ts";
+import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../ipc/proto.ts";
 
 /** The JSON text of a configuration (an autostart-less program is `null`). */
 export function configToJson(cfg: Config): string {
@@ -49,6 +50,7 @@ function nameFrom(v: unknown): NameConfig | undefined {
 }
 
 const OPTIONAL_TEXT = ["layer", "dns", "hosts", "zone"] as const;
+const OPTIONAL_SIZES = ["rcvbuf", "sndbuf"] as const;
 
 function ipcpFrom(v: unknown): UdpIpcpConfig | undefined {
   if (!isObj(v)) return undefined;
@@ -73,6 +75,15 @@ function ipcpFrom(v: unknown): UdpIpcpConfig | undefined {
     const x = v[key];
     if (x === undefined) continue;
     if (typeof x !== "string") return undefined;
+    out[key] = x;
+  }
+  for (const key of OPTIONAL_SIZES) {
+    const x = v[key];
+    if (x === undefined) continue;
+    if (
+      typeof x !== "number" || !Number.isInteger(x) ||
+      x < SOCKET_BUFFER_MIN || x > SOCKET_BUFFER_MAX
+    ) return undefined;
     out[key] = x;
   }
   return out;

@@ -17,6 +17,8 @@ port=4000
 dns="127.0.0.53:5353"
 hosts="hosts.txt"
 zone="example.org"
+rcvbuf=8388608
+sndbuf=4096
 reg=["a", "c"]
 
 [udp6.two]
@@ -28,6 +30,8 @@ Deno.test("a parsed configuration comes back from its JSON unchanged", () => {
   // The autostart-less program and the IPCP without options survive.
   assertEquals(cfg.names[0]?.args, ["--listen", undefined]);
   assertEquals(cfg.ipcps[1]?.layer, undefined);
+  assertEquals(cfg.ipcps[0]?.rcvbuf, 8388608);
+  assertEquals(cfg.ipcps[0]?.sndbuf, 4096);
   const back: Config = unwrap(configFromJson(configToJson(cfg)));
   assertEquals(back, cfg);
   assert(!("layer" in back.ipcps[1]!));
@@ -48,6 +52,9 @@ Deno.test("JSON that is not a configuration is refused, not trusted", () => {
     ["port 0", (v) => v.ipcps[0].port = 0],
     ["a port that is not whole", (v) => v.ipcps[0].port = 1.5],
     ["a non-text zone", (v) => v.ipcps[0].zone = 5],
+    ["a socket buffer as text", (v) => v.ipcps[0].rcvbuf = "8388608"],
+    ["a socket buffer below the smallest", (v) => v.ipcps[0].sndbuf = 4095],
+    ["a socket buffer that is not whole", (v) => v.ipcps[0].rcvbuf = 5000.5],
     ["reg not a list of names", (v) => v.ipcps[0].reg = [1]],
   ];
   for (const [what, spoil] of bad) {

@@ -188,6 +188,8 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
         ip: "10.0.0.2",
         port: 3436,
         hosts: `${dir}/lab.hosts`,
+        rcvbuf: 16777216,
+        sndbuf: 8388608,
         reg: ["my service"],
       },
       {
@@ -222,6 +224,8 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
       "dns =",
       "hosts =",
       "zone =",
+      "rcvbuf =",
+      "sndbuf =",
       "reg =",
       "not supported yet",
       "local",
@@ -235,7 +239,7 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
   }
 });
 
-Deno.test("all keys: defaults, dns forms, hosts resolution, zone", () => {
+Deno.test("all keys: defaults, dns forms, hosts resolution, zone, socket buffers at their limits", () => {
   const text = `
 [name."a"]
 prog = ["/bin/a", "/bin/b", "/bin/c"]
@@ -253,6 +257,8 @@ ip = "10.0.0.1"
 port = 65535
 dns = "10.0.0.53:5353"
 hosts = "/etc/lab-hosts"
+rcvbuf = 4096
+sndbuf = 536870912
 
 [udp6.v6]
 bootstrap = "six"
@@ -289,6 +295,8 @@ dns = "[fd00::53]:5353"
         port: 65535,
         dns: "10.0.0.53:5353",
         hosts: "/etc/lab-hosts",
+        rcvbuf: 4096,
+        sndbuf: 536870912,
         reg: [],
       },
       {
@@ -515,7 +523,7 @@ const MALFORMED: [string, string, string][] = [
     "unknown key in a udp stanza",
     `[udp.a]\nip = "1.2.3.4"\naddress = "1.2.3.4"\n`,
     't.conf:3:1: [udp.a] address: unknown key "address" ' +
-    "(allowed: bootstrap, ip, port, dns, hosts, zone, reg)",
+    "(allowed: bootstrap, ip, port, dns, hosts, zone, rcvbuf, sndbuf, reg)",
   ],
   [
     "prog is a string, not an array",
@@ -722,6 +730,21 @@ const MALFORMED: [string, string, string][] = [
     "t.conf:3:1: [udp.a] zone: expected a string (a DNS zone name), found an integer (1)",
   ],
   [
+    "rcvbuf below the smallest",
+    `[udp.a]\nip = "1.2.3.4"\nrcvbuf = 4095\n`,
+    "t.conf:3:1: [udp.a] rcvbuf: expected a size in bytes, an integer from 4096 to 536870912, found an integer (4095)",
+  ],
+  [
+    "sndbuf above the largest",
+    `[udp.a]\nip = "1.2.3.4"\nsndbuf = 536870913\n`,
+    "t.conf:3:1: [udp.a] sndbuf: expected a size in bytes, an integer from 4096 to 536870912, found an integer (536870913)",
+  ],
+  [
+    "rcvbuf as a string with a unit",
+    `[udp.a]\nip = "1.2.3.4"\n\nrcvbuf = "4M"\n`,
+    't.conf:4:1: [udp.a] rcvbuf: expected a size in bytes, an integer from 4096 to 536870912, found a string ("4M")',
+  ],
+  [
     "the first problem in file order is reported",
     `[udp.b]\nip = "1.2.3.4"\nport = 0\n[name."a"]\nlb = "x"\n`,
     "t.conf:3:1: [udp.b] port: expected an integer from 1 to 65535, found an integer (0)",
@@ -794,10 +817,11 @@ Deno.test("formatConfigSummary on the tutorial's server file", async () => {
   );
 });
 
-Deno.test("formatConfigSummary shows dns, hosts, zone, IPv6 endpoints, no layer", () => {
+Deno.test("formatConfigSummary shows dns, hosts, zone, socket buffers, IPv6 endpoints, no layer", () => {
   const cfg = unwrap(parseConfig(
     `[name."a"]\nprog = ["/bin/a", "/bin/b"]\nargs = [""]\n` +
-      `[udp6.v6]\nip = "::1"\nport = 4000\ndns = "[::1]:53"\nhosts = "/h"\nzone = "z.example"\n`,
+      `[udp6.v6]\nip = "::1"\nport = 4000\ndns = "[::1]:53"\nhosts = "/h"\nzone = "z.example"\n` +
+      `rcvbuf = 8388608\nsndbuf = 65536\n`,
     "x.conf",
   ));
   assertEquals(
@@ -811,6 +835,8 @@ Deno.test("formatConfigSummary shows dns, hosts, zone, IPv6 endpoints, no layer"
       "    dns [::1]:53",
       "    hosts file /h",
       "    zone z.example",
+      "    UDP receive buffer 8388608 bytes",
+      "    UDP send buffer 65536 bytes",
       "    registers no names",
       "Configuration OK: 1 name, 1 IPCP.",
     ].join("\n"),

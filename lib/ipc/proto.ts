@@ -99,6 +99,18 @@ const ProcInfo = obj({
   flows: int(0, 1 << 30),
 });
 
+/** The smallest UDP socket buffer one may ask for (bytes). */
+export const SOCKET_BUFFER_MIN = 4096;
+/** The largest (bytes): Linux doubles a request into an int, capped at INT_MAX / 2. */
+export const SOCKET_BUFFER_MAX = 1 << 29;
+/**
+ * The UDP socket buffers an IPCP asks for unless told otherwise (bytes):
+ * room for bursts of a few ms at several hundred Mb/s.
+ */
+export const DEFAULT_SOCKET_BUFFER = 4 << 20;
+
+const SocketBuffer = int(SOCKET_BUFFER_MIN, SOCKET_BUFFER_MAX);
+
 const BootstrapParams = {
   layer: nameStr,
   ip: str({ min: 1, max: 64 }),
@@ -106,20 +118,33 @@ const BootstrapParams = {
   dns: opt(str({ min: 1, max: 80 })),
   hosts: opt(pathStr),
   zone: opt(str({ min: 1, max: 255 })),
+  /** SO_RCVBUF of the UDP socket (default DEFAULT_SOCKET_BUFFER). */
+  rcvbuf: opt(SocketBuffer),
+  /** SO_SNDBUF of the UDP socket (default DEFAULT_SOCKET_BUFFER). */
+  sndbuf: opt(SocketBuffer),
 };
 
 const COUNT = int(0, Number.MAX_SAFE_INTEGER);
 
-/** An IPCP's open flows and the packets it dropped, by reason. */
+/**
+ * An IPCP's open flows, the packets it dropped, by reason, and (once
+ * bootstrapped) the sizes of its UDP socket's buffers as the kernel gave
+ * them (Linux reports twice what was asked).
+ */
 const IpcpCounters = {
   flows: int(0, 1 << 30),
   dropped: obj({
     short: COUNT,
+    /** Longer than the layer's largest datagram. */
+    oversized: COUNT,
     badMgmt: COUNT,
+    /** Management frames that came faster than the IPCP took them. */
+    mgmtOverflow: COUNT,
     unknownEid: COUNT,
     wrongSource: COUNT,
     slowReader: COUNT,
   }),
+  socket: opt(obj({ rcvbuf: COUNT, sndbuf: COUNT })),
 };
 
 function method<Q, R>(

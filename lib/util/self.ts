@@ -12,14 +12,29 @@ export const PERMISSION_FLAGS: readonly string[] = [
   "--allow-env",
   "--allow-run",
   "--allow-sys",
+  // The IPCPs' data path makes system calls through FFI (lib/sys/).
+  "--allow-ffi",
   "--unstable-net",
 ];
+
+/**
+ * The name of an IPCP's data-path Worker. The Worker runs this program's
+ * main module (main.ts, or the bundle), whose start looks at its own name to
+ * run the data path instead of the command line: one module that exists
+ * from source, in the bundle and in a compiled program alike.
+ */
+export const DATAPATH_WORKER_NAME = "o7s-ipcp-datapath";
 
 let mainModule: URL = new URL("../../main.ts", import.meta.url);
 
 /** Called by main.ts with its own URL (the bundle's, once bundled). */
 export function setMainModule(url: string | URL): void {
   mainModule = new URL(url);
+}
+
+/** The URL of the program's main module: what a Worker of the program runs. */
+export function mainModuleUrl(): URL {
+  return mainModule;
 }
 
 /**

@@ -1,0 +1,275 @@
+/**
+ * The messages between an IPCP's control thread (its main thread) and its
+ * data-path thread (a Worker, ipcpd/common/dp_host.ts starts it).
+ *
+ * Control -> data path: records in a shared ring (ring.ts), followed by an
+ * eventfd write that wakes the data path from epoll_wait; the data path
+ * never needs its event loop to read them:
+ *
+ *   SOCKET    the lower layer's socket (the UDP socket, once bootstrapped)
+ *   ADD       a flow: endpoint id, the peer's, allocated or pending, the
+ *             token an application must show to attach, the peer's address
+ *   ALLOCATED a pending flow is allocated (with the peer's endpoint id)
+ *   REMOVE    a flow ended: its application connection is closed
+ *   STOP      close everything and report "stopped"
+ *
+ * Data path -> control: postMessage of DpEvent (the control thread waits
+ * in its event loop anyway): management frames that arrived, applications
+ * attached and gone, flow activity for liveness (at most every
+ * ACTIVITY_MS), log lines, accept failures, "stopped". No data packet is
+ * ever among them.
+ *
+ * Counters live in shared memory (DpCounter indices), written by the data
+ * path and read by the control thread when asked for statistics.
+ */
+import { RECORD_BYTES } from "./ring.ts";
+import { TOKEN_LEN } from "../../lib/ipc/dataplane.ts";
+
+/** The name the data-path Worker is started under (main.ts checks it). */
+export { DATAPATH_WORKER_NAME } from "../../lib/util/self.ts";
+
+/** How often, at most, the data path reports flow activity (ms). */
+export const ACTIVITY_MS = 250;
+
+/** Largest peer address a record carries (a sockaddr_in6 is 28 bytes). */
+export const MAX_ADDR_BYTES = 28;
+
+export const Op = {
+  Socket: 1,
+  Add: 2,
+  Allocated: 3,
+  Remove: 4,
+  Stop: 5,
+} as const;
+
+export type DpCommand =
+  | { readonly op: typeof Op.Socket; readonly fd: number }
+  | {
+    readonly op: typeof Op.Add;
+    readonly eid: number;
+    readonly peerEid: number;
+    readonly allocated: boolean;
+    readonly token: Uint8Array;
+    readonly addr: Uint8Array;
+  }
+  | {
+    readonly op: typeof Op.Allocated;
+    readonly eid: number;
+    readonly peerEid: number;
+  }
+  | { readonly op: typeof Op.Remove; readonly eid: number }
+  | { readonly op: typeof Op.Stop };
+
+// Record layout: [0] op; [4..8) eid or fd; [8..12) peer eid; [12] allocated;
+// [13] address length; [16..32) token; [32..60) address.
+const OFF_A = 4;
+const OFF_B = 8;
+const OFF_FLAG = 12;
+const OFF_ALEN = 13;
+const OFF_TOKEN = 16;
+const OFF_ADDR = 32;
+
+if (OFF_ADDR + MAX_ADDR_BYTES > RECORD_BYTES) {
+  throw new Error("a data-path record does not fit its ring slot");
+}
+
+/** Writes a command into a zeroed record at `at`. */
+export function encodeCommand(v: DataView, at: number, c: DpCommand): void {
+  v.setUint8(at, c.op);
+  switch (c.op) {
+    case Op.Socket:
+      v.setInt32(at + OFF_A, c.fd);
+      return;
+    case Op.Add: {
+      if (c.token.length !== TOKEN_LEN) {
+        throw new RangeError(`token of ${c.token.length} bytes`);
+      }
+      if (c.addr.length > MAX_ADDR_BYTES) {
+        throw new RangeError(`peer address of ${c.addr.length} bytes`);
+      }
+      v.setUint32(at + OFF_A, c.eid);
+      v.setUint32(at + OFF_B, c.peerEid);
+      v.setUint8(at + OFF_FLAG, c.allocated ? 1 : 0);
+      v.setUint8(at + OFF_ALEN, c.addr.length);
+      const bytes = new Uint8Array(v.buffer, v.byteOffset + at, RECORD_BYTES);
+      bytes.set(c.token, OFF_TOKEN);
+      bytes.set(c.addr, OFF_ADDR);
+      return;
+    }
+    case Op.Allocated:
+      v.setUint32(at + OFF_A, c.eid);
+      v.setUint32(at + OFF_B, c.peerEid);
+      return;
+    case Op.Remove:
+      v.setUint32(at + OFF_A, c.eid);
+      return;
+    case Op.Stop:
+      return;
+  }
+}
+
+/** Reads the record at `at`; undefined for an unknown op. */
+export function decodeCommand(v: DataView, at: number): DpCommand | undefined {
+  const op = v.getUint8(at);
+  switch (op) {
+    case Op.Socket:
+      return { op, fd: v.getInt32(at + OFF_A) };
+    case Op.Add: {
+      const bytes = new Uint8Array(v.buffer, v.byteOffset + at, RECORD_BYTES);
+      const alen = Math.min(v.getUint8(at + OFF_ALEN), MAX_ADDR_BYTES);
+      return {
+        op,
+        eid: v.getUint32(at + OFF_A),
+        peerEid: v.getUint32(at + OFF_B),
+        allocated: v.getUint8(at + OFF_FLAG) !== 0,
+        token: bytes.slice(OFF_TOKEN, OFF_TOKEN + TOKEN_LEN),
+        addr: bytes.slice(OFF_ADDR, OFF_ADDR + alen),
+      };
+    }
+    case Op.Allocated:
+      return {
+        op,
+        eid: v.getUint32(at + OFF_A),
+        peerEid: v.getUint32(at + OFF_B),
+      };
+    case Op.Remove:
+      return { op, eid: v.getUint32(at + OFF_A) };
+    case Op.Stop:
+      return { op };
+    default:
+      return undefined;
+  }
+}
+
+/** Counters of the data path, as indices into its shared Float64Array. */
+export const DpCounter = {
+  /** Datagrams shorter than an endpoint id. */
+  Short: 0,
+  /** Management frames shorter than their header. */
+  BadMgmt: 1,
+  UnknownEid: 2,
+  WrongSource: 3,
+  /** Packets for an application that did not take them in time. */
+  SlowReader: 4,
+  /** Datagrams longer than the layer's largest. */
+  Oversized: 5,
+  /** Management frames dropped while the control thread was behind. */
+  MgmtOverflow: 6,
+  /** Data packets delivered to applications. */
+  RxPackets: 7,
+  /** Data packets sent to peers. */
+  TxPackets: 8,
+  /** Datagrams the socket refused to send (other than "would block"). */
+  TxErrors: 9,
+  /** Times the data path woke up (epoll_wait returned). */
+  Wakeups: 10,
+} as const;
+export const DP_COUNTERS = 11;
+
+/** Int32 indices of the shared control words (after the counters). */
+export const DpWord = {
+  /** Management frames the control thread has taken (it adds to this). */
+  MgmtTaken: 0,
+} as const;
+const DP_WORDS = 2;
+
+/** The shared memory of the counters and control words. */
+export function counterBuffer(): SharedArrayBuffer {
+  return new SharedArrayBuffer(DP_COUNTERS * 8 + DP_WORDS * 4);
+}
+
+export function counterView(buf: SharedArrayBuffer): Float64Array {
+  return new Float64Array(buf, 0, DP_COUNTERS);
+}
+
+export function wordView(buf: SharedArrayBuffer): Int32Array {
+  return new Int32Array(buf, DP_COUNTERS * 8, DP_WORDS);
+}
+
+/** What the data path is started with (postMessage, before it blocks). */
+export interface DpInit {
+  readonly kind: "udp";
+  /** The IP family of the layer (UDP). */
+  readonly family: 4 | 6;
+  /** Largest packet an application may send or receive. */
+  readonly mtu: number;
+  /** The listening Unix socket applications attach their flows on. */
+  readonly listenFd: number;
+  /** The eventfd that wakes the data path. */
+  readonly wakeFd: number;
+  readonly ring: SharedArrayBuffer;
+  readonly counters: SharedArrayBuffer;
+  /** Management frames in flight to the control thread, at most. */
+  readonly mgmtBacklog: number;
+  /** Bytes queued towards a slow application before packets are dropped. */
+  readonly appQueueBytes: number;
+  /** Packets kept for a flow whose application has not attached yet. */
+  readonly preAttachQueue: number;
+  /** How long an application may take to send its attach frame (ms). */
+  readonly helloMs: number;
+  /** The wait before accepting again after accept failed (ms). */
+  readonly acceptRetryMs: number;
+}
+
+export interface MgmtFrame {
+  readonly data: Uint8Array;
+  readonly host: string;
+  readonly port: number;
+}
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export type DpEvent =
+  /**
+   * The Worker listens for its DpInit: sent only then, since a message
+   * that arrives before a Worker's module has set onmessage is lost.
+   */
+  | { readonly t: "listening" }
+  /** Running, in thread `tid`. */
+  | { readonly t: "ready"; readonly tid: number }
+  | { readonly t: "mgmt"; readonly frames: MgmtFrame[] }
+  | { readonly t: "attached"; readonly eid: number }
+  | { readonly t: "detached"; readonly eid: number; readonly reason: string }
+  /** [eid, last receive, last send] triples (Date.now() times). */
+  | { readonly t: "activity"; readonly flows: Float64Array }
+  | { readonly t: "log"; readonly level: LogLevel; readonly text: string }
+  | { readonly t: "acceptFailed"; readonly error: string }
+  | { readonly t: "acceptResumed"; readonly failures: number }
+  | { readonly t: "stopped" }
+  | { readonly t: "fatal"; readonly error: string };
+
+const EVENT_TYPES = new Set([
+  "listening",
+  "ready",
+  "mgmt",
+  "attached",
+  "detached",
+  "activity",
+  "log",
+  "acceptFailed",
+  "acceptResumed",
+  "stopped",
+  "fatal",
+]);
+
+/** A cheap check that a message is one of ours (both ends are this code). */
+export function isDpEvent(x: unknown): x is DpEvent {
+  return typeof x === "object" && x !== null &&
+    EVENT_TYPES.has(String((x as { t?: unknown }).t));
+}
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null;
+}
+
+export function isDpInit(x: unknown): x is DpInit {
+  if (!isObj(x)) return false;
+  return x.kind === "udp" && (x.family === 4 || x.family === 6) &&
+    typeof x.mtu === "number" && typeof x.listenFd === "number" &&
+    typeof x.wakeFd === "number" && x.ring instanceof SharedArrayBuffer &&
+    x.counters instanceof SharedArrayBuffer &&
+    typeof x.mgmtBacklog === "number" &&
+    typeof x.appQueueBytes === "number" &&
+    typeof x.preAttachQueue === "number" && typeof x.helloMs === "number" &&
+    typeof x.acceptRetryMs === "number";
+}
