@@ -26,6 +26,7 @@ import { OuroborosError } from "../lib/util/errors.ts";
 import { QOS_CUBES } from "../lib/wire/udp_wire.ts";
 import { nameHashHex } from "../lib/wire/name_hash.ts";
 import { xorshift32 } from "./rng.ts";
+import { together, within } from "./deadline.ts";
 
 const SERVER_IP = "127.0.0.85";
 const CLIENT_IP = "127.0.0.86";
@@ -105,64 +106,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** `p`, or an error once `ms` have passed. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(
-          () => reject(new Error(`${what}: not done within ${ms} ms`)),
-          ms,
-        )
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Runs `tasks` together within `ms`. The first failure, or the deadline,
- * calls `abort` (which must make the others end, e.g. by closing their
- * flows); every task has ended before the first error is thrown.
- */
-async function together<T>(
-  tasks: Promise<T>[],
-  ms: number,
-  what: string,
-  abort: () => Promise<void>,
-): Promise<T[]> {
-  let failure: { e: unknown } | undefined;
-  let aborting: Promise<void> | undefined;
-  const fail = (e: unknown) => {
-    failure ??= { e };
-    aborting ??= abort();
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((r) =>
-    timer = setTimeout(() => {
-      fail(new Error(`${what}: not done within ${ms} ms`));
-      r();
-    }, ms)
-  );
-  const settled = Promise.allSettled(tasks.map((t) =>
-    t.catch((e: unknown) => {
-      fail(e);
-      throw e;
-    })
-  ));
-  const results = await Promise.race([
-    settled,
-    deadline.then(() => within(settled, 10_000, `${what}, once aborted`)),
-  ]);
-  clearTimeout(timer);
-  await aborting;
-  if (failure !== undefined) throw failure.e;
-  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 // ---------------------------------------------------------------- killed peer

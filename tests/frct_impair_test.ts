@@ -21,6 +21,7 @@ import {
   type UdpAddr,
 } from "./impair.ts";
 import { xorshift32 } from "./rng.ts";
+import { together, within } from "./deadline.ts";
 import { type Flow, Ouroboros, type QosSpec } from "../lib/app/dev.ts";
 import { QOS_CUBES } from "../lib/wire/udp_wire.ts";
 import { nameHashHex } from "../lib/wire/name_hash.ts";
@@ -153,64 +154,6 @@ async function sha256hex(parts: Uint8Array[]): Promise<string> {
   }
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
   return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
-/** `p`, or an error once `ms` have passed. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) =>
-        timer = setTimeout(
-          () => reject(new Error(`${what}: not done within ${ms} ms`)),
-          ms,
-        )
-      ),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Runs `tasks` together within `ms`. The first failure, or the deadline,
- * calls `abort` (which must make the others end, e.g. by closing their
- * flows); every task has ended before the first error is thrown.
- */
-async function together<T>(
-  tasks: Promise<T>[],
-  ms: number,
-  what: string,
-  abort: () => Promise<void>,
-): Promise<T[]> {
-  let failure: { e: unknown } | undefined;
-  let aborting: Promise<void> | undefined;
-  const fail = (e: unknown) => {
-    failure ??= { e };
-    aborting ??= abort();
-  };
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<void>((r) =>
-    timer = setTimeout(() => {
-      fail(new Error(`${what}: not done within ${ms} ms`));
-      r();
-    }, ms)
-  );
-  const settled = Promise.allSettled(tasks.map((t) =>
-    t.catch((e: unknown) => {
-      fail(e);
-      throw e;
-    })
-  ));
-  const results = await Promise.race([
-    settled,
-    deadline.then(() => within(settled, 10_000, `${what}, once aborted`)),
-  ]);
-  clearTimeout(timer);
-  await aborting;
-  if (failure !== undefined) throw failure.e;
-  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
 
 /**
