@@ -5,12 +5,15 @@
  * on 127.0.0.1 and a client on 127.0.0.2, on a UDP port chosen here), and
  * measures, each figure as the median of several runs with min and max:
  *
- *   1. raw UDP ping-pong between two Deno processes (the runtime's limit);
- *   2. `oping -f` through the stack, and its ratio to (1) in the same run;
+ *   1. raw UDP ping-pong between two C processes (bench/limit/pingpong.c,
+ *      the machine's limit) and between two Deno processes (the runtime's);
+ *   2. `oping -f` through the stack, and its ratio to both of (1) in the
+ *      same run;
  *   3. sequential flow allocations and deallocations;
  *   4. one-way throughput with `ocbr -f` (1000 and 1400 bytes), and its ratio
- *      to a raw UDP sender and receiver doing the same in the same run; and
- *      the loss when 1000-byte packets are offered at the target 300 Mb/s;
+ *      to a raw UDP sender and receiver doing the same in the same run, in C
+ *      (bench/limit/sendrecv.c) and in Deno; and the loss when 1000-byte
+ *      packets are offered at the target 300 Mb/s;
  *   5. idle RSS of the irmd, the IPCP and an `oping -l`;
  *   6. the ping with 1, 10 and 100 flows at once;
  *   7. reliable flows (FRCT, QoS cube "data"): `oping -f -q data` beside
@@ -21,6 +24,11 @@
  *      by the kernel (nftables, in a network namespace of its own: needs
  *      root, `ip` and `nft`, else the rows say why they are missing) beside
  *      its goodput there without loss.
+ *
+ * The C programs are compiled at start with the machine's `cc -O2` into a
+ * temporary directory; without `cc`, or if it fails, their rows say why
+ * they are missing. Each run measures raw C and raw Deno one after the
+ * other, C first in odd runs and Deno first in even ones.
  *
  * Prints a Markdown table, writes bench/results/<date>-<commit>.json and
  * the RTT plot bench/results/<date>-<commit>-rtt.svg (the commit with
@@ -78,15 +86,18 @@ const C_REFERENCE_NOTE =
   `${C_REF}: reference figures for C Ouroboros 0.23.0, measured elsewhere, ` +
   `not by this benchmark (recorded ${C_REFERENCE.recorded}).`;
 
-// Targets (reported, not asserted): see issue #6; reliable flows: the
-// FRCT efficiency issue.
+// Targets (reported, not asserted): see issue #6; the ratios to raw C: the
+// physical-limit issue; reliable flows: the FRCT efficiency issue.
 const TARGET = {
   pingRate: 11_200,
-  pingRatio: 0.5,
+  /** oping -f / raw C ping-pong, same run */
+  pingRatioC: 0.4,
   allocP50: 1,
   allocP99: 5,
   mbps1000: 300,
   lossPct: 0.1,
+  /** ocbr -f -s 1400 / raw C sender and receiver, same run */
+  tput1400RatioC: 0.5,
   rssMB: 45,
   /** reliable flood goodput / raw flood goodput, same run */
   reliableRatio: 0.8,
@@ -468,6 +479,8 @@ interface Tput {
   lost?: number;
   /** the `frct:` lines of a reliable flow's client and server */
   frct?: { client: FrctLine; server: FrctLine };
+  /** the receiver's SO_RCVBUF, bytes (raw C) */
+  rcvbuf?: number;
 }
 
 /** The counters of an ocbr `frct:` line. */
@@ -703,6 +716,135 @@ async function rawThroughput(
 }
 
 // ---------------------------------------------------------------------------
+// Raw C: the physical limit
+
+/** The C programs of bench/limit/, by name. */
+const LIMIT_PROGRAMS = ["pingpong", "sendrecv"] as const;
+type LimitProgram = typeof LIMIT_PROGRAMS[number];
+
+/** The compiled programs, or why there are none. */
+export type RawC =
+  | { bins: Record<LimitProgram, string>; compiler: string }
+  | { skipped: string };
+
+/**
+ * Compiles bench/limit/*.c with `cc -O2` (the machine's, unless another
+ * command is given) into `dir`.
+ */
+export async function compileRawC(dir: string, cc = "cc"): Promise<RawC> {
+  const run = async (args: string[]) => {
+    try {
+      const o = await new Deno.Command(cc, {
+        args,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(o.success ? o.stdout : o.stderr);
+      return { ok: o.success, text };
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    }
+  };
+  const version = await run(["--version"]);
+  if (version === undefined) return { skipped: `${cc} is not installed` };
+  const bins = {} as Record<LimitProgram, string>;
+  for (const name of LIMIT_PROGRAMS) {
+    const src = `bench/limit/${name}.c`;
+    const r = await run(["-O2", "-o", `${dir}/${name}`, `${REPO}${src}`]);
+    if (r === undefined || !r.ok) {
+      const why = r?.text.split("\n").find((l) => /error/.test(l)) ??
+        r?.text.split("\n")[0] ?? "";
+      return { skipped: `${cc} -O2 failed on ${src}: ${why.trim()}` };
+    }
+    bins[name] = `${dir}/${name}`;
+  }
+  const first = version.text.split("\n")[0]?.trim() ?? "";
+  return { bins, compiler: `${first === "" ? cc : first}, -O2` };
+}
+
+/** bench/limit/pingpong.c: echo on the server address, ping from the client's. */
+export async function rawCPing(
+  bin: string,
+  port: number,
+  count: number,
+): Promise<PingRun> {
+  const echo = spawn("rawC/echo", [
+    bin,
+    "echo",
+    "--bind",
+    `${SERVER_IP}:${port + 1}`,
+    "-d",
+    "120",
+  ]);
+  try {
+    await echo.waitFor(/ready/, 10_000);
+    const ping = spawn("rawC/ping", [
+      bin,
+      "ping",
+      "--bind",
+      `${CLIENT_IP}:${port + 2}`,
+      "--to",
+      `${SERVER_IP}:${port + 1}`,
+      "-c",
+      String(count),
+    ]);
+    const j = await lastJson(ping, 60_000);
+    return pingRun(j.rttMs as number[], j.rtPerSec as number);
+  } finally {
+    await stopProc(echo);
+  }
+}
+
+/**
+ * bench/limit/sendrecv.c: a receiver on the server address, a sender from
+ * the client's; the figures as `rawThroughput` computes them.
+ */
+export async function rawCThroughput(
+  bin: string,
+  port: number,
+  size: number,
+  seconds: number,
+): Promise<Tput> {
+  const recv = spawn("rawC/recv", [
+    bin,
+    "recv",
+    "--bind",
+    `${SERVER_IP}:${port + 1}`,
+    "-d",
+    String(seconds),
+  ]);
+  try {
+    await recv.waitFor(/ready/, 10_000);
+    const send = spawn("rawC/send", [
+      bin,
+      "send",
+      "--bind",
+      `${CLIENT_IP}:${port + 2}`,
+      "--to",
+      `${SERVER_IP}:${port + 1}`,
+      "-s",
+      String(size),
+      "-d",
+      String(seconds),
+    ]);
+    const b = await lastJson(send, (seconds + 30) * 1000);
+    const s = await lastJson(recv, 30_000);
+    const sent = b.sent as number;
+    const packets = s.packets as number;
+    const ms = s.activeMs as number;
+    return {
+      mbps: ms > 0 ? ((s.bytes as number) * 8) / (ms * 1000) : 0,
+      lossPct: sent > 0 ? (100 * Math.max(0, sent - packets)) / sent : 0,
+      sentMbps: (sent * size * 8) / (seconds * 1e6),
+      rcvbuf: s.rcvbuf as number,
+    };
+  } finally {
+    if (procs.includes(recv)) await stopProc(recv);
+  }
+}
+
+// ---------------------------------------------------------------------------
 
 async function machine(): Promise<
   {
@@ -753,6 +895,12 @@ function localDate(): string {
 async function main(): Promise<void> {
   const opts = parseOptions(Deno.args);
   const t0 = performance.now();
+  // The physical-limit baselines, compiled before anything runs.
+  const limitDir = await Deno.makeTempDir({ prefix: "o7s-bench-limit-" });
+  tempDirs.push(limitDir);
+  const rawC = await compileRawC(limitDir);
+  const cSkip = "skipped" in rawC ? rawC.skipped : undefined;
+  if (cSkip !== undefined) log(`raw C rows skipped: ${cSkip}`);
   const port = choosePort();
   log(
     `nodes on ${SERVER_IP}:${port} (server) and ${CLIENT_IP}:${port} (client)`,
@@ -805,14 +953,21 @@ async function main(): Promise<void> {
     ),
   };
 
-  // 1 and 2. Raw UDP ping-pong, then oping -f, in each run.
+  // 1 and 2. Raw UDP ping-pong (C and Deno), then oping -f, in each run.
   const raw: PingRun[] = [];
+  const rawCPings: PingRun[] = [];
   const oping: { rtPerSec: number; avgMs: number }[] = [];
   const opingData: { rtPerSec: number; avgMs: number }[] = [];
   const stack: PingRun[] = [];
   for (let r = 0; r < opts.runs; r++) {
     log(`ping run ${r + 1}/${opts.runs}`);
-    raw.push(await rawPing(port, opts.count));
+    const deno = async () => raw.push(await rawPing(port, opts.count));
+    const c = async () => {
+      if ("bins" in rawC) {
+        rawCPings.push(await rawCPing(rawC.bins.pingpong, port, opts.count));
+      }
+    };
+    for (const f of r % 2 === 0 ? [c, deno] : [deno, c]) await f();
     oping.push(await opingFlood(client, opts.count));
     opingData.push(await opingFlood(client, opts.count, "data"));
     stack.push(await clientPing(client, 1, { count: opts.count }));
@@ -849,10 +1004,11 @@ async function main(): Promise<void> {
     }
   }
 
-  // 4. Throughput, stack and raw UDP in each run.
+  // 4. Throughput, stack and raw UDP (Deno and C) in each run.
   const tput = new Map<number, { stack: Tput[]; raw: Tput[] }>(
     SIZES.map((s) => [s, { stack: [], raw: [] }]),
   );
+  const tputC = new Map<number, Tput[]>(SIZES.map((s) => [s, []]));
   // 7. and, with 1000 bytes, a reliable flow in the same run
   const reliable: Tput[] = [];
   for (let r = 0; r < opts.runs; r++) {
@@ -873,7 +1029,16 @@ async function main(): Promise<void> {
           ),
         );
       }
-      t.raw.push(await rawThroughput(port, size, opts.seconds));
+      const deno = async () =>
+        t.raw.push(await rawThroughput(port, size, opts.seconds));
+      const c = async () => {
+        if ("bins" in rawC) {
+          tputC.get(size)!.push(
+            await rawCThroughput(rawC.bins.sendrecv, port, size, opts.seconds),
+          );
+        }
+      };
+      for (const f of r % 2 === 0 ? [c, deno] : [deno, c]) await f();
     }
   }
 
@@ -937,22 +1102,45 @@ async function main(): Promise<void> {
   // ------------------------------------------------------------------ report
   const rows: Row[] = [];
   const S = (xs: number[]) => summarize(xs);
-  const rawRate = S(raw.map((x) => x.rtPerSec));
   const stackRate = S(oping.map((x) => x.rtPerSec));
-  const ratio = S(oping.map((x, i) => x.rtPerSec / raw[i]!.rtPerSec));
-  const us = (s: Summary) => ({
-    median: s.median * 1000,
-    min: s.min * 1000,
-    max: s.max * 1000,
-    runs: s.runs.map((v) => v * 1000),
+  const scaled = (k: number) => (s: Summary): Summary => ({
+    median: s.median * k,
+    min: s.min * k,
+    max: s.max * k,
+    runs: s.runs.map((v) => v * k),
   });
+  const us = scaled(1000);
+  const pct = scaled(100);
+  /** rt/s; p50, p99 of ping runs. */
+  const pingValue = (runs: readonly PingRun[]) =>
+    `${fmtSummary(S(runs.map((x) => x.rtPerSec)), "rt/s")}; p50 ${
+      fmtSummary(us(S(runs.map((x) => x.p50))), "µs")
+    }, p99 ${fmtSummary(us(S(runs.map((x) => x.p99))), "µs")}`;
+  /** Same-run ratios (fractions) to raw C, undefined without raw C. */
+  const ratioToC = (xs: readonly number[], c: readonly number[]) =>
+    cSkip === undefined ? S(xs.map((x, i) => x / c[i]!)) : undefined;
+  /** A ratio row's value: to raw C and to raw Deno, in percent. */
+  const vsRaw = (c: Summary | undefined, deno: Summary) =>
+    `C: ${
+      c === undefined ? "n/a (no raw C)" : fmtSummary(pct(c), "%", 0)
+    }; Deno: ${fmtSummary(pct(deno), "%", 0)}`;
+  const pingVsC = ratioToC(
+    oping.map((x) => x.rtPerSec),
+    rawCPings.map((x) => x.rtPerSec),
+  );
+  const pingVsDeno = S(oping.map((x, i) => x.rtPerSec / raw[i]!.rtPerSec));
   rows.push(
     {
       id: "1",
+      measure: "raw UDP ping-pong, 64 B (C, blocking recv/send)",
+      value: cSkip === undefined ? pingValue(rawCPings) : `skipped: ${cSkip}`,
+      target: "baseline (limit)",
+      met: undefined,
+    },
+    {
+      id: "1",
       measure: "raw UDP ping-pong, 64 B (Deno, reused buffer)",
-      value: `${fmtSummary(rawRate, "rt/s")}; p50 ${
-        fmtSummary(us(S(raw.map((x) => x.p50))), "µs")
-      }, p99 ${fmtSummary(us(S(raw.map((x) => x.p99))), "µs")}`,
+      value: pingValue(raw),
       target: "baseline",
       met: undefined,
     },
@@ -971,27 +1159,18 @@ async function main(): Promise<void> {
       id: "2",
       measure:
         `same flood ping from bench/client.ts, ${opts.count} round trips`,
-      value: `${fmtSummary(S(stack.map((x) => x.rtPerSec)), "rt/s")}; p50 ${
-        fmtSummary(us(S(stack.map((x) => x.p50))), "µs")
-      }, p99 ${fmtSummary(us(S(stack.map((x) => x.p99))), "µs")}`,
+      value: pingValue(stack),
       target: "",
       met: undefined,
     },
     {
       id: "2",
-      measure: "oping -f / raw UDP (same run)",
-      value: fmtSummary(
-        {
-          ...ratio,
-          median: ratio.median * 100,
-          min: ratio.min * 100,
-          max: ratio.max * 100,
-        },
-        "%",
-        0,
-      ),
-      target: "≥ 50%",
-      met: ratio.median >= TARGET.pingRatio,
+      measure: "oping -f / raw UDP ping-pong (same run)",
+      value: vsRaw(pingVsC, pingVsDeno),
+      target: `≥ ${TARGET.pingRatioC * 100}% of C`,
+      met: pingVsC === undefined
+        ? undefined
+        : pingVsC.median >= TARGET.pingRatioC,
     },
   );
   const a50 = S(allocP50), a99 = S(allocP99);
@@ -1019,13 +1198,24 @@ async function main(): Promise<void> {
       met: undefined,
     },
   );
+  /** Mb/s; loss of raw sender/receiver runs. */
+  const rawTputValue = (runs: readonly Tput[]) =>
+    `${fmtSummary(S(runs.map((x) => x.mbps)), "Mb/s")}; ${
+      fmtSummary(S(runs.map((x) => x.lossPct)), "%", 2)
+    }`;
+  const tputVsC = new Map<number, Summary | undefined>();
+  const tputVsDeno = new Map<number, Summary>();
   for (const size of SIZES) {
     const t = tput.get(size)!;
+    const c = tputC.get(size)!;
     const mb = S(t.stack.map((x) => x.mbps));
     const loss = S(t.stack.map((x) => x.lossPct));
-    const rawMb = S(t.raw.map((x) => x.mbps));
-    const tr = S(t.stack.map((x, i) => 100 * x.mbps / t.raw[i]!.mbps));
+    const vsC = ratioToC(t.stack.map((x) => x.mbps), c.map((x) => x.mbps));
+    const vsDeno = S(t.stack.map((x, i) => x.mbps / t.raw[i]!.mbps));
+    tputVsC.set(size, vsC);
+    tputVsDeno.set(size, vsDeno);
     const is1000 = size === 1000;
+    const is1400 = size === 1400;
     rows.push(
       {
         id: "4",
@@ -1047,19 +1237,26 @@ async function main(): Promise<void> {
       },
       {
         id: "4",
-        measure: `raw UDP sender/receiver, ${size} B: received; loss`,
-        value: `${fmtSummary(rawMb, "Mb/s")}; ${
-          fmtSummary(S(t.raw.map((x) => x.lossPct)), "%", 2)
-        }`,
+        measure: `raw UDP sender/receiver, ${size} B (C): received; loss`,
+        value: cSkip === undefined ? rawTputValue(c) : `skipped: ${cSkip}`,
+        target: "baseline (limit)",
+        met: undefined,
+      },
+      {
+        id: "4",
+        measure: `raw UDP sender/receiver, ${size} B (Deno): received; loss`,
+        value: rawTputValue(t.raw),
         target: "baseline",
         met: undefined,
       },
       {
         id: "4",
-        measure: `ocbr / raw UDP, ${size} B (same run)`,
-        value: fmtSummary(tr, "%", 0),
-        target: "",
-        met: undefined,
+        measure: `ocbr / raw UDP sender/receiver, ${size} B (same run)`,
+        value: vsRaw(vsC, vsDeno),
+        target: is1400 ? `≥ ${TARGET.tput1400RatioC * 100}% of C` : "",
+        met: is1400 && vsC !== undefined
+          ? vsC.median >= TARGET.tput1400RatioC
+          : undefined,
       },
     );
   }
@@ -1104,12 +1301,6 @@ async function main(): Promise<void> {
   }
 
   // 7. Reliable flows.
-  const pct = (s: Summary): Summary => ({
-    median: s.median * 100,
-    min: s.min * 100,
-    max: s.max * 100,
-    runs: s.runs.map((v) => v * 100),
-  });
   const rtxPct = (xs: Tput[]) =>
     pct(
       S(xs.map((x) =>
@@ -1233,8 +1424,17 @@ async function main(): Promise<void> {
   const svgPath = `${opts.out}/${date}-${m.commit}-rtt.svg`;
   const jsonPath = `${opts.out}/${date}-${m.commit}.json`;
   const svg = rttCdfSvg(
-    `RTT distributions, 64-byte ping on loopback (${opts.runs} runs pooled)`,
+    `RTT distributions, 64-byte ping on loopback (${opts.runs} run${
+      opts.runs === 1 ? "" : "s"
+    } pooled)`,
     [
+      ...(cSkip === undefined
+        ? [{
+          label: "raw UDP (C, blocking recv/send)",
+          color: "#ff7f0e",
+          values: rawCPings.flatMap((x) => x.rtts),
+        }]
+        : []),
       {
         label: "raw UDP (Deno)",
         color: "#1f77b4",
@@ -1270,6 +1470,7 @@ async function main(): Promise<void> {
     elapsedS: Math.round((performance.now() - t0) / 100) / 10,
     ping: {
       raw: raw.map(strip),
+      rawC: rawCPings.map(strip),
       oping,
       opingData,
       client: stack.map(strip),
@@ -1281,8 +1482,35 @@ async function main(): Promise<void> {
       failures: allocFailures,
     },
     throughput: {
-      ...Object.fromEntries(SIZES.map((s) => [s, tput.get(s)])),
+      ...Object.fromEntries(
+        SIZES.map((s) => [s, { ...tput.get(s)!, rawC: tputC.get(s)! }]),
+      ),
       [`1000@${TARGET.mbps1000}M`]: atTarget,
+    },
+    // The physical limit: medians [min, max, runs] of the raw C programs,
+    // and the same-run ratios of the stack to raw C and to raw Deno.
+    rawC: !("bins" in rawC) ? { skipped: rawC.skipped } : {
+      compiler: rawC.compiler,
+      rcvbuf: tputC.get(SIZES[0])![0]?.rcvbuf,
+      ping: {
+        rtPerSec: S(rawCPings.map((x) => x.rtPerSec)),
+        p50Ms: S(rawCPings.map((x) => x.p50)),
+        p99Ms: S(rawCPings.map((x) => x.p99)),
+      },
+      throughput: Object.fromEntries(SIZES.map((s) => [s, {
+        mbps: S(tputC.get(s)!.map((x) => x.mbps)),
+        lossPct: S(tputC.get(s)!.map((x) => x.lossPct)),
+      }])),
+    },
+    ratios: {
+      opingVsRawC: pingVsC ?? null,
+      opingVsRawDeno: pingVsDeno,
+      ocbrVsRawC: Object.fromEntries(
+        SIZES.map((s) => [s, tputVsC.get(s) ?? null]),
+      ),
+      ocbrVsRawDeno: Object.fromEntries(
+        SIZES.map((s) => [s, tputVsDeno.get(s)]),
+      ),
     },
     reliable: {
       flood1000: reliable,

@@ -85,30 +85,81 @@ function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
+/** Font sizes of the plot, px. */
+const FONT = 12;
+const TITLE_FONT = 15;
+/**
+ * A conservative width of one character, as a share of the font size: what
+ * the layout reserves for text, so that no label runs past its area.
+ */
+export const CHAR_WIDTH = 0.6;
+
+/** The width reserved for `text` at `fontSize`. */
+export function textWidth(text: string, fontSize: number): number {
+  return [...text].length * CHAR_WIDTH * fontSize;
+}
+
+/** What the legend says of a series. */
+function legendText(s: Series): string {
+  if (s.values.length === 0) return `${s.label} (no data)`;
+  const p50 = percentile(s.values, 50) * 1000;
+  const p99 = percentile(s.values, 99) * 1000;
+  return `${s.label} (p50 ${p50.toFixed(0)} µs, p99 ${p99.toFixed(0)} µs)`;
+}
+
 /**
  * An SVG of the cumulative distributions of RTTs (µs, log scale), one
- * curve per series.
+ * curve per series that has values. The legend has an area of its own
+ * below the axis title, one line per series, so it covers no curve; the
+ * image grows to hold it (taller with the series, wider with the longest
+ * line of text, measured at CHAR_WIDTH).
  */
 export function rttCdfSvg(title: string, series: readonly Series[]): string {
-  const W = 760, H = 440;
-  const L = 64, R = 20, T = 40, B = 56;
-  const pw = W - L - R, ph = H - T - B;
+  // R holds half of the last tick label, centred on the plot's right edge.
+  const L = 64, R = 32, T = 40, B = 56;
+  const ph = 344;
+  // Legend: a swatch, a gap, then the text; one line of LINE px a series.
+  const SWATCH = 20, GAP = 6, LINE = 18, PAD = 12;
+  const texts = series.map(legendText);
+  const legendW = SWATCH + GAP +
+    Math.max(0, ...texts.map((t) => textWidth(t, FONT)));
+  const W = Math.ceil(
+    Math.max(
+      760,
+      L + legendW + R,
+      textWidth(title, TITLE_FONT) + 2 * R,
+    ),
+  );
+  const pw = W - L - R;
+  const legendTop = T + ph + B;
+  const H = legendTop + series.length * LINE + PAD;
   const all = series.flatMap((s) => s.values).filter((v) => v > 0);
-  const lo = Math.max(1, percentile(all, 0) * 1000 * 0.9);
-  const hi = Math.max(lo * 10, percentile(all, 99.9) * 1000 * 1.1);
+  const lo = all.length === 0
+    ? 10
+    : Math.max(1, percentile(all, 0) * 1000 * 0.9);
+  const hi = all.length === 0
+    ? 1000
+    : Math.max(lo * 10, percentile(all, 99.9) * 1000 * 1.1);
   const lx0 = Math.floor(Math.log10(lo)), lx1 = Math.ceil(Math.log10(hi));
+  // Values beyond the axis (the slowest 0.1%) are drawn at its edge.
   const x = (us: number) =>
-    L + ((Math.log10(Math.max(us, 10 ** lx0)) - lx0) / (lx1 - lx0)) * pw;
+    L +
+    ((Math.log10(Math.min(Math.max(us, 10 ** lx0), 10 ** lx1)) - lx0) /
+        (lx1 - lx0)) * pw;
   const y = (f: number) => T + (1 - f) * ph;
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="${FONT}">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="${TITLE_FONT}">${
       esc(title)
     }</text>`,
   );
-  // Grid and axes.
+  // Grid and axes. The 2 and 5 of a decade are labelled only where the
+  // widest label fits between them and their neighbours (log10(2) of a
+  // decade apart at the closest).
+  const decade = pw / (lx1 - lx0);
+  const labelAll = decade * Math.log10(2) >= textWidth("500 µs", FONT) + 4;
   for (let e = lx0; e <= lx1; e++) {
     for (const m of [1, 2, 5]) {
       const v = m * 10 ** e;
@@ -118,7 +169,12 @@ export function rttCdfSvg(title: string, series: readonly Series[]): string {
         `<line x1="${gx}" y1="${T}" x2="${gx}" y2="${T + ph}" stroke="${
           m === 1 ? "#ccc" : "#eee"
         }"/>`,
-        `<text x="${gx}" y="${T + ph + 16}" text-anchor="middle">${
+      );
+      if (m !== 1 && !labelAll) continue;
+      out.push(
+        `<text class="tick-x" x="${gx}" y="${
+          T + ph + 16
+        }" text-anchor="middle">${
           v >= 1000 ? `${v / 1000} ms` : `${v} µs`
         }</text>`,
       );
@@ -137,18 +193,18 @@ export function rttCdfSvg(title: string, series: readonly Series[]): string {
     );
   }
   out.push(
-    `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
+    `<rect class="plot-area" x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`,
     `<text x="${L + pw / 2}" y="${
-      H - 14
+      T + ph + 42
     }" text-anchor="middle">round-trip time (log scale)</text>`,
     `<text transform="translate(16 ${
       T + ph / 2
     }) rotate(-90)" text-anchor="middle">fraction of round trips ≤ x</text>`,
   );
   // Curves: at most ~400 points each.
-  series.forEach((s, i) => {
+  for (const s of series) {
     const v = [...s.values].sort((a, b) => a - b);
-    if (v.length === 0) return;
+    if (v.length === 0) continue;
     const step = Math.max(1, Math.floor(v.length / 400));
     const pts: string[] = [];
     for (let k = 0; k < v.length; k += step) {
@@ -158,21 +214,24 @@ export function rttCdfSvg(title: string, series: readonly Series[]): string {
     }
     pts.push(`${x(v[v.length - 1]! * 1000).toFixed(1)},${y(1).toFixed(1)}`);
     out.push(
-      `<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${
+      `<polyline class="curve" fill="none" stroke="${s.color}" stroke-width="2" points="${
         pts.join(" ")
       }"/>`,
     );
-    const ly = T + 16 + i * 18;
-    const p50 = percentile(v, 50) * 1000, p99 = percentile(v, 99) * 1000;
+  }
+  // Legend, below the plot and its axis title.
+  out.push(`<g class="legend">`);
+  series.forEach((s, i) => {
+    const ly = legendTop + 14 + i * LINE;
     out.push(
-      `<line x1="${L + pw - 300}" y1="${ly - 4}" x2="${L + pw - 280}" y2="${
-        ly - 4
-      }" stroke="${s.color}" stroke-width="3"/>`,
-      `<text x="${L + pw - 274}" y="${ly}">${esc(s.label)} (p50 ${
-        p50.toFixed(0)
-      } µs, p99 ${p99.toFixed(0)} µs)</text>`,
+      `<line class="legend-swatch" x1="${L}" y1="${ly - 4}" x2="${
+        L + SWATCH
+      }" y2="${ly - 4}" stroke="${s.color}" stroke-width="3"/>`,
+      `<text class="legend-label" x="${
+        L + SWATCH + GAP
+      }" y="${ly}" font-size="${FONT}">${esc(texts[i]!)}</text>`,
     );
   });
-  out.push("</svg>");
+  out.push("</g>", "</svg>");
   return out.join("\n") + "\n";
 }
