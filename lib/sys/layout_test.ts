@@ -193,6 +193,24 @@ Deno.test("layout: chosen by architecture", () => {
   assertThrows(() => layoutFor("riscv64gc"), /riscv64gc/);
 });
 
+// The machine's architecture and the layout sys.ts works with, in the test's
+// name: a run's output then shows which ABI the FFI tests ran on (a run on
+// the aarch64 Deno under qemu-user says aarch64, tests/sys_aarch64_test.ts
+// looks for it).
+const selected = (() => {
+  try {
+    const L = hostLayout();
+    return `${L.arch}'s (epoll_event of ${L.epollEvent.size} bytes, data at ${L.epollEvent.data})`;
+  } catch {
+    return "none";
+  }
+})();
+
+Deno.test(`layout: this machine is ${Deno.build.arch}, sys.ts uses the layout ${selected}`, () => {
+  assertEquals(hostLayout().arch, Deno.build.arch);
+  assertEquals(hostLayout(), LAYOUTS[Deno.build.arch as Arch]);
+});
+
 function view(n: number): { bytes: Uint8Array; dv: DataView } {
   const bytes = new Uint8Array(n);
   return { bytes, dv: new DataView(bytes.buffer) };
