@@ -299,6 +299,36 @@ export class Named {
    * Deno's own resolver: a check independent of our DNS code. [] when the
    * name or record does not exist.
    */
+  /**
+   * Waits until `name` resolves to `want` (no record: []), looking every
+   * 50 ms, and fails with the last answer after `ms`. The records change
+   * when the IPCP's update is answered: an update that a server slowed by
+   * load answers after the command's own deadline (registration, or the
+   * second a shutdown spends on it) lands later, retried or already sent.
+   */
+  async lookupUntil(
+    name: string,
+    type: "A" | "AAAA",
+    want: readonly string[],
+    ms = 15_000,
+  ): Promise<void> {
+    const until = performance.now() + ms;
+    const same = (a: string[]) =>
+      a.length === want.length && a.every((x, i) => x === want[i]);
+    let got = await this.lookup(name, type);
+    while (!same(got) && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 50));
+      got = await this.lookup(name, type);
+    }
+    if (!same(got)) {
+      throw new Error(
+        `${name} ${type} is [${got.join(", ")}] after ${ms} ms, not [${
+          want.join(", ")
+        }]`,
+      );
+    }
+  }
+
   async lookup(name: string, type: "A" | "AAAA"): Promise<string[]> {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), 5000);

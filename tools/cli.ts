@@ -3,7 +3,13 @@
  * handling, abortable sleeps and the start of `main` (options, help, the
  * session with the irmd, then client or server).
  */
-import { type AllocOptions, type Flow, Ouroboros } from "../lib/app/dev.ts";
+import {
+  type AcceptOptions,
+  type AllocOptions,
+  type Flow,
+  Ouroboros,
+} from "../lib/app/dev.ts";
+import { EventLoopTurn } from "../lib/app/blocking_io.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
 import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";
@@ -109,7 +115,7 @@ export interface ClosableFlow {
 
 /** What a server's accept loop needs of its session (an `Ouroboros`). */
 export interface FlowSource<F extends ClosableFlow> {
-  accept(): Promise<F>;
+  accept(opts?: AcceptOptions): Promise<F>;
   /** Resolves when the irmd connection has ended. */
   readonly done: Promise<void>;
   close(): Promise<void>;
@@ -125,6 +131,7 @@ export async function serveFlows<F extends ClosableFlow>(
   node: FlowSource<F>,
   banner: string,
   handle: (flow: F, signal: AbortSignal) => Promise<unknown>,
+  acceptOpts: AcceptOptions = {},
 ): Promise<number> {
   const stop = new AbortController();
   const removeSignals = onSignals(() => stop.abort());
@@ -145,7 +152,7 @@ export async function serveFlows<F extends ClosableFlow>(
   try {
     let failures = 0;
     while (!stop.signal.aborted) {
-      const accepting = node.accept();
+      const accepting = node.accept(acceptOpts);
       // Its outcome no longer matters once we stop or lose the irmd.
       accepting.catch(() => {});
       let res: F | "stop" | "lost";
@@ -322,36 +329,7 @@ export type ReadMode = "block" | "poll" | "busy";
 /** The wait between two looks at a flow in "poll" mode. */
 export const POLL_INTERVAL_MS = 1;
 
-/**
- * One turn of the event loop, no more: lets arrived data be read in without
- * sleeping (a timer of 0 ms lasts about 2 ms here).
- */
-export class EventLoopTurn {
-  #channel = new MessageChannel();
-  #waiting: (() => void)[] = [];
-
-  constructor() {
-    this.#channel.port1.onmessage = () => {
-      const w = this.#waiting.shift();
-      w?.();
-    };
-    // Not a reason for the process to stay alive.
-    (this.#channel.port1 as unknown as { unref?: () => void }).unref?.();
-  }
-
-  next(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#waiting.push(resolve);
-      this.#channel.port2.postMessage(0);
-    });
-  }
-
-  close(): void {
-    this.#channel.port1.close();
-    this.#channel.port2.close();
-    for (const w of this.#waiting.splice(0)) w();
-  }
-}
+export { EventLoopTurn };
 
 /**
  * The next packet of `flow` within `timeoutMs`, in one of three ways:

@@ -447,7 +447,13 @@ async function client(node: Ouroboros, opts: OcbrOptions): Promise<number> {
     flow = await allocateWithProgress(
       node,
       name,
-      { timeoutMs: opts.allocTimeoutMs, qos: opts.qos },
+      {
+        timeoutMs: opts.allocTimeoutMs,
+        qos: opts.qos,
+        // Flooding takes the fast path; a paced sender waits between
+        // packets, which the pacer times better on the asynchronous one.
+        io: opts.rate === 0 ? "blocking" : "async",
+      },
       opts.quiet,
     );
   } catch (e) {
@@ -527,6 +533,8 @@ function server(node: Ouroboros, opts: OcbrOptions): Promise<number> {
     node,
     "Ouroboros CBR server started.",
     (flow, signal) => serveFlow(flow, opts, signal, print),
+    // The receiver reads as fast as packets come: the fast path.
+    { io: "blocking" },
   );
 }
 

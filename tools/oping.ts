@@ -10,9 +10,11 @@
 import {
   DEFAULT_ALLOC_TIMEOUT_MS,
   type Flow,
+  type FlowIo,
   type FlowStats,
   type Ouroboros,
 } from "../lib/app/dev.ts";
+import { defaultReactor } from "../lib/app/blocking_io.ts";
 import {
   allocateWithProgress,
   EventLoopTurn,
@@ -72,7 +74,7 @@ and reports the Round Trip Time (RTT)
                             (default raw)
   -s, --size B              Packet size (64-1500 bytes, default 64)
   -f, --flood               Send the next packet as soon as the reply
-                            arrives
+                            arrives (waiting in poll(2))
   -F, --flood-busy          Flood, waiting for each reply by busy polling
                             (lower latency; keeps a CPU busy)
       --timeout T           How long to wait for the server to answer the
@@ -80,8 +82,8 @@ and reports the Round Trip Time (RTT)
   -D, --timeofday           Print the time of day before each reply line
   -Q, --quiet               Client: print only the statistics;
                             server: no per-packet lines
-      --poll                Server: look for packets without blocking,
-                            every 1 ms
+      --poll                Server: wait for packets in poll(2) on the
+                            program's thread (lower latency)
       --busy                Server: look for packets in a busy loop (lowest
                             latency; keeps a CPU busy while a flow is open)
       --rundir DIR          Runtime directory of the node
@@ -574,7 +576,7 @@ async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
     flow = await allocateWithProgress(
       node,
       name,
-      { qos: opts.qos, timeoutMs: opts.allocTimeoutMs },
+      { qos: opts.qos, timeoutMs: opts.allocTimeoutMs, io: clientIo(opts) },
       opts.quiet,
     );
   } catch (e) {
@@ -582,6 +584,7 @@ async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
     await node.close();
     return 1;
   }
+  if (opts.readMode === "busy") defaultReactor.busy = true;
   const stop = new AbortController();
   const removeSignals = onSignals(() => stop.abort());
   try {
@@ -737,11 +740,40 @@ export async function runPings(
   }
 }
 
+/**
+ * How the client's flow moves its packets: flood and back-to-back pings
+ * take the fast path (system calls on this thread); pings at an interval
+ * the asynchronous one, which leaves the process asleep in between.
+ */
+export function clientIo(
+  opts: Pick<OpingOptions, "flood" | "intervalMs">,
+): FlowIo {
+  return opts.flood || opts.intervalMs === 0 ? "blocking" : "async";
+}
+
+/**
+ * How the server's flows move their packets, and how a flow's handler
+ * waits: by default each flow waits in Deno's event loop (the process
+ * sleeps while its flows are idle); with --poll or --busy every flow takes
+ * the fast path, the thread waiting in poll(2) for whichever flow has a
+ * packet (--busy: never sleeping).
+ */
+export function serverIo(
+  mode: ReadMode,
+): { io: FlowIo; readMode: ReadMode } {
+  if (mode === "block") return { io: "async", readMode: "block" };
+  return { io: "blocking", readMode: mode === "busy" ? "busy" : "block" };
+}
+
 function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
+  const { io, readMode } = serverIo(opts.readMode);
+  if (opts.readMode === "busy") defaultReactor.busy = true;
   return serveFlows(
     node,
     "Ouroboros ping server started.",
-    (flow, signal) => serveFlow(flow, opts, signal, print),
+    (flow, signal) =>
+      serveFlow(flow, { quiet: opts.quiet, readMode }, signal, print),
+    { io },
   );
 }
 

@@ -15,11 +15,17 @@
 import { connectCtrl, type CtrlConn } from "../ipc/ctrl.ts";
 import { decodeStatus, encodeAttach } from "../ipc/dataplane.ts";
 import { OuroborosError } from "../util/errors.ts";
-import { FrameReader, FrameWriter } from "../ipc/framing.ts";
+import {
+  type ByteReader,
+  type ByteWriter,
+  FrameReader,
+  FrameWriter,
+} from "../ipc/framing.ts";
 import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
 import { irmdSocketPath, resolveRundir } from "../ipc/rundir.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
 import { CRC_LEN, FlowEnd, type FlowStats, HEADER_LEN } from "../frct/frct.ts";
+import { SysStream } from "./blocking_io.ts";
 
 export type { FlowStats };
 
@@ -69,10 +75,29 @@ export interface ConnectOptions {
   prog?: string;
 }
 
+/**
+ * How a flow's packets move between this program and its IPCP:
+ * "async" (the default) through Deno's asynchronous sockets, like every
+ * other I/O of the program; "blocking" through system calls on this
+ * thread (lib/app/blocking_io.ts): faster, for a program that gives its
+ * thread to its flows (while such a flow waits for a packet the thread
+ * sleeps in poll(2), and the program's other timers run late by up to a
+ * few milliseconds). Both carry the same packets, FRCT included.
+ */
+export type FlowIo = "async" | "blocking";
+
 export interface AllocOptions {
   qos?: QosName | QosSpec;
   /** How long to wait for the peer (default 20 s). */
   timeoutMs?: number;
+  /** How the flow's packets move (default "async"). */
+  io?: FlowIo;
+}
+
+export interface AcceptOptions {
+  timeoutMs?: number;
+  /** How the flow's packets move (default "async"). */
+  io?: FlowIo;
 }
 
 export interface ReadOptions {
@@ -160,11 +185,11 @@ export class Ouroboros implements AsyncDisposable {
     } catch (e) {
       throw irmdError(e);
     }
-    return await this.#attach(grant);
+    return this.#attach(grant, opts.io ?? "async");
   }
 
   /** Waits for an incoming flow for any name this process serves. */
-  async accept(opts: { timeoutMs?: number } = {}): Promise<Flow> {
+  async accept(opts: AcceptOptions = {}): Promise<Flow> {
     let grant: FlowGrant;
     try {
       const body = opts.timeoutMs === undefined
@@ -174,13 +199,15 @@ export class Ouroboros implements AsyncDisposable {
     } catch (e) {
       throw irmdError(e);
     }
-    return await this.#attach(grant);
+    return this.#attach(grant, opts.io ?? "async");
   }
 
-  async #attach(grant: FlowGrant): Promise<Flow> {
-    let conn: Deno.UnixConn;
+  async #attach(grant: FlowGrant, io: FlowIo): Promise<Flow> {
+    let conn: FlowConn;
     try {
-      conn = await Deno.connect({ transport: "unix", path: grant.path });
+      conn = io === "blocking"
+        ? SysStream.connect(grant.path)
+        : await Deno.connect({ transport: "unix", path: grant.path });
     } catch (e) {
       throw new OuroborosError(
         "flow_down",
@@ -240,13 +267,18 @@ const FE_ACK_EVERY = 32;
 /** Most packets buffered in the application before it stops reading the socket. */
 const READ_QUEUE_LIMIT = 1024;
 
+/** What a flow needs of its connection to the IPCP. */
+export interface FlowConn extends ByteReader, ByteWriter {
+  close(): void;
+}
+
 /** A flow: packets in, packets out, in order, none larger than `mtu`. */
 export class Flow implements AsyncDisposable {
   readonly name: string;
   readonly qos: QosSpec;
   readonly mtu: number;
   readonly flowId: number;
-  #conn: Deno.UnixConn;
+  #conn: FlowConn;
   #reader: FrameReader;
   #writer: FrameWriter;
   #queue: Uint8Array[] = [];
@@ -266,11 +298,13 @@ export class Flow implements AsyncDisposable {
   #feReads = 0;
   /** Woken when the FRCT window opens again or the flow's state changes. */
   #feWaiters: (() => void)[] = [];
+  /** When a waiting read times out (performance.now() time), or Infinity. */
+  #readDeadline = Infinity;
 
   constructor(
     readonly fd: number,
     grant: FlowGrant,
-    conn: Deno.UnixConn,
+    conn: FlowConn,
     attach: Uint8Array,
     onClose: () => void,
   ) {
@@ -291,6 +325,10 @@ export class Flow implements AsyncDisposable {
     this.mtu = grant.mtu - (fe?.frct ? HEADER_LEN : 0) -
       (fe?.crc ? CRC_LEN : 0);
     this.#conn = conn;
+    if (conn instanceof SysStream) {
+      // The reactor sleeps no longer than this flow's next deadline.
+      conn.deadline = () => Math.min(this.#readDeadline, this.#feTimerAt);
+    }
     this.#reader = new FrameReader(conn, grant.mtu);
     this.#writer = new FrameWriter(conn, 256 * 1024, false);
     this.#writer.push(attach);
@@ -300,6 +338,11 @@ export class Flow implements AsyncDisposable {
 
   get isOpen(): boolean {
     return this.#ended === undefined;
+  }
+
+  /** How the flow's packets move ("blocking": the fast path). */
+  get io(): FlowIo {
+    return this.#conn instanceof SysStream ? "blocking" : "async";
   }
 
   async #pump(): Promise<void> {
@@ -523,6 +566,7 @@ export class Flow implements AsyncDisposable {
       };
       const cleanup = () => {
         if (timer !== undefined) clearTimeout(timer);
+        this.#readDeadline = Infinity;
         opts.signal?.removeEventListener("abort", onAbort);
         if (this.#waiter === done) this.#waiter = undefined;
       };
@@ -546,6 +590,7 @@ export class Flow implements AsyncDisposable {
       this.#waiter = done;
       opts.signal?.addEventListener("abort", onAbort);
       if (opts.timeoutMs !== undefined) {
+        this.#readDeadline = performance.now() + opts.timeoutMs;
         timer = setTimeout(() => {
           cleanup();
           reject(

@@ -75,6 +75,8 @@ export function refusalCause(response: number): string {
     [ERRNO.EINVAL]: "the peer found the allocation request malformed",
     [ERRNO.EIO]: "the peer's IPCP is not connected to its irmd",
     [ERRNO.ETIMEDOUT]: "timed out at the peer",
+    [ERRNO.EBUSY]:
+      "the peer is busy: too many flow requests wait for its applications (try again shortly)",
   };
   return `${causes[n] ?? "refused"} (${response})`;
 }

@@ -1,0 +1,368 @@
+/**
+ * The fast path of the application API: a flow whose packets move through
+ * system calls made on the program's own thread (lib/sys), instead of
+ * Deno's asynchronous sockets (about 2.5 times slower per packet here).
+ *
+ * A `SysStream` is the flow's Unix connection to its IPCP as a non-blocking
+ * descriptor; it has the `read`/`write` shape of a Deno connection, so the
+ * flow's framing and FRCT run on it unchanged. When a read or write would
+ * block, the stream waits in the `Reactor`: one loop per thread that blocks
+ * in poll(2) on every stream that waits, wakes the ready ones, and gives
+ * the event loop one turn between polls (`EventLoopTurn`): the promises of
+ * the woken flows run to their next wait, due timers fire (a read's
+ * timeout, FRCT's timers: poll never sleeps past the deadlines the flows
+ * tell it), and every few dozen turns Deno looks at its own sockets. While
+ * nothing is ready it sleeps in poll for at most IDLE_SLICE_MS at a time,
+ * and every IO_TURN_MS it gives Deno a whole turn of its event loop, so
+ * that its sockets and signals (the irmd's control connection, Ctrl-C) are
+ * not left waiting while the flows are idle.
+ *
+ * So a program that uses these flows gives its thread to them: while one of
+ * them waits for a packet, the thread sleeps in poll(2), not in Deno's
+ * event loop, and the program's other timers run late by up to
+ * IDLE_SLICE_MS, its other sockets by up to IO_TURN_MS. That is the trade of the fast path; ordinary programs use
+ * the default asynchronous flows. With `busy` the reactor never sleeps: it
+ * looks again at once (the lowest latency, a whole CPU while it waits).
+ */
+import {
+  closeFd,
+  describe,
+  ECONNRESET,
+  EPIPE,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  POLLOUT,
+  PollSet,
+  readFd,
+  sendStream,
+  setNonBlocking,
+  type SysFailure,
+  unixConnect,
+} from "../sys/mod.ts";
+
+/** The longest poll(2) while nothing is ready, before the event loop turns. */
+export const IDLE_SLICE_MS = 2;
+/**
+ * While nothing is ready, Deno's own sockets and signals (the irmd's
+ * control connection, Ctrl-C) get a whole turn of its event loop, a 0 ms
+ * timer of about 2 ms, this often. A turn between polls runs promises and
+ * due timers, but Deno looks at its sockets only every few dozen turns:
+ * often enough while packets keep it busy, not while it sleeps in slices.
+ */
+export const IO_TURN_MS = 20;
+/** And at least this often while packets keep coming. */
+export const GUARD_MS = 100;
+
+/** Why a stream failed, for the flow's message. */
+export class StreamError extends Error {
+  constructor(readonly failure: SysFailure) {
+    super(describe(failure));
+  }
+}
+
+/**
+ * One turn of the event loop, no more: every promise woken meanwhile runs
+ * first, however long its chain of awaits. It is a task of V8's own (the
+ * resolution of an `Atomics.waitAsync` that was notified at once), about
+ * 2 µs. A timer of 0 ms lasts about 2 ms here; a message to oneself through
+ * a MessageChannel is delivered among the microtasks, after only a few of
+ * them, so it would let a woken flow's chain be cut short before its write.
+ * While a turn is awaited a timer keeps the event loop alive (a V8 task
+ * alone does not).
+ */
+export class EventLoopTurn {
+  #cell = new Int32Array(new SharedArrayBuffer(4));
+  #keep: ReturnType<typeof setTimeout>;
+  #pending = 0;
+  #closed = false;
+
+  constructor() {
+    // The longest timer there is (about 24 days); cleared by close().
+    this.#keep = setTimeout(() => {}, 0x7fff_ffff);
+    Deno.unrefTimer(this.#keep);
+  }
+
+  async next(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#pending++ === 0) Deno.refTimer(this.#keep);
+    try {
+      const w = Atomics.waitAsync(this.#cell, 0, 0);
+      Atomics.notify(this.#cell, 0);
+      if (w.async) await w.value;
+    } finally {
+      if (--this.#pending === 0 && !this.#closed) Deno.unrefTimer(this.#keep);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#keep);
+  }
+}
+
+/** A flow's Unix connection as a non-blocking descriptor. */
+export class SysStream {
+  #fd: number;
+  #closed = false;
+  /** The last read emptied the socket. */
+  #drained = false;
+  /** Woken when the descriptor may be readable / writable again. */
+  readWaiter: (() => void) | undefined;
+  writeWaiter: (() => void) | undefined;
+  /**
+   * When the owner next needs the thread back (a read timeout, a protocol
+   * timer), as performance.now() time; Infinity if never.
+   */
+  deadline: () => number = () => Infinity;
+
+  private constructor(fd: number, private readonly reactor: Reactor) {
+    this.#fd = fd;
+  }
+
+  /**
+   * Connects to a Unix stream socket. The connect itself blocks (a local
+   * socket answers at once, or refuses); the descriptor is non-blocking
+   * afterwards.
+   */
+  static connect(path: string, reactor: Reactor = defaultReactor): SysStream {
+    const fd = unixConnect(path);
+    if (!fd.ok) throw new StreamError(fd);
+    const nb = setNonBlocking(fd.value, true);
+    if (!nb.ok) {
+      closeFd(fd.value);
+      throw new StreamError(nb);
+    }
+    return new SysStream(fd.value, reactor);
+  }
+
+  /** Takes over a connected stream descriptor (made non-blocking). */
+  static adopt(fd: number, reactor: Reactor = defaultReactor): SysStream {
+    const nb = setNonBlocking(fd, true);
+    if (!nb.ok) throw new StreamError(nb);
+    return new SysStream(fd, reactor);
+  }
+
+  get fd(): number {
+    return this.#fd;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Reads what is there (at most p.length bytes); null at the end of the
+   * stream (the IPCP closed it, or this end did). Waits in the reactor
+   * while there is nothing.
+   */
+  async read(p: Uint8Array): Promise<number | null> {
+    // A read shorter than its buffer took all there was: the next one
+    // waits for poll(2) to say there is more, saving a call that would
+    // come back empty (one per packet at a packet's pace).
+    if (this.#drained) await this.reactor.wait(this, POLLIN);
+    for (;;) {
+      const n = this.tryRead(p);
+      if (n !== 0) {
+        this.#drained = n !== null && n < p.length;
+        return n;
+      }
+      await this.reactor.wait(this, POLLIN);
+    }
+  }
+
+  /**
+   * Reads what is there without waiting: the bytes read, 0 when nothing
+   * is, null at the end of the stream.
+   */
+  tryRead(p: Uint8Array): number | null {
+    if (this.#closed) return null;
+    const r = readFd(this.#fd, p);
+    if (r.ok) return r.value === 0 ? null : r.value;
+    if (r.wouldBlock) return 0;
+    if (r.errno === ECONNRESET) return null;
+    throw new StreamError(r);
+  }
+
+  /** Writes some of `p` (all of it unless the socket is full). */
+  async write(p: Uint8Array): Promise<number> {
+    for (;;) {
+      if (this.#closed) throw new Error("the flow's connection is closed");
+      const r = sendStream(this.#fd, p);
+      this.reactor.noteWrite();
+      if (r.ok) return r.value;
+      if (!r.wouldBlock) {
+        if (r.errno === EPIPE || r.errno === ECONNRESET) {
+          throw new Error("the IPCP closed the flow's connection");
+        }
+        throw new StreamError(r);
+      }
+      await this.reactor.wait(this, POLLOUT);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.reactor.forget(this);
+    closeFd(this.#fd);
+    this.#wake(POLLIN | POLLOUT);
+  }
+
+  /** Wakes the waiters the events concern (hang-ups and errors wake both). */
+  wakeFor(revents: number): void {
+    this.#wake(
+      (revents & (POLLERR | POLLHUP | POLLNVAL)) !== 0
+        ? POLLIN | POLLOUT
+        : revents,
+    );
+  }
+
+  #wake(events: number): void {
+    if ((events & POLLIN) !== 0) {
+      const w = this.readWaiter;
+      this.readWaiter = undefined;
+      w?.();
+    }
+    if ((events & POLLOUT) !== 0) {
+      const w = this.writeWaiter;
+      this.writeWaiter = undefined;
+      w?.();
+    }
+  }
+}
+
+/** A timer of 0 ms: a whole turn of Deno's event loop, its I/O included. */
+function timerTurn(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+/** The poll(2) loop of one thread's blocking streams. */
+export class Reactor {
+  #waiting = new Set<SysStream>();
+  #running = false;
+  #polls = new PollSet(16);
+  #order: SysStream[] = [];
+  #turn: EventLoopTurn | undefined;
+  /** Never sleep in poll(2): look again at once (`busy` polling). */
+  busy = false;
+  /** Rounds made and rounds that slept, for the tests and the bench. */
+  rounds = 0;
+  idleRounds = 0;
+  /**
+   * Writes made right after a round that slept and found nothing: a write
+   * that was on its way when poll(2) went to sleep, and so waited for the
+   * slice to end (or a write a timer made, which is not late). The tests
+   * count them where no timer writes.
+   */
+  lateWrites = 0;
+  #sleptIdle = false;
+
+  /** A stream wrote: counted as late if the last round slept for nothing. */
+  noteWrite(): void {
+    if (this.#sleptIdle) {
+      this.lateWrites++;
+      this.#sleptIdle = false;
+    }
+  }
+
+  /** Resolves when `events` (POLLIN, POLLOUT) may be ready on the stream. */
+  wait(s: SysStream, events: number): Promise<void> {
+    if (s.closed) return Promise.resolve();
+    const p = new Promise<void>((resolve) => {
+      if ((events & POLLIN) !== 0) s.readWaiter = resolve;
+      else s.writeWaiter = resolve;
+    });
+    this.#waiting.add(s);
+    if (!this.#running) void this.#run();
+    return p;
+  }
+
+  /** A closed stream: no longer polled. */
+  forget(s: SysStream): void {
+    this.#waiting.delete(s);
+  }
+
+  /** Whether the loop is running (some stream waits). */
+  get running(): boolean {
+    return this.#running;
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    this.#turn ??= new EventLoopTurn();
+    const turn = this.#turn;
+    let lastTimerTurn = performance.now();
+    try {
+      while (this.#waiting.size > 0) {
+        this.rounds++;
+        const polls = this.#polls;
+        const order = this.#order;
+        polls.clear();
+        order.length = 0;
+        let deadline = Infinity;
+        for (const s of this.#waiting) {
+          const ev = (s.readWaiter !== undefined ? POLLIN : 0) |
+            (s.writeWaiter !== undefined ? POLLOUT : 0);
+          if (ev === 0 || s.closed) {
+            this.#waiting.delete(s);
+            continue;
+          }
+          polls.add(s.fd, ev);
+          order.push(s);
+          const d = s.deadline();
+          if (d < deadline) deadline = d;
+        }
+        if (order.length === 0) break;
+        let now = performance.now();
+        const timeout = this.busy
+          ? 0
+          : Math.max(0, Math.min(IDLE_SLICE_MS, deadline - now));
+        const r = polls.wait(timeout);
+        this.#sleptIdle = false;
+        let woke = false;
+        if (!r.ok) {
+          // Nothing a retry would fix (EINTR is retried below poll): wake
+          // every waiter, whose next call reports the descriptor's error.
+          for (const s of order) s.wakeFor(POLLERR);
+          woke = true;
+        } else if (r.value > 0) {
+          for (let i = 0; i < order.length; i++) {
+            const ev = polls.revents(i);
+            if (ev !== 0) order[i]!.wakeFor(ev);
+          }
+          woke = true;
+        }
+        now = performance.now();
+        if (!woke) {
+          this.idleRounds++;
+          this.#sleptIdle = timeout > 0;
+        }
+        const sinceTimer = now - lastTimerTurn;
+        if (sinceTimer >= GUARD_MS || !woke && sinceTimer >= IO_TURN_MS) {
+          await timerTurn();
+          lastTimerTurn = performance.now();
+        } else {
+          // Promises and due timers (a read's timeout, FRCT's) run here.
+          await turn.next();
+        }
+      }
+    } finally {
+      this.#running = false;
+      this.#sleptIdle = false;
+      if (this.#waiting.size === 0) {
+        this.#turn?.close();
+        this.#turn = undefined;
+      } else {
+        // Someone waits again already (a wait between the last round and
+        // here): keep serving.
+        void this.#run();
+      }
+    }
+  }
+}
+
+/** The reactor of the main thread (each Worker importing this has its own). */
+export const defaultReactor: Reactor = new Reactor();

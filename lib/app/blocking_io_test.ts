@@ -1,0 +1,205 @@
+/**
+ * The fast path of flows (blocking_io.ts): two flows of this process, each
+ * on one end of a socket pair, with a Worker between them playing the IPCP
+ * (test_relay.ts), which may drop packets. Raw and FRCT flows, blocking and
+ * asynchronous ends mixed, the end of a flow, read timeouts, and the
+ * reactor's promise that a woken flow's next write is not left waiting
+ * while poll(2) sleeps.
+ */
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { within } from "../../tests/deadline.ts";
+import {
+  closeFd,
+  eventfd,
+  eventfdSignal,
+  socketPair,
+  unwrap,
+} from "../sys/mod.ts";
+import { newFds, watchedFds } from "../sys/testing.ts";
+import { OuroborosError } from "../util/errors.ts";
+import { QOS_CUBES } from "../wire/udp_wire.ts";
+import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
+import { defaultReactor, SysStream } from "./blocking_io.ts";
+import { Flow, type FlowConn } from "./dev.ts";
+import type { RelayReport, RelayRequest } from "./test_relay.ts";
+
+const DEADLINE_MS = 30_000;
+
+function grant(qos: QosSpec): FlowGrant {
+  return {
+    handle: 1,
+    token: new Uint8Array(16),
+    path: "(socket pair)",
+    name: "test",
+    qos,
+    mtu: 1400,
+    flowId: 1,
+  };
+}
+
+/** Two blocking flows with the relay between them. */
+interface Pair {
+  a: Flow;
+  b: Flow;
+  relay: Promise<RelayReport>;
+  stop(): void;
+}
+
+function pair(qos: QosSpec, dropEvery = 0): Pair {
+  const [a1, a2] = unwrap(socketPair());
+  const [b1, b2] = unwrap(socketPair());
+  const stopFd = unwrap(eventfd());
+  const w = new Worker(new URL("./test_relay.ts", import.meta.url).href, {
+    type: "module",
+  });
+  const req: RelayRequest = { a: a2, b: b2, stop: stopFd, dropEvery };
+  const relay = new Promise<RelayReport>((resolve, reject) => {
+    w.onmessage = (e: MessageEvent<RelayReport | "listening">) => {
+      if (e.data === "listening") {
+        w.postMessage(req);
+        return;
+      }
+      resolve(e.data);
+      w.terminate();
+    };
+    w.onerror = (e) => {
+      e.preventDefault();
+      reject(new Error(e.message));
+      w.terminate();
+    };
+  });
+  const mk = (fd: number): Flow => {
+    const conn: FlowConn = SysStream.adopt(fd);
+    return new Flow(0, grant(qos), conn, new Uint8Array(20), () => {});
+  };
+  return {
+    a: mk(a1),
+    b: mk(b1),
+    // The relay closes its socket ends; the eventfd is the test's.
+    relay: relay.finally(() => closeFd(stopFd)),
+    stop: () => {
+      eventfdSignal(stopFd);
+    },
+  };
+}
+
+Deno.test("blocking flows: raw packets both ways, the reactor stops when no flow waits", async () => {
+  const before = watchedFds();
+  const p = pair(QOS_CUBES.raw);
+  const N = 300;
+  const echo = (async () => {
+    for (let i = 0; i < N; i++) {
+      const m = await p.b.read({ timeoutMs: DEADLINE_MS });
+      await p.b.write(m);
+    }
+  })();
+  const pkt = new Uint8Array(100);
+  for (let i = 0; i < N; i++) {
+    new DataView(pkt.buffer).setUint32(0, i);
+    await p.a.write(pkt);
+    const r = await within(p.a.read(), DEADLINE_MS, `reply ${i}`);
+    assertEquals(new DataView(r.buffer, r.byteOffset).getUint32(0), i);
+  }
+  await within(echo, DEADLINE_MS, "the echo side");
+  assertEquals(p.a.io, "blocking");
+  await p.a.close(0);
+  await p.b.close(0);
+  const report = await within(p.relay, DEADLINE_MS, "the relay");
+  assertEquals(report.moved, 2 * N);
+  await within(
+    (async () => {
+      while (defaultReactor.running) await new Promise((r) => setTimeout(r, 5));
+    })(),
+    DEADLINE_MS,
+    "the reactor's end",
+  );
+  // Sockets: the flows' and the relay's ends (a Worker's runtime keeps an
+  // eventfd and an epoll instance for the next Worker).
+  await within(
+    (async () => {
+      while (newFds(before).some((d) => d.includes("socket:"))) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })(),
+    DEADLINE_MS,
+    `no socket left open (${newFds(before).join(", ")})`,
+  );
+});
+
+Deno.test("blocking flows: a woken flow's reply leaves before poll(2) sleeps, also through a deep chain of awaits", async () => {
+  const p = pair(QOS_CUBES.raw);
+  const N = 400;
+  // Each side reaches its write through several async layers, as a tool's
+  // loop does (its read helper, the flow's read, its own bookkeeping).
+  const deep = async (f: Flow, depth: number): Promise<Uint8Array> => {
+    if (depth === 0) return await f.read();
+    const m = await deep(f, depth - 1);
+    await null;
+    return m;
+  };
+  const echo = (async () => {
+    for (let i = 0; i < N; i++) await p.b.write(await deep(p.b, 6));
+  })();
+  const lateBefore = defaultReactor.lateWrites;
+  const pkt = new Uint8Array(64);
+  for (let i = 0; i < N; i++) {
+    await p.a.write(pkt);
+    await within(deep(p.a, 6), DEADLINE_MS, `reply ${i}`);
+  }
+  await within(echo, DEADLINE_MS, "the echo side");
+  // A write that was on its way when poll slept would be counted: none is.
+  assertEquals(defaultReactor.lateWrites - lateBefore, 0);
+  await p.a.close(0);
+  await p.b.close(0);
+  await within(p.relay, DEADLINE_MS, "the relay");
+});
+
+Deno.test("blocking flows: FRCT delivers everything in order through a relay that drops every 9th packet", async () => {
+  const p = pair(QOS_CUBES.data, 9);
+  const N = 2000;
+  const got: number[] = [];
+  const reader = (async () => {
+    while (got.length < N) {
+      const m = await p.b.read({ timeoutMs: DEADLINE_MS });
+      got.push(new DataView(m.buffer, m.byteOffset).getUint32(0));
+    }
+  })();
+  const pkt = new Uint8Array(500);
+  for (let i = 0; i < N; i++) {
+    new DataView(pkt.buffer).setUint32(0, i);
+    await p.a.write(pkt);
+  }
+  await within(reader, DEADLINE_MS, "every packet");
+  assertEquals(got, Array.from({ length: N }, (_, i) => i));
+  const s = p.a.stats;
+  assert(s !== undefined && s.retransmitted > 0, "the sender retransmitted");
+  await p.a.close(2000);
+  await p.b.close(0);
+  const report = await within(p.relay, DEADLINE_MS, "the relay");
+  assert(report.dropped > 0, "the relay dropped packets");
+});
+
+Deno.test("blocking flows: a read times out at its deadline; the IPCP going away ends the flow", async () => {
+  const p = pair(QOS_CUBES.raw);
+  const t0 = performance.now();
+  const e1 = await within(
+    p.a.read({ timeoutMs: 50 }).then(() => undefined, (e) => e),
+    DEADLINE_MS,
+    "the timed read",
+  );
+  assert(e1 instanceof OuroborosError && e1.code === "timed_out", String(e1));
+  assert(performance.now() - t0 >= 50, "not before its deadline");
+  // The relay stops: it closes both sides, and each flow goes down.
+  p.stop();
+  const report = await within(p.relay, DEADLINE_MS, "the relay");
+  assertEquals(report.why, "stopped");
+  for (const f of [p.a, p.b]) {
+    const e = await within(
+      f.read().then(() => undefined, (e) => e),
+      DEADLINE_MS,
+      "the read of a flow whose IPCP went away",
+    );
+    assert(e instanceof OuroborosError && e.code === "flow_down", String(e));
+    assertEquals(f.isOpen, false);
+  }
+});
