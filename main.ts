@@ -31,6 +31,11 @@ const SUBCOMMANDS: Record<string, Entry> = {
     load: () =>
       import("./ipcpd/udp/main.ts").then((m) => ({ main: m.mainUdp })),
   },
+  "ipcpd-local": {
+    summary:
+      "an IPC process for flows between programs of this machine (started by the irmd)",
+    load: () => import("./ipcpd/local/main.ts"),
+  },
   irm: {
     summary: "manage the IPCPs, names and bindings of the local irmd",
     load: () => import("./tools/irm.ts"),

@@ -3,11 +3,17 @@
  * the IPCPs, and brokers every flow allocation between applications and
  * IPCPs. One per node (per runtime directory).
  */
-import type { Config } from "../lib/config/config.ts";
+import type { Config, IpcpConfig } from "../lib/config/config.ts";
 import { CtrlConn, type Handlers } from "../lib/ipc/ctrl.ts";
 import { ERRNO, OuroborosError } from "../lib/util/errors.ts";
 import { Logger } from "../lib/util/log.ts";
-import { nameHash, toHex } from "../lib/wire/name_hash.ts";
+import {
+  DEFAULT_LOCAL_HASH,
+  type HashAlgo,
+  nameHashWith,
+  SHA3_ALGOS,
+  toHex,
+} from "../lib/wire/name_hash.ts";
 import {
   buildOapRequest,
   buildOapResponse,
@@ -59,6 +65,10 @@ interface IpcpEntry {
   child: Deno.ChildProcess;
   conn: CtrlConn | undefined;
   layer: string | undefined;
+  /** How its layer hashes names (as its bootstrap reply said). */
+  hash: HashAlgo;
+  /** The maximum packet lifetime of its flows, if it said (ms). */
+  mplMs: number | undefined;
   /** Names registered in this IPCP, each with the hex of its hash. */
   regs: Map<string, string>;
   /** Its flows by the IPCP's handle. */
@@ -67,10 +77,17 @@ interface IpcpEntry {
   connected: PromiseWithResolvers<CtrlConn>;
   created: number;
   /** How the configuration file set it up: it is restarted when it dies. */
-  origin: { boot: Req<"ipcp.bootstrap"> | undefined } | undefined;
+  origin: Origin | undefined;
   /** Restarts so far (a configured IPCP that keeps dying is given up on). */
   restarts: number;
   startedAt: number;
+}
+
+/** What a configuration stanza asked of an IPCP, done again at a restart. */
+interface Origin {
+  boot: Req<"ipcp.bootstrap"> | undefined;
+  /** Bind the IPCP to its own name and its layer's name after bootstrap. */
+  autobind: boolean;
 }
 
 interface FlowEntry {
@@ -234,19 +251,13 @@ export class Irmd {
     for (const c of cfg.ipcps) {
       confLog.debug(`Found IPCP ${c.name} in configuration file.`);
       const ipcp = await this.createIpcp(c.name, c.type);
-      let boot: Req<"ipcp.bootstrap"> | undefined;
-      if (c.layer !== undefined) {
-        boot = { layer: c.layer, ip: c.ip, port: c.port };
-        if (c.dns !== undefined) boot.dns = c.dns;
-        if (c.hosts !== undefined) boot.hosts = c.hosts;
-        if (c.zone !== undefined) boot.zone = c.zone;
-        if (c.rcvbuf !== undefined) boot.rcvbuf = c.rcvbuf;
-        if (c.sndbuf !== undefined) boot.sndbuf = c.sndbuf;
-      }
-      ipcp.origin = { boot };
+      const boot = bootstrapOf(c);
+      const autobind = c.type === "local" && c.autobind;
+      ipcp.origin = { boot, autobind };
       if (boot === undefined) continue;
       try {
         await this.bootstrapIpcp(ipcp, boot);
+        if (autobind) this.#autobind(ipcp);
       } catch (e) {
         throw new OuroborosError(
           "failed",
@@ -285,6 +296,8 @@ export class Irmd {
       child,
       conn: undefined,
       layer: undefined,
+      hash: type === "local" ? DEFAULT_LOCAL_HASH : "MD5",
+      mplMs: undefined,
       regs: new Map(),
       flows: new Map(),
       exited: child.status,
@@ -346,6 +359,8 @@ export class Irmd {
     }
     ipcp.conn?.close();
     for (const f of [...ipcp.flows.values()]) this.#dropFlow(f);
+    // Its bindings (irm bind ipcp, autobind) go with its process.
+    if (!this.#appConns.has(ipcp.pid)) this.reg.removeProcess(ipcp.pid);
     if (
       !this.#stopping && ipcp.origin !== undefined && ipcp.conn !== undefined
     ) {
@@ -385,6 +400,7 @@ export class Irmd {
         ipcp.restarts = restarts;
         if (origin.boot !== undefined) {
           await this.bootstrapIpcp(ipcp, origin.boot);
+          if (origin.autobind) this.#autobind(ipcp);
           for (const name of names) {
             if (this.reg.names.has(name)) await this.registerName(ipcp, name);
           }
@@ -411,6 +427,7 @@ export class Irmd {
     const ipcp = this.#ipcp(name);
     this.ipcps.delete(name);
     for (const f of [...ipcp.flows.values()]) this.#dropFlow(f);
+    if (!this.#appConns.has(ipcp.pid)) this.reg.removeProcess(ipcp.pid);
     ipcp.conn?.close();
     await terminate(ipcp.pid, ipcp.child);
     log.info(`Destroyed IPCP ${ipcp.pid}.`);
@@ -441,13 +458,16 @@ export class Irmd {
         `IPCP ${ipcp.name} is already bootstrapped in ${ipcp.layer}.`,
       );
     }
+    let res: Res<"ipcp.bootstrap">;
     try {
-      await this.#ipcpConn(ipcp).request("ipcp.bootstrap", b, 15_000);
+      res = await this.#ipcpConn(ipcp).request("ipcp.bootstrap", b, 15_000);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
       log.error(`Failed to bootstrap IPCP ${ipcp.pid} (${ipcp.name}): ${why}.`);
       throw new OuroborosError("failed", why);
     }
+    ipcp.hash = res.hash ?? "MD5";
+    ipcp.mplMs = res.mplMs;
     ipcp.layer = b.layer;
     log.info(`Bootstrapped IPCP ${ipcp.pid} in layer ${b.layer}.`);
   }
@@ -461,7 +481,7 @@ export class Irmd {
       );
     }
     if (ipcp.regs.has(name)) return;
-    const hash = nameHash(name);
+    const hash = nameHashWith(ipcp.hash, name);
     await this.#ipcpConn(ipcp).request("ipcp.reg", { name, hash }, 15_000);
     ipcp.regs.set(name, toHex(hash));
     log.info(
@@ -478,10 +498,26 @@ export class Irmd {
     }
     await this.#ipcpConn(ipcp).request("ipcp.unreg", {
       name,
-      hash: nameHash(name),
+      hash: nameHashWith(ipcp.hash, name),
     }, 15_000);
     ipcp.regs.delete(name);
     log.info(`Unregistered ${name} from IPCP ${ipcp.pid}.`);
+  }
+
+  /**
+   * Binds an IPCP's process to its own name and its layer's name (the
+   * configuration's `autobind`), creating the names as needed.
+   */
+  #autobind(ipcp: IpcpEntry): void {
+    if (!this.reg.procs.has(ipcp.pid)) {
+      this.reg.addProcess(ipcp.pid, `ipcpd-${ipcp.type}`);
+    }
+    for (const name of [ipcp.name, ipcp.layer]) {
+      if (name === undefined) continue;
+      this.reg.ensureName(name);
+      this.reg.bindProcess(ipcp.pid, name);
+      log.info(`Bound IPCP ${ipcp.pid} to name ${name}.`);
+    }
   }
 
   #ipcpsFor(names: string[], layers: string[]): IpcpEntry[] {
@@ -815,7 +851,7 @@ export class Irmd {
     const proc = accepter;
     const flowId = this.#nextFlowId++;
     this.#addFlow({ flowId, pid: proc.pid, ipcp, handle: r.handle });
-    accepter.resolve({
+    accepter.resolve(withMpl({
       handle: r.handle,
       token: r.token,
       path: r.path,
@@ -823,7 +859,7 @@ export class Irmd {
       qos: r.qos,
       mtu: r.mtu,
       flowId,
-    });
+    }, ipcp));
     log.info(`Flow ${flowId} accepted by ${proc.pid} for ${name}.`);
     return { oap: resp.value };
   }
@@ -834,10 +870,13 @@ export class Irmd {
     const pid = this.#app(c);
     log.info(`Allocating flow for ${pid} to ${r.name}.`);
     const deadline = Date.now() + r.timeoutMs;
-    const hash = nameHash(r.name);
+    // Local layers first (as C asks them first), then in creation order.
     const candidates = [...this.ipcps.values()]
       .filter((i) => i.layer !== undefined && i.conn !== undefined)
-      .sort((a, b) => a.created - b.created);
+      .sort((a, b) =>
+        Number(b.type === "local") - Number(a.type === "local") ||
+        a.created - b.created
+      );
     if (candidates.length === 0) {
       throw new OuroborosError(
         "unknown_name",
@@ -857,7 +896,7 @@ export class Irmd {
       try {
         res = await this.#ipcpConn(cand).request("ipcp.flow.alloc", {
           name: r.name,
-          hash,
+          hash: nameHashWith(cand.hash, r.name),
           qos: r.qos,
           oap,
           timeoutMs: left,
@@ -899,7 +938,7 @@ export class Irmd {
     log.debug(
       `Flow ${flowId} allocated for ${pid} to ${r.name} over IPCP ${ipcp.pid}.`,
     );
-    return {
+    return withMpl({
       handle: res.handle,
       token: res.token,
       path: res.path,
@@ -907,7 +946,7 @@ export class Irmd {
       qos: r.qos,
       mtu: res.mtu,
       flowId,
-    };
+    }, ipcp);
   }
 
   #flowEnded(c: CtrlConn, r: Req<"flow.ended">): Res<"flow.ended"> {
@@ -956,39 +995,27 @@ export class Irmd {
       },
       "irm.ipcp.bootstrap": async (r, c) => {
         tool(c);
-        if (r.ip === undefined || r.ip === "") {
+        let ipcp = this.ipcps.get(r.name);
+        const type = ipcp?.type ?? r.type;
+        if (type === undefined) {
           throw new OuroborosError(
-            "invalid",
-            `a UDP IPCP needs an ip address to bootstrap`,
+            "not_found",
+            `No IPCP named ${r.name}; give a type to create it.`,
           );
         }
-        let ipcp = this.ipcps.get(r.name);
+        if (r.type !== undefined && r.type !== type) {
+          throw new OuroborosError(
+            "invalid",
+            `IPCP ${r.name} is of type ${type}, not ${r.type}.`,
+          );
+        }
+        // Checked before an IPCP is created for it.
+        const b = bootstrapRequest(type, r);
         let created = false;
         if (ipcp === undefined) {
-          if (r.type === undefined) {
-            throw new OuroborosError(
-              "not_found",
-              `No IPCP named ${r.name}; give a type to create it.`,
-            );
-          }
-          ipcp = await this.createIpcp(r.name, r.type);
+          ipcp = await this.createIpcp(r.name, type);
           created = true;
-        } else if (r.type !== undefined && r.type !== ipcp.type) {
-          throw new OuroborosError(
-            "invalid",
-            `IPCP ${r.name} is of type ${ipcp.type}, not ${r.type}.`,
-          );
         }
-        const b: Req<"ipcp.bootstrap"> = {
-          layer: r.layer,
-          ip: r.ip,
-          port: r.port ?? DEFAULT_PORT,
-        };
-        if (r.dns !== undefined) b.dns = r.dns;
-        if (r.hosts !== undefined) b.hosts = r.hosts;
-        if (r.zone !== undefined) b.zone = r.zone;
-        if (r.rcvbuf !== undefined) b.rcvbuf = r.rcvbuf;
-        if (r.sndbuf !== undefined) b.sndbuf = r.sndbuf;
         try {
           await this.bootstrapIpcp(ipcp, b);
         } catch (e) {
@@ -1030,7 +1057,7 @@ export class Irmd {
         const ipcps = [];
         for (const i of targets) {
           const st = await this.#ipcpConn(i).request("ipcp.stats", {}, 5000);
-          ipcps.push({ pid: i.pid, name: i.name, ...st });
+          ipcps.push({ pid: i.pid, name: i.name, type: i.type, ...st });
         }
         return { ipcps };
       },
@@ -1152,6 +1179,91 @@ export class Irmd {
       },
     };
   }
+}
+
+/** What a configuration stanza bootstraps its IPCP with, if it does. */
+function bootstrapOf(c: IpcpConfig): Req<"ipcp.bootstrap"> | undefined {
+  if (c.layer === undefined) return undefined;
+  if (c.type === "local") return { layer: c.layer, hash: c.hash };
+  const boot: Req<"ipcp.bootstrap"> = {
+    layer: c.layer,
+    ip: c.ip,
+    port: c.port,
+  };
+  if (c.dns !== undefined) boot.dns = c.dns;
+  if (c.hosts !== undefined) boot.hosts = c.hosts;
+  if (c.zone !== undefined) boot.zone = c.zone;
+  if (c.rcvbuf !== undefined) boot.rcvbuf = c.rcvbuf;
+  if (c.sndbuf !== undefined) boot.sndbuf = c.sndbuf;
+  return boot;
+}
+
+/**
+ * What `irm ipcp bootstrap` asks of an IPCP of `type`: its own options,
+ * checked (an option of another type is an error, not ignored).
+ */
+function bootstrapRequest(
+  type: IpcpTypeName,
+  r: Req<"irm.ipcp.bootstrap">,
+): Req<"ipcp.bootstrap"> {
+  if (type === "local") {
+    const given = {
+      ip: r.ip,
+      port: r.port,
+      dns: r.dns,
+      hosts: r.hosts,
+      zone: r.zone,
+      rcvbuf: r.rcvbuf,
+      sndbuf: r.sndbuf,
+    };
+    const udp = Object.entries(given).filter(([, v]) => v !== undefined)
+      .map(([k]) => k);
+    if (udp.length > 0) {
+      throw new OuroborosError(
+        "invalid",
+        `${
+          udp.join(", ")
+        }: not options of a local IPCP (it takes a layer and a hash)`,
+      );
+    }
+    const hash = r.hash ?? DEFAULT_LOCAL_HASH;
+    if (!SHA3_ALGOS.some((a) => a === hash)) {
+      throw new OuroborosError(
+        "invalid",
+        `a local layer hashes names with ${SHA3_ALGOS.join(", ")}, not ${hash}`,
+      );
+    }
+    return { layer: r.layer, hash };
+  }
+  if (r.ip === undefined || r.ip === "") {
+    throw new OuroborosError(
+      "invalid",
+      `a UDP IPCP needs an ip address to bootstrap`,
+    );
+  }
+  if (r.hash !== undefined && r.hash !== "MD5") {
+    throw new OuroborosError(
+      "invalid",
+      `UDP layers hash names with MD5, not ${r.hash}`,
+    );
+  }
+  const b: Req<"ipcp.bootstrap"> = {
+    layer: r.layer,
+    ip: r.ip,
+    port: r.port ?? DEFAULT_PORT,
+  };
+  if (r.dns !== undefined) b.dns = r.dns;
+  if (r.hosts !== undefined) b.hosts = r.hosts;
+  if (r.zone !== undefined) b.zone = r.zone;
+  if (r.rcvbuf !== undefined) b.rcvbuf = r.rcvbuf;
+  if (r.sndbuf !== undefined) b.sndbuf = r.sndbuf;
+  return b;
+}
+
+/** A grant with the maximum packet lifetime of the IPCP's layer, if known. */
+function withMpl(g: FlowGrant, ipcp: IpcpEntry): FlowGrant {
+  if (ipcp.mplMs !== undefined) g.mplMs = ipcp.mplMs;
+  return g;
 }
 
 /** Splits autostart arguments on spaces, as C does. */

@@ -13,6 +13,12 @@ import { parseDnsAddress } from "../lib/util/ip.ts";
 import { DEFAULT_PORT as DEFAULT_UDP_PORT } from "../lib/wire/udp_wire.ts";
 import { isIPv4, isIPv6 } from "../lib/util/ip.ts";
 import {
+  DEFAULT_LOCAL_HASH,
+  parseHashAlgo,
+  SHA3_ALGOS,
+  type Sha3Algo,
+} from "../lib/wire/name_hash.ts";
+import {
   DEFAULT_SOCKET_BUFFER,
   type IpcpTypeName,
   type Method,
@@ -84,8 +90,8 @@ export const BOOTSTRAP_TIMEOUT_MS = 60_000;
 // ---------------------------------------------------------------------------
 // Usage texts
 
-const TYPES_LINE = "where TYPE = {udp4 udp6}  (udp = udp4)\n" +
-  "      (unicast broadcast local eth-llc eth-dix: not supported yet)";
+const TYPES_LINE = "where TYPE = {udp4 udp6 local}  (udp = udp4)\n" +
+  "      (unicast broadcast eth-llc eth-dix: not supported yet)";
 
 const USAGE = {
   irm: "Usage: irm [--rundir DIR] [OBJECT] [OPERATION] ...\n\n" +
@@ -131,7 +137,7 @@ const USAGE = {
     `                [port <UDP port> (default: ${DEFAULT_UDP_PORT})]\n` +
     "                [dns <DDNS server: addr, addr:port, [IPv6 addr]:port>\n" +
     "                   (default: none, names resolve with the system resolver)]\n" +
-    "                [hash [ALGORITHM] (default: MD5)]\n" +
+    "                [hash [UDP_ALGORITHM] (default: MD5)]\n" +
     "                [autobind] (ignored: only unicast and broadcast IPCPs bind)\n" +
     "                [hosts <hosts file for this layer only> (default: /etc/hosts)]\n" +
     "                [zone <DNS zone to update on the DDNS server>]\n" +
@@ -139,7 +145,11 @@ const USAGE = {
     "                [sndbuf <UDP send buffer in bytes>]\n" +
     "                   (not in C irm; default for each: " +
     `${DEFAULT_SOCKET_BUFFER}, from ${SOCKET_BUFFER_MIN} to ${SOCKET_BUFFER_MAX})\n` +
-    "where ALGORITHM = {MD5}",
+    "if TYPE == local\n" +
+    `                [hash [ALGORITHM] (default: ${DEFAULT_LOCAL_HASH})]\n` +
+    "                [autobind] (ignored: only unicast and broadcast IPCPs bind)\n" +
+    "where UDP_ALGORITHM = {MD5}\n" +
+    `      ALGORITHM = {${SHA3_ALGOS.join(" ")}}`,
   ipcpEnroll: "Usage: irm ipcp enroll\n" +
     "                name <ipcp name>\n" +
     "                layer <layer to enroll in>\n" +
@@ -147,7 +157,7 @@ const USAGE = {
     "                [dst <destination to enroll with>]\n" +
     "                [autobind]\n\n" +
     "Only unicast and broadcast IPCPs enroll; they are not supported yet\n" +
-    '(UDP IPCPs are bootstrapped, see "irm ipcp bootstrap help").',
+    '(UDP and local IPCPs are bootstrapped, see "irm ipcp bootstrap help").',
   ipcpConnect: "Usage: irm ipcp connect\n" +
     "                name <ipcp name>\n" +
     "                dst <name of destination IPCP>\n" +
@@ -436,7 +446,7 @@ function parseType(level: Level, word: string): IpcpTypeName {
   if (t === undefined) {
     throw fail(level, `${level.path}: unknown IPCP type "${word}".`);
   }
-  if (t !== "udp4" && t !== "udp6") {
+  if (t !== "udp4" && t !== "udp6" && t !== "local") {
     throw fail(level, `IPCP type ${t} is not supported yet.`, false);
   }
   return t;
@@ -557,7 +567,7 @@ function ipcpCmd(w: Words, ctx: Ctx): IrmCall {
         : "Disconnecting";
       throw fail(
         lv,
-        `${what} is not supported by UDP IPCPs (only unicast and broadcast ` +
+        `${what} is not supported by UDP and local IPCPs (only unicast and broadcast ` +
           `IPCPs ${
             op === "enroll" ? "enroll" : "connect"
           }, and those are not supported yet).`,
@@ -605,45 +615,51 @@ function ipcpCmd(w: Words, ctx: Ctx): IrmCall {
   }
 }
 
-const HASH_ALGOS = ["SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512", "MD5"];
+/** The bootstrap options of UDP IPCPs only. */
+const UDP_OPTIONS = [
+  "ip",
+  "port",
+  "dns",
+  "hosts",
+  "zone",
+  "rcvbuf",
+  "sndbuf",
+] as const;
 
-function bootstrap(w: Words, ctx: Ctx): IrmCall {
-  const lv: Level = { path: "irm ipcp bootstrap", usage: USAGE.ipcpBootstrap };
-  const o = options(w, lv, [
-    { kw: "name", arg: "<ipcp name>" },
-    { kw: "layer", arg: "<layer name>" },
-    { kw: "type", arg: "<type>" },
-    { kw: "ip", arg: "<IP address>" },
-    { kw: "port", arg: "<UDP port>" },
-    { kw: "dns", arg: "<DDNS server address>" },
-    { kw: "hash", arg: "<algorithm>" },
-    { kw: "autobind" },
-    { kw: "hosts", arg: "<hosts file>" },
-    { kw: "zone", arg: "<DNS zone>" },
-    { kw: "rcvbuf", arg: "<bytes>" },
-    { kw: "sndbuf", arg: "<bytes>" },
-  ]);
-  const name = checkedName(
+/** A local layer's hash: one of the SHA3 algorithms. */
+function localHash(lv: Level, word: string): Sha3Algo {
+  const algo = parseHashAlgo(word);
+  const sha3 = SHA3_ALGOS.find((a) => a === algo);
+  if (sha3 !== undefined) return sha3;
+  throw fail(
     lv,
-    required(o, lv, "name", "<ipcp name>"),
-    "IPCP name",
+    `${lv.path}: ${
+      algo === undefined ? "unknown hash algorithm" : "hash"
+    } ${word}${algo === undefined ? "" : " is not supported"}: ` +
+      `local layers hash names with ${
+        SHA3_ALGOS.join(", ")
+      } (default ${DEFAULT_LOCAL_HASH}).`,
   );
-  const layer = checkedName(
-    lv,
-    required(o, lv, "layer", "<layer name>"),
-    "layer name",
-  );
-  const body: Req<"irm.ipcp.bootstrap"> = {
-    name,
-    layer,
-    port: DEFAULT_UDP_PORT,
-  };
-  const typeWord = one(o, "type");
-  let family: 4 | 6 | undefined;
-  if (typeWord !== undefined) {
-    body.type = parseType(lv, typeWord);
-    family = body.type === "udp4" ? 4 : 6;
-  }
+}
+
+/**
+ * The options of a UDP IPCP (or of an IPCP of a type not given, which the
+ * irmd checks against the IPCP's own type), into `body`.
+ */
+function udpBootstrap(
+  lv: Level,
+  o: Opts,
+  body: Req<"irm.ipcp.bootstrap">,
+  ctx: Ctx,
+  udpOptions: boolean,
+): void {
+  let family: 4 | 6 | undefined = body.type === "udp4"
+    ? 4
+    : body.type === "udp6"
+    ? 6
+    : undefined;
+  const udp = family !== undefined || udpOptions;
+  if (udp) body.port = DEFAULT_UDP_PORT;
   const ip = one(o, "ip");
   if (ip !== undefined) {
     const f = isIPv4(ip) ? 4 : isIPv6(ip) ? 6 : undefined;
@@ -680,19 +696,22 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
   }
   const hash = one(o, "hash");
   if (hash !== undefined && hash.toUpperCase() !== "MD5") {
-    const known = HASH_ALGOS.includes(hash.toUpperCase());
-    throw fail(
-      lv,
-      `${lv.path}: ${known ? "hash" : "unknown hash algorithm"} ${hash}` +
-        `${
-          known ? " is not supported" : ""
-        }: UDP layers hash names with MD5 (hash MD5).`,
-    );
-  }
-  if (o.has("autobind")) {
-    ctx.notes.push(
-      "Can only bind unicast and broadcast IPCPs, autobind disabled.",
-    );
+    const algo = parseHashAlgo(hash);
+    if (!udp && algo !== undefined) {
+      // No type and nothing of UDP's: maybe a local IPCP; the irmd knows.
+      body.hash = algo;
+    } else {
+      throw fail(
+        lv,
+        `${lv.path}: ${
+          algo !== undefined ? "hash" : "unknown hash algorithm"
+        } ${hash}` +
+          `${
+            algo !== undefined ? " is not supported" : ""
+          }: UDP layers hash names with MD5 (hash MD5)` +
+          (udp ? "." : `, local layers with ${SHA3_ALGOS.join(", ")}.`),
+      );
+    }
   }
   const hosts = one(o, "hosts");
   if (hosts !== undefined) {
@@ -710,6 +729,59 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
   if (rcvbuf !== undefined) body.rcvbuf = parseBufferSize(lv, "rcvbuf", rcvbuf);
   const sndbuf = one(o, "sndbuf");
   if (sndbuf !== undefined) body.sndbuf = parseBufferSize(lv, "sndbuf", sndbuf);
+}
+
+function bootstrap(w: Words, ctx: Ctx): IrmCall {
+  const lv: Level = { path: "irm ipcp bootstrap", usage: USAGE.ipcpBootstrap };
+  const o = options(w, lv, [
+    { kw: "name", arg: "<ipcp name>" },
+    { kw: "layer", arg: "<layer name>" },
+    { kw: "type", arg: "<type>" },
+    { kw: "ip", arg: "<IP address>" },
+    { kw: "port", arg: "<UDP port>" },
+    { kw: "dns", arg: "<DDNS server address>" },
+    { kw: "hash", arg: "<algorithm>" },
+    { kw: "autobind" },
+    { kw: "hosts", arg: "<hosts file>" },
+    { kw: "zone", arg: "<DNS zone>" },
+    { kw: "rcvbuf", arg: "<bytes>" },
+    { kw: "sndbuf", arg: "<bytes>" },
+  ]);
+  const name = checkedName(
+    lv,
+    required(o, lv, "name", "<ipcp name>"),
+    "IPCP name",
+  );
+  const layer = checkedName(
+    lv,
+    required(o, lv, "layer", "<layer name>"),
+    "layer name",
+  );
+  const body: Req<"irm.ipcp.bootstrap"> = { name, layer };
+  const typeWord = one(o, "type");
+  if (typeWord !== undefined) body.type = parseType(lv, typeWord);
+  // The options that only a UDP IPCP takes: with any of them (or a UDP
+  // type) the port goes too, by default 3435.
+  const udpOnly = UDP_OPTIONS.filter((k) => o.has(k));
+  if (body.type === "local") {
+    if (udpOnly.length > 0) {
+      throw fail(
+        lv,
+        `${lv.path}: ${
+          udpOnly.join(", ")
+        }: not for a local IPCP, which takes a layer and a hash.`,
+      );
+    }
+    const hash = one(o, "hash");
+    if (hash !== undefined) body.hash = localHash(lv, hash);
+  } else {
+    udpBootstrap(lv, o, body, ctx, udpOnly.length > 0);
+  }
+  if (o.has("autobind")) {
+    ctx.notes.push(
+      "Can only bind unicast and broadcast IPCPs, autobind disabled.",
+    );
+  }
   return call({
     method: "irm.ipcp.bootstrap",
     body,
@@ -1073,7 +1145,9 @@ export function renderIpcpStats(ipcps: Res<"irm.ipcp.stats">["ipcps"]): string {
   );
   // What does not fit the table: the rarer drops and the socket buffers.
   const notes = ipcps.map((i) => {
-    const socket = i.socket === undefined
+    const socket = i.type === "local"
+      ? "a local layer, without a socket"
+      : i.socket === undefined
       ? "not bootstrapped"
       : `UDP socket buffers of ${i.socket.rcvbuf} bytes (receive) and ${i.socket.sndbuf} bytes (send)`;
     return `IPCP ${i.name}: ${socket}; dropped ${i.dropped.oversized} too long, ${i.dropped.mgmtOverflow} management frames while busy.`;

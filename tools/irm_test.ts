@@ -110,7 +110,7 @@ Deno.test("udp prefix-matches udp4; udp6 needs its full name", () => {
 });
 
 Deno.test("types we do not have are recognised and refused", () => {
-  for (const t of ["unicast", "broadcast", "local", "eth-llc", "eth-dix"]) {
+  for (const t of ["unicast", "broadcast", "eth-llc", "eth-dix"]) {
     assertEquals(
       errorText(`ipcp create name a type ${t}`),
       `IPCP type ${t} is not supported yet.`,
@@ -185,11 +185,11 @@ Deno.test("ipcp bootstrap: the tutorial's layer, defaults and options", () => {
       },
     },
   );
-  // without a type: the IPCP must exist; ip may come from the irmd's configuration
+  // without a type: the IPCP must exist (of any type: no port is sent
+  // unless a UDP option is given, the irmd knows the IPCP's type)
   assertEquals(sent("ipcp bootstrap name spare layer l").body, {
     name: "spare",
     layer: "l",
-    port: 3435,
   });
   assertEquals(
     sent(
@@ -374,7 +374,96 @@ Deno.test("ipcp bootstrap: bad values", () => {
   );
 });
 
-Deno.test("ipcp enroll, connect, disconnect: recognised, not supported by UDP IPCPs", () => {
+Deno.test("ipcp bootstrap type local: tutorial 1's command, the hash, nothing of UDP's", () => {
+  assertEquals(
+    sent("ipcp bootstrap type local name local-ipcp layer local-layer"),
+    {
+      method: "irm.ipcp.bootstrap",
+      body: { name: "local-ipcp", layer: "local-layer", type: "local" },
+    },
+  );
+  // Every hash of a local layer, in any case and by prefix of the keyword.
+  for (const algo of ["SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512"]) {
+    for (const word of [algo, algo.toLowerCase()]) {
+      assertEquals(
+        sent(`ipcp b t local n l l ll has ${word}`).body,
+        { name: "l", layer: "ll", type: "local", hash: algo },
+      );
+    }
+  }
+  // The type by prefix: "l" is local, the only type starting with it.
+  assertEquals(sent("ipcp create name x type l").body, {
+    name: "x",
+    type: "local",
+  });
+  assertEquals(sent("ipcp list type local").body, { type: "local" });
+  const base = "ipcp bootstrap type local name l layer ll";
+  assertEquals(
+    firstLine(errorText(`${base} hash MD5`)),
+    "irm ipcp bootstrap: hash MD5 is not supported: local layers hash names with SHA3_224, SHA3_256, SHA3_384, SHA3_512 (default SHA3_256).",
+  );
+  assertEquals(
+    firstLine(errorText(`${base} hash SHA3-256`)),
+    "irm ipcp bootstrap: unknown hash algorithm SHA3-256: local layers hash names with SHA3_224, SHA3_256, SHA3_384, SHA3_512 (default SHA3_256).",
+  );
+  assertEquals(
+    firstLine(errorText(`${base} ip 127.0.0.1 port 3435`)),
+    "irm ipcp bootstrap: ip, port: not for a local IPCP, which takes a layer and a hash.",
+  );
+  assertEquals(
+    firstLine(errorText(`${base} dns 127.0.0.1`)),
+    "irm ipcp bootstrap: dns: not for a local IPCP, which takes a layer and a hash.",
+  );
+  // autobind: C's warning, as for UDP.
+  const r = parse(`${base} autobind`);
+  assert(r.kind === "request");
+  assertEquals(r.notes, [
+    "Can only bind unicast and broadcast IPCPs, autobind disabled.",
+  ]);
+  assertEquals(r.call.body, { name: "l", layer: "ll", type: "local" });
+  // No type: a SHA3 hash goes to the irmd, which knows the IPCP's type;
+  // with a UDP option it is a UDP IPCP, which hashes with MD5.
+  assertEquals(sent("ipcp bootstrap name l layer ll hash SHA3_384").body, {
+    name: "l",
+    layer: "ll",
+    hash: "SHA3_384",
+  });
+  assertEquals(
+    firstLine(errorText("ipcp bootstrap name l layer ll hash crc32")),
+    "irm ipcp bootstrap: unknown hash algorithm crc32: UDP layers hash names with MD5 (hash MD5), local layers with SHA3_224, SHA3_256, SHA3_384, SHA3_512.",
+  );
+  const usage = helpText("ipcp bootstrap help");
+  assertStringIncludes(usage, "where TYPE = {udp4 udp6 local}");
+  assertStringIncludes(
+    usage,
+    "if TYPE == local\n                [hash [ALGORITHM] (default: SHA3_256)]",
+  );
+  assertStringIncludes(
+    usage,
+    "      ALGORITHM = {SHA3_224 SHA3_256 SHA3_384 SHA3_512}",
+  );
+});
+
+Deno.test("ipcp stats: a local IPCP has no socket", () => {
+  const dropped = {
+    short: 0,
+    oversized: 0,
+    badMgmt: 0,
+    mgmtOverflow: 0,
+    unknownEid: 2,
+    wrongSource: 0,
+    slowReader: 1,
+  };
+  const lines = renderIpcpStats([
+    { pid: 12, name: "local-ipcp", type: "local", flows: 2, dropped },
+  ]).split("\n");
+  assertEquals(
+    lines.at(-1),
+    "IPCP local-ipcp: a local layer, without a socket; dropped 0 too long, 0 management frames while busy.",
+  );
+});
+
+Deno.test("ipcp enroll, connect, disconnect: recognised, not supported by UDP and local IPCPs", () => {
   for (
     const [word, op] of [["e", "enroll"], ["co", "connect"], [
       "di",
@@ -382,13 +471,13 @@ Deno.test("ipcp enroll, connect, disconnect: recognised, not supported by UDP IP
     ]] as const
   ) {
     const e = errorText(`ipcp ${word} name a dst b`);
-    assertStringIncludes(e, "not supported by UDP IPCPs");
+    assertStringIncludes(e, "not supported by UDP and local IPCPs");
     assertEquals(e.includes("Usage"), false);
     assertStringIncludes(helpText(`ipcp ${op} help`), `Usage: irm ipcp ${op}`);
   }
   assertStringIncludes(
     errorText("ipcp enroll"),
-    "Enrollment is not supported by UDP IPCPs",
+    "Enrollment is not supported by UDP and local IPCPs",
   );
 });
 

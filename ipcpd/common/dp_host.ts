@@ -23,6 +23,7 @@ import {
   type DpCommand,
   DpCounter,
   type DpInit,
+  type DpKind,
   DpWord,
   encodeCommand,
   isDpEvent,
@@ -55,7 +56,10 @@ export interface DatapathEvents {
 }
 
 export interface DatapathOptions {
-  readonly family: 4 | 6;
+  /** Which data path: the UDP IPCP's (the default) or the local IPCP's. */
+  readonly kind?: DpKind;
+  /** The IP family of a UDP layer; undefined for a local one. */
+  readonly family: 4 | 6 | undefined;
   readonly mtu: number;
   readonly listenFd: number;
   readonly appQueueBytes: number;
@@ -121,7 +125,7 @@ export class Datapath {
       this.#fatal(e.message);
     };
     const init: DpInit = {
-      kind: "udp",
+      kind: o.kind ?? "udp",
       family: o.family,
       mtu: o.mtu,
       listenFd: o.listenFd,

@@ -9,6 +9,8 @@
  *   SOCKET    the lower layer's socket (the UDP socket, once bootstrapped)
  *   ADD       a flow: endpoint id, the peer's, allocated or pending, the
  *             token an application must show to attach, the peer's address
+ *             (in a local layer, the peer is the partner flow of the same
+ *             IPCP, and there is no address)
  *   ALLOCATED a pending flow is allocated (with the peer's endpoint id)
  *   REMOVE    a flow ended: its application connection is closed
  *   STOP      close everything and report "stopped"
@@ -186,11 +188,15 @@ export function wordView(buf: SharedArrayBuffer): Int32Array {
   return new Int32Array(buf, DP_COUNTERS * 8, DP_WORDS);
 }
 
+/** The data paths there are. */
+export type DpKind = "udp" | "local";
+
 /** What the data path is started with (postMessage, before it blocks). */
 export interface DpInit {
-  readonly kind: "udp";
-  /** The IP family of the layer (UDP). */
-  readonly family: 4 | 6;
+  /** Which data path runs: the UDP IPCP's or the local IPCP's. */
+  readonly kind: DpKind;
+  /** The IP family of a UDP layer; undefined for a local one. */
+  readonly family: 4 | 6 | undefined;
   /** Largest packet an application may send or receive. */
   readonly mtu: number;
   /** The listening Unix socket applications attach their flows on. */
@@ -264,8 +270,11 @@ function isObj(x: unknown): x is Record<string, unknown> {
 
 export function isDpInit(x: unknown): x is DpInit {
   if (!isObj(x)) return false;
-  return x.kind === "udp" && (x.family === 4 || x.family === 6) &&
-    typeof x.mtu === "number" && typeof x.listenFd === "number" &&
+  const kindOk = x.kind === "udp"
+    ? x.family === 4 || x.family === 6
+    : x.kind === "local" && x.family === undefined;
+  return kindOk && typeof x.mtu === "number" &&
+    typeof x.listenFd === "number" &&
     typeof x.wakeFd === "number" && x.ring instanceof SharedArrayBuffer &&
     x.counters instanceof SharedArrayBuffer &&
     typeof x.mgmtBacklog === "number" &&

@@ -11,6 +11,7 @@
 import { describe, Epoll, threadId } from "../../lib/sys/mod.ts";
 import { type DpEvent, isDpInit } from "./dp_msg.ts";
 import { runUdpDatapath } from "../udp/datapath.ts";
+import { runLocalDatapath } from "../local/datapath.ts";
 
 /** The parts of a Worker's global scope used here (typed without the
  * worker lib, which would change the globals of every file checked with
@@ -45,7 +46,8 @@ export function datapathWorkerMain(): void {
     }
     try {
       post({ t: "ready", tid: threadId() });
-      runUdpDatapath(init, ep.value, post);
+      const run = init.kind === "local" ? runLocalDatapath : runUdpDatapath;
+      run(init, ep.value, post);
     } catch (e) {
       post({
         t: "fatal",

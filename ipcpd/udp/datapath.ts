@@ -41,15 +41,14 @@ import {
   counterView,
   decodeCommand,
   DpCounter,
-  type DpEvent,
   type DpInit,
   DpWord,
-  type LogLevel,
   type MgmtFrame,
   Op,
   wordView,
 } from "../common/dp_msg.ts";
 import { RingReader } from "../common/ring.ts";
+import { type Post, rateLimitedLog } from "../common/dp_log.ts";
 
 const TAG_WAKE = 0;
 const TAG_UDP = 1;
@@ -60,12 +59,6 @@ const BATCH = 64;
 const RX_ROUNDS = 8;
 /** Room per datagram: more than the largest (endpoint id + MTU). */
 const SLOT_BYTES = 9216;
-/** Log lines of one kind per LOG_WINDOW_MS, at most. */
-const LOG_BURST = 5;
-const LOG_WINDOW_MS = 1000;
-
-/** What the loop posts to the control thread. */
-export type Post = (e: DpEvent, transfer?: Transferable[]) => void;
 
 /**
  * Runs the data path until told to stop; returns then, everything it
@@ -87,19 +80,7 @@ export function runUdpDatapath(
   let stopping = false;
 
   // Logging, at most LOG_BURST lines of a kind per window.
-  const logState = new Map<string, { since: number; n: number }>();
-  const log = (key: string, level: LogLevel, text: string) => {
-    const s = logState.get(key);
-    if (s === undefined || now - s.since >= LOG_WINDOW_MS) {
-      const suppressed = s !== undefined && s.n > LOG_BURST
-        ? ` (${s.n - LOG_BURST} more like it in the last second)`
-        : "";
-      logState.set(key, { since: now, n: 1 });
-      post({ t: "log", level, text: text + suppressed });
-      return;
-    }
-    if (++s.n <= LOG_BURST) post({ t: "log", level, text });
-  };
+  const log = rateLimitedLog(post, () => now);
 
   // ---------------------------------------------------------- sending
 

@@ -25,14 +25,11 @@ import {
   type Req,
   type Res,
 } from "../../lib/ipc/proto.ts";
-import {
-  checkSocketPath,
-  ipcpSocketPath,
-  removeQuietly,
-} from "../../lib/ipc/rundir.ts";
 import { toHex } from "../../lib/wire/hex.ts";
+import { NAME_HASH_LEN } from "../../lib/wire/name_hash.ts";
 import {
   decodeMgmt,
+  DEFAULT_PORT,
   encodeFlowReply,
   encodeFlowReq,
   encodeKeepalive,
@@ -52,36 +49,36 @@ import {
   setBuffer,
   type SysFailure,
   udpSocket,
-  unixListen,
 } from "../../lib/sys/mod.ts";
 import { HostsFileError, Resolver, type ResolverOptions } from "./resolve.ts";
 import { DdnsRegistrar, DnsClient, DnsError } from "./ddns.ts";
 import { DEFAULT_DNS_PORT, parseDnsAddress } from "../../lib/util/ip.ts";
-import { Datapath } from "../common/dp_host.ts";
 import { Op } from "../common/dp_msg.ts";
+import {
+  ATTACH_DEADLINE_MS,
+  closeDataPath,
+  type DataPath,
+  dataSocketPath,
+  EidSource,
+  openDataPath,
+  randomToken,
+} from "../common/ipcp_flows.ts";
 
 const ipcpLog = new Logger("ipcpd/ipcp");
 const log = new Logger("ipcpd/udp");
 
-/** How long an allocated flow waits for its application to attach. */
-export const ATTACH_DEADLINE_MS = 10_000;
-/** How long an attaching application may take to send its attach frame. */
-export const ATTACH_HELLO_MS = 5_000;
-/** Packets kept for a flow whose application has not attached yet. */
-export const PRE_ATTACH_QUEUE = 256;
-/** Bytes queued towards a slow application before packets are dropped. */
-export const APP_QUEUE_BYTES = 1 << 20;
 /** How often keepalives and liveness are checked. */
 export const TICK_MS = 250;
-/** The wait before accepting applications again after accept failed. */
-export const ACCEPT_RETRY_MS = 100;
 /**
  * Flow requests the irmd is deciding on at once, at most; more are refused
  * at once (EBUSY), so that a flood of requests costs bounded memory.
  */
 export const MAX_FLOW_REQS = 256;
-/** Connections that may wait on the data socket to be accepted. */
-const LISTEN_BACKLOG = 128;
+/**
+ * The maximum packet lifetime this layer gives its flows (ms), for FRCT's
+ * timers: what C's UDP IPCP gives them.
+ */
+export const UDP_MPL_MS = 5000;
 
 type FlowState = "pending" | "allocated";
 
@@ -131,8 +128,14 @@ export function canonicalIp(ip: string): string {
   return ip;
 }
 
-function randomToken(): Uint8Array {
-  return crypto.getRandomValues(new Uint8Array(16));
+/** Refuses a name hash that is not an MD5 (a UDP layer's hash). */
+function checkHash(hash: Uint8Array): void {
+  if (hash.length !== NAME_HASH_LEN) {
+    throw new OuroborosError(
+      "invalid",
+      `a name hash of ${hash.length} bytes: UDP layers hash names with MD5 (16 bytes)`,
+    );
+  }
 }
 
 export class UdpIpcp {
@@ -141,12 +144,11 @@ export class UdpIpcp {
   #ctrl: CtrlConn | undefined;
   /** The UDP socket (a descriptor of lib/sys), once bootstrapped. */
   #udpFd = -1;
-  #listenFd = -1;
-  #dp: Datapath | undefined;
+  #data: DataPath | undefined;
   readonly dataPath: string;
   #flows = new Map<number, UdpFlow>();
   #allocs = new Map<number, PendingAlloc>();
-  #nextEid: number;
+  #eids = new EidSource();
   #resolver: Resolver | undefined;
   /** With `dns=`: keeps the layer's DNS server in step with our names. */
   #ddns: DdnsRegistrar | undefined;
@@ -167,10 +169,7 @@ export class UdpIpcp {
   constructor(readonly name: string, family: 4 | 6, readonly rundir: string) {
     this.family = family;
     this.mtu = family === 4 ? MAX_PAYLOAD_V4 : MAX_PAYLOAD_V6;
-    this.dataPath = ipcpSocketPath(rundir, Deno.pid);
-    // Endpoint ids are never reused while this process lives: a fresh one
-    // per flow, from a random start, so stale packets never reach a new flow.
-    this.#nextEid = 64 + Math.floor(Math.random() * 0x4000_0000);
+    this.dataPath = dataSocketPath(rundir);
   }
 
   attachCtrl(ctrl: CtrlConn): void {
@@ -183,7 +182,7 @@ export class UdpIpcp {
 
   /** The data path's thread id, once it runs. */
   get datapathThread(): Promise<number> {
-    return this.#dp?.ready ?? Promise.reject(new Error("no data path"));
+    return this.#data?.dp.ready ?? Promise.reject(new Error("no data path"));
   }
 
   /**
@@ -191,63 +190,47 @@ export class UdpIpcp {
    * applications (before the irmd is told we exist).
    */
   startDataSocket(): void {
-    removeQuietly(this.dataPath);
-    checkSocketPath(this.dataPath);
-    const fd = unixListen(this.dataPath, LISTEN_BACKLOG, { nonBlocking: true });
-    if (!fd.ok) throw new Error(describe(fd));
-    this.#listenFd = fd.value;
-    try {
-      Deno.chmodSync(this.dataPath, 0o600);
-      this.#dp = Datapath.start({
-        family: this.family,
-        mtu: this.mtu,
-        listenFd: fd.value,
-        appQueueBytes: APP_QUEUE_BYTES,
-        preAttachQueue: PRE_ATTACH_QUEUE,
-        helloMs: ATTACH_HELLO_MS,
-        acceptRetryMs: ACCEPT_RETRY_MS,
-        log,
-        events: {
-          mgmt: (frames) => {
-            for (const f of frames) {
-              try {
-                this.#onMgmt(f.data, { hostname: f.host, port: f.port });
-              } catch (e) {
-                log.error(
-                  `Dropped a management frame that broke its handler: ${
-                    e instanceof Error ? e.stack : e
-                  }`,
-                );
-              }
+    this.#data = openDataPath({
+      kind: "udp",
+      family: this.family,
+      mtu: this.mtu,
+      path: this.dataPath,
+      log,
+      events: {
+        mgmt: (frames) => {
+          for (const f of frames) {
+            try {
+              this.#onMgmt(f.data, { hostname: f.host, port: f.port });
+            } catch (e) {
+              log.error(
+                `Dropped a management frame that broke its handler: ${
+                  e instanceof Error ? e.stack : e
+                }`,
+              );
             }
-          },
-          attached: (eid) => {
-            const flow = this.#flows.get(eid);
-            if (flow !== undefined) flow.attached = true;
-          },
-          detached: (eid, reason) => {
-            const flow = this.#flows.get(eid);
-            if (flow !== undefined) this.#endFlow(flow, reason, true);
-          },
-          activity: (a) => this.#onActivity(a),
-          acceptFailed: (e) =>
-            log.error(
-              `Cannot accept applications on ${this.dataPath}: ${e}; trying again.`,
-            ),
-          acceptResumed: (n) =>
-            log.info(`Accepting applications again (${n} failed tries).`),
-          fatal: (e) => {
-            log.error(`The data path failed: ${e}.`);
-            this.onFatal(e);
-          },
+          }
         },
-      });
-    } catch (e) {
-      closeFd(fd.value);
-      this.#listenFd = -1;
-      removeQuietly(this.dataPath);
-      throw e;
-    }
+        attached: (eid) => {
+          const flow = this.#flows.get(eid);
+          if (flow !== undefined) flow.attached = true;
+        },
+        detached: (eid, reason) => {
+          const flow = this.#flows.get(eid);
+          if (flow !== undefined) this.#endFlow(flow, reason, true);
+        },
+        activity: (a) => this.#onActivity(a),
+        acceptFailed: (e) =>
+          log.error(
+            `Cannot accept applications on ${this.dataPath}: ${e}; trying again.`,
+          ),
+        acceptResumed: (n) =>
+          log.info(`Accepting applications again (${n} failed tries).`),
+        fatal: (e) => {
+          log.error(`The data path failed: ${e}.`);
+          this.onFatal(e);
+        },
+      },
+    });
   }
 
   // ------------------------------------------------------------ control
@@ -260,11 +243,22 @@ export class UdpIpcp {
       );
     }
     ipcpLog.info("Bootstrapping...");
-    if (ipFamily(b.ip) !== this.family) {
+    if (b.ip === undefined || (b.hash ?? "MD5") !== "MD5") {
       ipcpLog.info("Finished bootstrapping: -1.");
       throw new OuroborosError(
         "invalid",
-        `${b.ip} is not an IPv${this.family} address (ipcpd-udp${this.family})`,
+        b.ip === undefined
+          ? `a UDP IPCP needs an ip address to bootstrap`
+          : `UDP layers hash names with MD5, not ${b.hash}`,
+      );
+    }
+    const ip = b.ip;
+    const port = b.port ?? DEFAULT_PORT;
+    if (ipFamily(ip) !== this.family) {
+      ipcpLog.info("Finished bootstrapping: -1.");
+      throw new OuroborosError(
+        "invalid",
+        `${ip} is not an IPv${this.family} address (ipcpd-udp${this.family})`,
       );
     }
     const dnsServer = b.dns === undefined
@@ -274,9 +268,7 @@ export class UdpIpcp {
       ipcpLog.info("Finished bootstrapping: -1.");
       throw new OuroborosError("invalid", dnsServer.error);
     }
-    const where = this.family === 6
-      ? `[${b.ip}]:${b.port}`
-      : `${b.ip}:${b.port}`;
+    const where = this.family === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
     const failed = (f: SysFailure): never => {
       ipcpLog.info("Finished bootstrapping: -1.");
       const why = f.errno === EADDRINUSE
@@ -292,20 +284,20 @@ export class UdpIpcp {
     });
     if (!sock.ok) return failed(sock);
     const fd = sock.value;
-    const bound = bindAddr(fd, b.ip, b.port);
+    const bound = bindAddr(fd, ip, port);
     if (!bound.ok) {
       closeFd(fd);
       return failed(bound);
     }
     this.#udpFd = fd;
-    this.#ip = b.ip;
-    this.#port = b.port;
+    this.#ip = ip;
+    this.#port = port;
     this.#layer = b.layer;
     this.#buffers = {
       rcvbuf: this.#setBuffer("rcv", b.rcvbuf ?? DEFAULT_SOCKET_BUFFER),
       sndbuf: this.#setBuffer("snd", b.sndbuf ?? DEFAULT_SOCKET_BUFFER),
     };
-    this.#dp?.send({ op: Op.Socket, fd });
+    this.#data?.dp.send({ op: Op.Socket, fd });
     const ropts: ResolverOptions = { family: this.family };
     if (b.hosts !== undefined) ropts.hostsFile = b.hosts;
     const zone = b.zone ?? ".";
@@ -317,13 +309,13 @@ export class UdpIpcp {
         client,
         zone,
         family: this.family,
-        address: b.ip,
+        address: ip,
       });
     }
     this.#resolver = new Resolver(ropts);
     log.debug(`Bootstrapped IPCP over UDP with pid ${Deno.pid}.`);
-    log.debug(`Bound to IP address ${b.ip}.`);
-    log.debug(`Using port ${b.port}.`);
+    log.debug(`Bound to IP address ${ip}.`);
+    log.debug(`Using port ${port}.`);
     log.debug(
       `UDP socket buffers: receive ${this.#buffers.rcvbuf} bytes, send ${this.#buffers.sndbuf} bytes (asked for ${
         b.rcvbuf ?? DEFAULT_SOCKET_BUFFER
@@ -337,16 +329,16 @@ export class UdpIpcp {
         log.debug(`Using DNS server port ${dnsServer.value.port}.`);
       }
       log.debug(`Using DNS zone "${zone}".`);
-      if (/^(0\.0\.0\.0|::)$/.test(b.ip)) {
+      if (/^(0\.0\.0\.0|::)$/.test(ip)) {
         log.warn(
-          `Bound to the unspecified address ${b.ip}: other nodes cannot reach names published with it in DNS.`,
+          `Bound to the unspecified address ${ip}: other nodes cannot reach names published with it in DNS.`,
         );
       }
     } else log.debug("DNS server not in use.");
     if (b.hosts !== undefined) log.debug(`Resolving names from ${b.hosts}.`);
     ipcpLog.info("Finished bootstrapping: 0.");
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
-    return {};
+    return { hash: "MD5", mplMs: UDP_MPL_MS };
   }
 
   /**
@@ -390,6 +382,7 @@ export class UdpIpcp {
    */
   async register(name: string, hash: Uint8Array): Promise<void> {
     this.#bootstrapped();
+    checkHash(hash);
     this.#regs.set(toHex(hash), name);
     log.debug(`Registered ${toHex(hash)} (${name}).`);
     await this.#ddns?.add(toHex(hash), name);
@@ -440,6 +433,7 @@ export class UdpIpcp {
     // FRCT and the CRC run end to end in the applications: this layer
     // carries their packets as they are, whatever the QoS.
     this.#bootstrapped();
+    checkHash(r.hash);
     const ip = await this.#resolve(r.name, r.hash);
     const peer: Peer = { hostname: canonicalIp(ip), port: this.#port };
     const addr = this.#packPeer(peer);
@@ -508,7 +502,7 @@ export class UdpIpcp {
   }
 
   stats(): Res<"ipcp.stats"> {
-    const d = this.#dp?.counters();
+    const d = this.#data?.dp.counters();
     const res: Res<"ipcp.stats"> = {
       flows: this.#flows.size,
       dropped: {
@@ -528,11 +522,7 @@ export class UdpIpcp {
   // ------------------------------------------------------------ flows
 
   #freshEid(): number {
-    for (;;) {
-      const eid = this.#nextEid;
-      this.#nextEid = this.#nextEid >= 0xffff_fff0 ? 64 : this.#nextEid + 1;
-      if (!this.#flows.has(eid)) return eid;
-    }
+    return this.#eids.fresh((eid) => this.#flows.has(eid));
   }
 
   #packPeer(peer: Peer): Uint8Array {
@@ -572,7 +562,7 @@ export class UdpIpcp {
     // The data path knows the flow before the irmd can hand it out: it
     // reads the command before the application's connection, or a
     // datagram for the flow, wakes it (no wakeup of its own needed).
-    this.#dp?.send({
+    this.#data?.dp.send({
       op: Op.Add,
       eid,
       peerEid,
@@ -594,14 +584,18 @@ export class UdpIpcp {
 
   #setAllocated(flow: UdpFlow): void {
     flow.state = "allocated";
-    this.#dp?.send({ op: Op.Allocated, eid: flow.eid, peerEid: flow.peerEid });
+    this.#data?.dp.send({
+      op: Op.Allocated,
+      eid: flow.eid,
+      peerEid: flow.peerEid,
+    });
   }
 
   /** Removes a flow; tells the irmd when it did not ask for it. */
   #endFlow(flow: UdpFlow, reason: string, notify: boolean): void {
     if (this.#flows.get(flow.eid) !== flow) return;
     this.#flows.delete(flow.eid);
-    this.#dp?.send({ op: Op.Remove, eid: flow.eid });
+    this.#data?.dp.send({ op: Op.Remove, eid: flow.eid });
     log.debug(`Flow ${flow.eid} ended: ${reason}.`);
     if (notify) this.#ctrl?.notify("flow.ended", { handle: flow.eid, reason });
   }
@@ -802,13 +796,10 @@ export class UdpIpcp {
       a.reject(new OuroborosError("flow_down", "the IPCP is stopping"));
     }
     this.#allocs.clear();
-    await this.#dp?.stop();
-    this.#dp = undefined;
-    for (const fd of [this.#udpFd, this.#listenFd]) {
-      if (fd >= 0) closeFd(fd);
-    }
-    this.#udpFd = this.#listenFd = -1;
-    removeQuietly(this.dataPath);
+    await closeDataPath(this.#data, this.dataPath);
+    this.#data = undefined;
+    if (this.#udpFd >= 0) closeFd(this.#udpFd);
+    this.#udpFd = -1;
     await this.#ddns?.close();
   }
 }

@@ -31,7 +31,8 @@ export type { FlowStats };
 
 /**
  * The maximum packet lifetime of the layer below a flow, for FRCT's timers
- * (spec/frct.md 3.1): what C's UDP IPCP gives its flows.
+ * (spec/frct.md 3.1), when the flow's grant does not say it: what C's UDP
+ * IPCP gives its flows.
  */
 export const UDP_MPL_MS = 5000;
 
@@ -316,7 +317,7 @@ export class Flow implements AsyncDisposable {
       // Liveness (keepalives, the peer timeout) is the IPCP's: timeout 0.
       this.#fe = new FlowEnd({
         qos: { loss: q.loss, ber: q.ber, inOrder: q.inOrder, timeout: 0 },
-        mplMs: UDP_MPL_MS,
+        mplMs: grant.mplMs ?? UDP_MPL_MS,
         now: performance.now(),
         random: () => crypto.getRandomValues(new Uint32Array(1))[0]!,
       });

@@ -1,6 +1,7 @@
 /**
  * The irmd configuration file (`irmd -c FILE`): TOML with `[name."<name>"]`
- * stanzas and IPCP stanzas `[udp.<ipcp>]`, `[udp4.<ipcp>]`, `[udp6.<ipcp>]`.
+ * stanzas and IPCP stanzas `[udp.<ipcp>]`, `[udp4.<ipcp>]`, `[udp6.<ipcp>]`
+ * and `[local.<ipcp>]`.
  *
  * Unlike the C implementation (which ignores unknown keys silently), every
  * problem is reported as one precise message naming the file, the line and
@@ -13,6 +14,12 @@ import { err, ok, type Result } from "../util/result.ts";
 import { isIPv4, isIPv6, parseDnsAddress } from "../util/ip.ts";
 import { checkName } from "../util/names.ts";
 import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../ipc/proto.ts";
+import {
+  DEFAULT_LOCAL_HASH,
+  parseHashAlgo,
+  SHA3_ALGOS,
+  type Sha3Algo,
+} from "../wire/name_hash.ts";
 
 export { isIPv4, isIPv6 } from "../util/ip.ts";
 
@@ -26,11 +33,11 @@ export interface NameConfig {
   lb: LoadBalance;
 }
 
-export type IpcpType = "udp4" | "udp6";
+export type IpcpType = "udp4" | "udp6" | "local";
 
 export interface UdpIpcpConfig {
   /** "udp" stanzas map to "udp4". */
-  type: IpcpType;
+  type: "udp4" | "udp6";
   /** The IPCP name (the key after the type). */
   name: string;
   /** From bootstrap = "<layer>"; absent => create only, no bootstrap. */
@@ -53,10 +60,28 @@ export interface UdpIpcpConfig {
   reg: string[];
 }
 
+/** A `[local.<ipcp>]` stanza. */
+export interface LocalIpcpConfig {
+  type: "local";
+  /** The IPCP name (the key after the type). */
+  name: string;
+  /** From bootstrap = "<layer>"; absent => create only, no bootstrap. */
+  layer?: string;
+  /** The layer's name hash (hash = "SHA3_256" by default). */
+  hash: Sha3Algo;
+  /** Names to register in this IPCP. */
+  reg: string[];
+  /** Bind the IPCP to its own name and its layer's name (autobind = true). */
+  autobind: boolean;
+}
+
+export type IpcpConfig = UdpIpcpConfig | LocalIpcpConfig;
+
 export interface Config {
   file: string;
   names: NameConfig[];
-  ipcps: UdpIpcpConfig[];
+  /** In file order. */
+  ipcps: IpcpConfig[];
 }
 
 /** The default UDP port of the ipcpd-udp (and of a DNS server: 53). */
@@ -70,10 +95,15 @@ export {
 export { checkName, MAX_NAME_BYTES } from "../util/names.ts";
 
 /** Stanza types that we implement. */
-export const SUPPORTED_STANZAS = ["name", "udp", "udp4", "udp6"] as const;
+export const SUPPORTED_STANZAS = [
+  "name",
+  "udp",
+  "udp4",
+  "udp6",
+  "local",
+] as const;
 /** Stanza types of Ouroboros that we recognise but do not implement yet. */
 export const UNSUPPORTED_STANZAS = [
-  "local",
   "unicast",
   "broadcast",
   "eth-llc",
@@ -92,6 +122,7 @@ const UDP_KEYS = [
   "sndbuf",
   "reg",
 ] as const;
+const LOCAL_KEYS = ["bootstrap", "hash", "reg", "autobind"] as const;
 
 // ---------------------------------------------------------------------------
 // Locating keys in the raw text
@@ -497,6 +528,109 @@ function nameStanza(
   return ok({ name, progs, args: progs.map((_, i) => args[i]), lb });
 }
 
+/** Reads `reg`: an array of distinct names. */
+function regNames(f: Fail, key: string, value: TomlValue): Result<string[]> {
+  const a = stringArray(f, key, value, "strings (names)");
+  if (!a.ok) return a;
+  const seen = new Set<string>();
+  for (let i = 0; i < a.value.length; i++) {
+    const n = a.value[i] ?? "";
+    const why = checkName(n);
+    if (why !== undefined) {
+      return f(key, `element ${i + 1}: ${why}`);
+    }
+    if (seen.has(n)) {
+      return f(key, `element ${i + 1}: duplicate name ${short(n)}`);
+    }
+    seen.add(n);
+  }
+  return a;
+}
+
+/** Reads `bootstrap`: the layer name. */
+function layerName(f: Fail, key: string, value: TomlValue): Result<string> {
+  if (typeof value !== "string") {
+    return f(
+      key,
+      `expected a string (the layer name), found ${describeValue(value)}`,
+    );
+  }
+  const why = checkName(value, "layer name");
+  return why === undefined ? ok(value) : f(key, why);
+}
+
+function localStanza(
+  r: Reporter,
+  name: string,
+  v: TomlTable,
+): Result<LocalIpcpConfig> {
+  const T = "local";
+  const f: Fail = (key, msg) => r.fail(T, name, key, msg);
+  const bad = checkName(name, "IPCP name");
+  if (bad !== undefined) return f(undefined, bad);
+  const cfg: LocalIpcpConfig = {
+    type: "local",
+    name,
+    hash: DEFAULT_LOCAL_HASH,
+    reg: [],
+    autobind: false,
+  };
+  for (const [key, value] of Object.entries(v)) {
+    switch (key) {
+      case "bootstrap": {
+        const l = layerName(f, key, value);
+        if (!l.ok) return l;
+        cfg.layer = l.value;
+        break;
+      }
+      case "hash": {
+        const allowed = SHA3_ALGOS.map((a) => JSON.stringify(a)).join(", ");
+        if (typeof value !== "string") {
+          return f(
+            key,
+            `expected a string (${allowed}), found ${describeValue(value)}`,
+          );
+        }
+        const algo = parseHashAlgo(value);
+        const sha3 = SHA3_ALGOS.find((a) => a === algo);
+        if (sha3 === undefined) {
+          return f(
+            key,
+            `${
+              algo === undefined ? "unknown hash algorithm" : "a local layer"
+            } ${short(value)}${
+              algo === undefined ? "" : " is not one of its hashes"
+            } (expected ${allowed})`,
+          );
+        }
+        cfg.hash = sha3;
+        break;
+      }
+      case "reg": {
+        const a = regNames(f, key, value);
+        if (!a.ok) return a;
+        cfg.reg = a.value;
+        break;
+      }
+      case "autobind":
+        if (typeof value !== "boolean") {
+          return f(
+            key,
+            `expected true or false, found ${describeValue(value)}`,
+          );
+        }
+        cfg.autobind = value;
+        break;
+      default:
+        return f(
+          key,
+          `unknown key ${short(key)} (allowed: ${LOCAL_KEYS.join(", ")})`,
+        );
+    }
+  }
+  return ok(cfg);
+}
+
 function udpStanza(
   r: Reporter,
   type: string,
@@ -524,13 +658,9 @@ function udpStanza(
   for (const [key, value] of Object.entries(v)) {
     switch (key) {
       case "bootstrap": {
-        const s = str(key, value, "the layer name");
-        if (!s.ok) return s;
-        const why = checkName(s.value, "layer name");
-        if (why !== undefined) {
-          return f(key, why);
-        }
-        layer = s.value;
+        const l = layerName(f, key, value);
+        if (!l.ok) return l;
+        layer = l.value;
         break;
       }
       case "ip": {
@@ -594,20 +724,8 @@ function udpStanza(
         break;
       }
       case "reg": {
-        const a = stringArray(f, key, value, "strings (names)");
+        const a = regNames(f, key, value);
         if (!a.ok) return a;
-        const seen = new Set<string>();
-        for (let i = 0; i < a.value.length; i++) {
-          const n = a.value[i] ?? "";
-          const why = checkName(n);
-          if (why !== undefined) {
-            return f(key, `element ${i + 1}: ${why}`);
-          }
-          if (seen.has(n)) {
-            return f(key, `element ${i + 1}: duplicate name ${short(n)}`);
-          }
-          seen.add(n);
-        }
         reg = a.value;
         break;
       }
@@ -689,7 +807,7 @@ export function parseConfig(
   refs.sort((a, b) => a.order - b.order);
 
   const names: NameConfig[] = [];
-  const ipcps: UdpIpcpConfig[] = [];
+  const ipcps: IpcpConfig[] = [];
   const ipcpStanza = new Map<string, string>();
   for (const { type, name, value } of refs) {
     if (name === undefined) {
@@ -756,7 +874,9 @@ export function parseConfig(
         stanzaLabel(type, name) +
           (at === undefined ? "" : ` at line ${at.line}`),
       );
-      const c = udpStanza(r, type, name, value, baseDir);
+      const c = type === "local"
+        ? localStanza(r, name, value)
+        : udpStanza(r, type, name, value, baseDir);
       if (!c.ok) return c;
       ipcps.push(c.value);
     }
@@ -935,7 +1055,7 @@ export async function configWarnings(
     }
   }
   for (const c of cfg.ipcps) {
-    if (c.hosts === undefined) continue;
+    if (c.type === "local" || c.hosts === undefined) continue;
     const why = await fileProblem(c.hosts, false);
     if (why === undefined) continue;
     const types = c.type === "udp4" ? ["udp", "udp4"] : ["udp6"];
@@ -998,6 +1118,21 @@ export function formatConfigSummary(cfg: Config): string {
     const layer = c.layer === undefined
       ? "created only, not bootstrapped"
       : `layer ${c.layer}`;
+    const regs = `    registers ${
+      c.reg.length === 0
+        ? "no names"
+        : c.reg.map((n) => JSON.stringify(n)).join(", ")
+    }`;
+    if (c.type === "local") {
+      out.push(
+        `  IPCP ${c.name} (local): ${layer}, names hashed with ${c.hash}`,
+      );
+      if (c.autobind) {
+        out.push(`    binds itself to its name and its layer's name`);
+      }
+      out.push(regs);
+      continue;
+    }
     out.push(
       `  IPCP ${c.name} (${c.type}): ${layer}, ${endpoint(c.ip, c.port)}`,
     );
@@ -1010,13 +1145,7 @@ export function formatConfigSummary(cfg: Config): string {
     if (c.sndbuf !== undefined) {
       out.push(`    UDP send buffer ${c.sndbuf} bytes`);
     }
-    out.push(
-      `    registers ${
-        c.reg.length === 0
-          ? "no names"
-          : c.reg.map((n) => JSON.stringify(n)).join(", ")
-      }`,
-    );
+    out.push(regs);
   }
   out.push(
     `Configuration OK: ${plural(cfg.names.length, "name")}, ${

@@ -5,13 +5,15 @@
  */
 import type {
   Config,
-  IpcpType,
+  IpcpConfig,
   LoadBalance,
+  LocalIpcpConfig,
   NameConfig,
   UdpIpcpConfig,
 } from "./config.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../ipc/proto.ts";
+import { SHA3_ALGOS } from "../wire/name_hash.ts";
 
 /** The JSON text of a configuration (an autostart-less program is `null`). */
 export function configToJson(cfg: Config): string {
@@ -52,8 +54,29 @@ function nameFrom(v: unknown): NameConfig | undefined {
 const OPTIONAL_TEXT = ["layer", "dns", "hosts", "zone"] as const;
 const OPTIONAL_SIZES = ["rcvbuf", "sndbuf"] as const;
 
-function ipcpFrom(v: unknown): UdpIpcpConfig | undefined {
+function localFrom(v: Obj): LocalIpcpConfig | undefined {
+  const hash = SHA3_ALGOS.find((a) => a === v.hash);
+  if (
+    typeof v.name !== "string" || hash === undefined || !isStrings(v.reg) ||
+    typeof v.autobind !== "boolean" ||
+    (v.layer !== undefined && typeof v.layer !== "string")
+  ) {
+    return undefined;
+  }
+  const out: LocalIpcpConfig = {
+    type: "local",
+    name: v.name,
+    hash,
+    reg: v.reg,
+    autobind: v.autobind,
+  };
+  if (typeof v.layer === "string") out.layer = v.layer;
+  return out;
+}
+
+function ipcpFrom(v: unknown): IpcpConfig | undefined {
   if (!isObj(v)) return undefined;
+  if (v.type === "local") return localFrom(v);
   const type = v.type;
   if (type !== "udp4" && type !== "udp6") return undefined;
   const port = v.port;
@@ -65,7 +88,7 @@ function ipcpFrom(v: unknown): UdpIpcpConfig | undefined {
     return undefined;
   }
   const out: UdpIpcpConfig = {
-    type: type satisfies IpcpType,
+    type: type satisfies UdpIpcpConfig["type"],
     name: v.name,
     ip: v.ip,
     port,
@@ -112,7 +135,7 @@ export function configFromJson(text: string): Result<Config> {
     if (name === undefined) return bad;
     names.push(name);
   }
-  const ipcps: UdpIpcpConfig[] = [];
+  const ipcps: IpcpConfig[] = [];
   for (const c of v.ipcps) {
     const ipcp = ipcpFrom(c);
     if (ipcp === undefined) return bad;

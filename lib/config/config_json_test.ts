@@ -23,6 +23,14 @@ reg=["a", "c"]
 
 [udp6.two]
 ip="::1"
+
+[local.three]
+bootstrap="local-layer"
+hash="SHA3_384"
+reg=["a"]
+autobind=true
+
+[local.four]
 `;
 
 Deno.test("a parsed configuration comes back from its JSON unchanged", () => {
@@ -30,11 +38,20 @@ Deno.test("a parsed configuration comes back from its JSON unchanged", () => {
   // The autostart-less program and the IPCP without options survive.
   assertEquals(cfg.names[0]?.args, ["--listen", undefined]);
   assertEquals(cfg.ipcps[1]?.layer, undefined);
-  assertEquals(cfg.ipcps[0]?.rcvbuf, 8388608);
-  assertEquals(cfg.ipcps[0]?.sndbuf, 4096);
+  const first = cfg.ipcps[0];
+  assert(first !== undefined && first.type !== "local");
+  assertEquals(first.rcvbuf, 8388608);
+  assertEquals(first.sndbuf, 4096);
   const back: Config = unwrap(configFromJson(configToJson(cfg)));
   assertEquals(back, cfg);
   assert(!("layer" in back.ipcps[1]!));
+  assertEquals(back.ipcps.map((c) => c.type), [
+    "udp4",
+    "udp6",
+    "local",
+    "local",
+  ]);
+  assert(!("layer" in back.ipcps[3]!));
   const empty = unwrap(parseConfig("", "e.conf", "."));
   assertEquals(unwrap(configFromJson(configToJson(empty))), empty);
 });
@@ -56,6 +73,10 @@ Deno.test("JSON that is not a configuration is refused, not trusted", () => {
     ["a socket buffer below the smallest", (v) => v.ipcps[0].sndbuf = 4095],
     ["a socket buffer that is not whole", (v) => v.ipcps[0].rcvbuf = 5000.5],
     ["reg not a list of names", (v) => v.ipcps[0].reg = [1]],
+    ["a local hash that is not SHA3", (v) => v.ipcps[2].hash = "MD5"],
+    ["a local IPCP without its hash", (v) => delete v.ipcps[2].hash],
+    ["a local autobind as text", (v) => v.ipcps[2].autobind = "true"],
+    ["a local layer that is not text", (v) => v.ipcps[2].layer = 1],
   ];
   for (const [what, spoil] of bad) {
     const v = structuredClone(good);

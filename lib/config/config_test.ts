@@ -13,7 +13,16 @@ import {
   MAX_CONFIG_BYTES,
   parseConfig,
   parseDnsAddress,
+  type UdpIpcpConfig,
 } from "./config.ts";
+
+/** The UDP stanza of a configuration at `i` (fails for another type). */
+function udpAt(cfg: Config, i: number): UdpIpcpConfig | undefined {
+  const c = cfg.ipcps[i];
+  if (c === undefined) return undefined;
+  assert(c.type !== "local", `IPCP ${i} is a local one`);
+  return c;
+}
 
 /** The tutorial's server file, with its newlines, for a given address. */
 function tutorialServer(ip: string): string {
@@ -203,6 +212,14 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
         reg: ["oping-server", "my service"],
       },
       { type: "udp4", name: "spare", ip: "127.0.0.1", port: 3435, reg: [] },
+      {
+        type: "local",
+        name: "local-ipcp",
+        layer: "local-layer",
+        hash: "SHA3_256",
+        reg: ["oping-server"],
+        autobind: false,
+      },
     ],
   });
   const text = await Deno.readTextFile(
@@ -227,8 +244,10 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
       "rcvbuf =",
       "sndbuf =",
       "reg =",
+      "[local.",
+      "hash =",
+      "autobind",
       "not supported yet",
-      "local",
       "unicast",
       "broadcast",
       "eth-llc",
@@ -324,7 +343,7 @@ dns = "[fd00::53]:5353"
 Deno.test("relative hosts paths resolve against the config file's directory", () => {
   const text = `[udp.a]\nip = "127.0.0.1"\nhosts = "../h"\n`;
   const hosts = (file: string): string | undefined =>
-    unwrap(parseConfig(text, file)).ipcps[0]?.hosts;
+    udpAt(unwrap(parseConfig(text, file)), 0)?.hosts;
   assertEquals(hosts("conf/x.conf"), "h");
   assertEquals(hosts("/a/b/x.conf"), "/a/h");
   assertEquals(hosts("x.conf"), "../h");
@@ -355,6 +374,78 @@ ip = "127.0.0.3"
     "udp6:c",
     "udp4:d",
   ]);
+});
+
+Deno.test("local stanzas: every key, the defaults, file order among UDP ones", () => {
+  const cfg = unwrap(parseConfig(
+    `
+[udp.u]
+ip = "127.0.0.1"
+[local.local-ipcp]
+bootstrap = "local-layer"
+reg = ["oping", "oping-server"]
+[local."l 2"]
+bootstrap = "other"
+hash = "SHA3_512"
+autobind = true
+[local.l3]
+hash = "sha3_224"
+autobind = false
+`,
+    "t.conf",
+  ));
+  assertEquals(cfg.ipcps, [
+    { type: "udp4", name: "u", ip: "127.0.0.1", port: 3435, reg: [] },
+    {
+      type: "local",
+      name: "local-ipcp",
+      layer: "local-layer",
+      hash: "SHA3_256",
+      reg: ["oping", "oping-server"],
+      autobind: false,
+    },
+    {
+      type: "local",
+      name: "l 2",
+      layer: "other",
+      hash: "SHA3_512",
+      reg: [],
+      autobind: true,
+    },
+    // No bootstrap: created only.
+    { type: "local", name: "l3", hash: "SHA3_224", reg: [], autobind: false },
+  ]);
+  assertEquals(
+    formatConfigSummary(cfg).split("\n").slice(3),
+    [
+      "    registers no names",
+      "  IPCP local-ipcp (local): layer local-layer, names hashed with SHA3_256",
+      '    registers "oping", "oping-server"',
+      "  IPCP l 2 (local): layer other, names hashed with SHA3_512",
+      "    binds itself to its name and its layer's name",
+      "    registers no names",
+      "  IPCP l3 (local): created only, not bootstrapped, names hashed with SHA3_224",
+      "    registers no names",
+      "Configuration OK: 0 names, 4 IPCPs.",
+    ],
+  );
+});
+
+Deno.test("tutorial 1 as a configuration file", () => {
+  const cfg = unwrap(parseConfig(
+    `[name."oping"]\nprog = ["/usr/bin/oping"]\nargs = ["--listen"]\n\n` +
+      `[local.local-ipcp]\nbootstrap = "local-layer"\nreg = ["oping"]\n`,
+    "tut01.conf",
+  ));
+  assertEquals(cfg.names.map((n) => n.name), ["oping"]);
+  assertEquals(cfg.ipcps, [{
+    type: "local",
+    name: "local-ipcp",
+    layer: "local-layer",
+    hash: "SHA3_256",
+    reg: ["oping"],
+    autobind: false,
+  }]);
 });
 
 Deno.test("names are any UTF-8 up to 255 bytes, in names and in reg", () => {
@@ -501,18 +592,18 @@ const MALFORMED: [string, string, string][] = [
   [
     "unknown stanza type",
     `[name."a"]\nprog = ["/bin/a"]\n\n[tcp.x]\nip = "1.2.3.4"\n`,
-    't.conf:4:1: [tcp]: unknown stanza type "tcp" (known: name, udp, udp4, udp6; ' +
-    "not supported yet: local, unicast, broadcast, eth-llc, eth-dix)",
+    't.conf:4:1: [tcp]: unknown stanza type "tcp" (known: name, udp, udp4, udp6, local; ' +
+    "not supported yet: unicast, broadcast, eth-llc, eth-dix)",
   ],
   [
     "unsupported stanza type unicast",
     `[unicast.u1]\nbootstrap = "net"\n`,
-    't.conf:1:1: [unicast]: stanza type "unicast" is not supported yet (supported: name, udp, udp4, udp6)',
+    't.conf:1:1: [unicast]: stanza type "unicast" is not supported yet (supported: name, udp, udp4, udp6, local)',
   ],
   [
     "unsupported stanza type eth-dix",
     `[udp.a]\nip = "1.2.3.4"\n[eth-dix.e1]\ndev = "eth0"\n`,
-    't.conf:3:1: [eth-dix]: stanza type "eth-dix" is not supported yet (supported: name, udp, udp4, udp6)',
+    't.conf:3:1: [eth-dix]: stanza type "eth-dix" is not supported yet (supported: name, udp, udp4, udp6, local)',
   ],
   [
     "unknown key in a name stanza",
@@ -745,6 +836,51 @@ const MALFORMED: [string, string, string][] = [
     't.conf:4:1: [udp.a] rcvbuf: expected a size in bytes, an integer from 4096 to 536870912, found a string ("4M")',
   ],
   [
+    "unknown key in a local stanza",
+    `[local.l]\nbootstrap = "local-layer"\nip = "127.0.0.1"\n`,
+    't.conf:3:1: [local.l] ip: unknown key "ip" (allowed: bootstrap, hash, reg, autobind)',
+  ],
+  [
+    "local hash that is not an algorithm",
+    `[local.l]\n  hash = "SHA3-256"\n`,
+    't.conf:2:3: [local.l] hash: unknown hash algorithm "SHA3-256" (expected "SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512")',
+  ],
+  [
+    "local hash MD5 (a UDP layer's hash)",
+    `[local.l]\nbootstrap = "x"\nhash = "MD5"\n`,
+    't.conf:3:1: [local.l] hash: a local layer "MD5" is not one of its hashes (expected "SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512")',
+  ],
+  [
+    "local hash not a string",
+    `[local.l]\nhash = 256\n`,
+    't.conf:2:1: [local.l] hash: expected a string ("SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512"), found an integer (256)',
+  ],
+  [
+    "local autobind not a boolean",
+    `[local.l]\nautobind = "yes"\n`,
+    't.conf:2:1: [local.l] autobind: expected true or false, found a string ("yes")',
+  ],
+  [
+    "local bootstrap not a string",
+    `[local.l]\nbootstrap = ["a"]\n`,
+    "t.conf:2:1: [local.l] bootstrap: expected a string (the layer name), found an array",
+  ],
+  [
+    "local reg with a duplicate",
+    `[local.l]\nreg = ["oping", "oping"]\n`,
+    't.conf:2:1: [local.l] reg: element 2: duplicate name "oping"',
+  ],
+  [
+    "local stanza not a table",
+    `local = 3\n`,
+    "t.conf:1:1: [local]: expected a table of stanzas like [local.<ipcp name>], found an integer (3)",
+  ],
+  [
+    "a local IPCP with the name of a UDP one",
+    `[udp.a]\nip = "1.2.3.4"\n[local.a]\n`,
+    't.conf:3:1: [local.a]: duplicate IPCP name "a" (already defined by [udp.a] at line 1)',
+  ],
+  [
     "the first problem in file order is reported",
     `[udp.b]\nip = "1.2.3.4"\nport = 0\n[name."a"]\nlb = "x"\n`,
     "t.conf:3:1: [udp.b] port: expected an integer from 1 to 65535, found an integer (0)",
@@ -791,7 +927,7 @@ Deno.test("loadConfig: read errors name the file", async () => {
         `${good}:4:1: [udp.a] port: expected an integer from 1 to 65535, found an integer (99999)`,
     });
     await Deno.writeTextFile(good, `[udp.a]\nip = "127.0.0.1"\nhosts = "h"\n`);
-    assertEquals(unwrap(await loadConfig(good)).ipcps[0]?.hosts, `${dir}/h`);
+    assertEquals(udpAt(unwrap(await loadConfig(good)), 0)?.hosts, `${dir}/h`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -896,7 +1032,7 @@ ip="127.0.0.1"
 `,
     );
     const r = unwrap(await checkConfigFile(file));
-    assertEquals(r.config.ipcps[0]?.hosts, `${dir}/nohosts`);
+    assertEquals(udpAt(r.config, 0)?.hosts, `${dir}/nohosts`);
     assertEquals(r.warnings, [
       `${file}:2:1: warning: [name."a"] prog: ${dir}/missing does not exist (a flow for this name cannot autostart it until it is installed)`,
       `${file}:2:1: warning: [name."a"] prog: ${dir}/plain is not executable (processes of this program will not be bound to the name until it is installed)`,

@@ -25,6 +25,7 @@ import {
   str,
 } from "./schema.ts";
 import { checkName } from "../util/names.ts";
+import { HASH_ALGOS, isHashLength } from "../wire/name_hash.ts";
 
 /** Largest control frame; a larger one is refused and the connection closed. */
 export const MAX_CTRL_FRAME = 1 << 20;
@@ -58,9 +59,26 @@ export const QosSchema = obj({
 });
 export type QosSpec = Infer<typeof QosSchema>;
 
-export const IPCP_TYPES = ["udp4", "udp6"] as const;
+export const IPCP_TYPES = ["udp4", "udp6", "local"] as const;
 export type IpcpTypeName = typeof IPCP_TYPES[number];
 const IpcpType = lit(...IPCP_TYPES);
+/** A layer's name hash algorithm (lib/wire/name_hash.ts). */
+const HashAlgo = lit(...HASH_ALGOS);
+/** A name hash: the digest of one of those algorithms (16 to 64 bytes). */
+const NameHash: Schema<Uint8Array> = {
+  describe: "a name hash",
+  parse(v, path) {
+    const r = hex({ max: 64 }).parse(v, path);
+    if (!r.ok || isHashLength(r.value.length)) return r;
+    return {
+      ok: false,
+      error:
+        `${path}: a name hash of ${r.value.length} bytes (16, 28, 32, 48 or 64)`,
+    };
+  },
+};
+/** The largest maximum packet lifetime an IPCP may give its flows (ms). */
+const MAX_MPL_MS = 3_600_000;
 const LbSchema = lit("spill", "round-robin");
 
 /** What an application receives for a flow: where and how to attach its data. */
@@ -78,6 +96,11 @@ export const FlowGrant = obj({
   mtu: int(1, 65535),
   /** The irmd's number for the flow, as in its log lines. */
   flowId: U32,
+  /**
+   * The maximum packet lifetime of the layer the flow is in (ms), for
+   * FRCT's timers; absent from an IPCP that does not say.
+   */
+  mplMs: opt(int(1, MAX_MPL_MS)),
 });
 export type FlowGrant = Infer<typeof FlowGrant>;
 
@@ -111,10 +134,17 @@ export const DEFAULT_SOCKET_BUFFER = 4 << 20;
 
 const SocketBuffer = int(SOCKET_BUFFER_MIN, SOCKET_BUFFER_MAX);
 
+/**
+ * What an IPCP is bootstrapped with: the layer, and what its type needs
+ * (UDP: `ip`, `port` and the rest; local: `hash`). Each IPCP checks that
+ * it was given its own and nothing else.
+ */
 const BootstrapParams = {
   layer: nameStr,
-  ip: str({ min: 1, max: 64 }),
-  port: int(1, 65535),
+  ip: opt(str({ min: 1, max: 64 })),
+  port: opt(int(1, 65535)),
+  /** The layer's name hash (local layers; UDP layers always use MD5). */
+  hash: opt(HashAlgo),
   dns: opt(str({ min: 1, max: 80 })),
   hosts: opt(pathStr),
   zone: opt(str({ min: 1, max: 255 })),
@@ -229,6 +259,7 @@ export const METHODS = {
         obj({
           pid: PID,
           name: nameStr,
+          type: opt(IpcpType),
           ...IpcpCounters,
         }),
         4096,
@@ -241,13 +272,21 @@ export const METHODS = {
   ),
 
   // ---- irmd -> IPCP
-  "ipcp.bootstrap": method(obj(BootstrapParams), Empty),
-  "ipcp.reg": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
-  "ipcp.unreg": method(obj({ name: nameStr, hash: hex({ len: 16 }) }), Empty),
+  /**
+   * The reply says how the layer hashes names (MD5 when absent) and the
+   * maximum packet lifetime of its flows, which the irmd passes on in
+   * their grants.
+   */
+  "ipcp.bootstrap": method(
+    obj(BootstrapParams),
+    obj({ hash: opt(HashAlgo), mplMs: opt(int(1, MAX_MPL_MS)) }),
+  ),
+  "ipcp.reg": method(obj({ name: nameStr, hash: NameHash }), Empty),
+  "ipcp.unreg": method(obj({ name: nameStr, hash: NameHash }), Empty),
   "ipcp.flow.alloc": method(
     obj({
       name: nameStr,
-      hash: hex({ len: 16 }),
+      hash: NameHash,
       qos: QosSchema,
       oap: hex({ max: 8192 }),
       timeoutMs: int(1, 3_600_000),
@@ -276,7 +315,7 @@ export const METHODS = {
       token: hex({ len: 16 }),
       path: pathStr,
       mtu: int(1, 65535),
-      hash: hex({ len: 16 }),
+      hash: NameHash,
       qos: QosSchema,
       oap: hex({ max: 8192 }),
     }),

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   assert,
   assertEquals,
@@ -6,10 +7,16 @@ import {
 } from "../../tests/assert.ts";
 import { annotated, loadVectors } from "../../tests/vectors.ts";
 import {
+  DEFAULT_LOCAL_HASH,
   fromHex,
+  HASH_ALGOS,
+  HASH_LEN,
+  isHashLength,
   NAME_HASH_LEN,
   nameHash,
   nameHashHex,
+  nameHashWith,
+  parseHashAlgo,
   toHex,
 } from "./name_hash.ts";
 
@@ -64,4 +71,68 @@ Deno.test("toHex and fromHex round-trip; fromHex rejects bad input", () => {
   assertMatch(bad2.error, /position 0/);
   assert(!fromHex("0x12").ok);
   assert(!fromHex("1 ").ok);
+});
+
+Deno.test("nameHashWith hashes the UTF-8 bytes with the layer's algorithm", () => {
+  const node = {
+    MD5: "md5",
+    SHA3_224: "sha3-224",
+    SHA3_256: "sha3-256",
+    SHA3_384: "sha3-384",
+    SHA3_512: "sha3-512",
+  } as const;
+  for (const algo of HASH_ALGOS) {
+    for (
+      const name of [
+        "oping",
+        "oping-server",
+        "",
+        "\u00e9t\u00e9",
+        "x".repeat(255),
+      ]
+    ) {
+      const h = nameHashWith(algo, name);
+      assertEquals(h.length, HASH_LEN[algo], `${algo} of ${name}`);
+      assertEquals(
+        toHex(h),
+        createHash(node[algo]).update(new TextEncoder().encode(name)).digest(
+          "hex",
+        ),
+        `${algo} of ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  // MD5 is the UDP layers' hash, as nameHash gives it.
+  assertEquals(nameHashWith("MD5", "oping-server"), nameHash("oping-server"));
+  assertEquals(DEFAULT_LOCAL_HASH, "SHA3_256");
+});
+
+Deno.test("SHA3-256 of a name is the 32 bytes C 0.23 puts in a FLOW_REQ", async () => {
+  // The unicast capture's annotation line of the FLOW_REQ's name hash.
+  const text = await Deno.readTextFile(
+    new URL("../../tests/vectors/c023-unicast-oping.txt", import.meta.url),
+  );
+  const lines = text.split("\n").filter((l) =>
+    l.includes('dst hash (32 B) = SHA3-256("oping")')
+  );
+  assert(lines.length > 0, "no annotated SHA3-256 name hash in the capture");
+  for (const line of lines) {
+    const bytes = /\]((?: [0-9a-f]{2}){32}) /.exec(line)?.[1];
+    assert(bytes !== undefined, line);
+    assertEquals(
+      toHex(nameHashWith("SHA3_256", "oping")),
+      bytes.trim().split(" ").join(""),
+    );
+  }
+});
+
+Deno.test("parseHashAlgo and isHashLength", () => {
+  assertEquals(parseHashAlgo("SHA3_256"), "SHA3_256");
+  assertEquals(parseHashAlgo("sha3_512"), "SHA3_512");
+  assertEquals(parseHashAlgo("md5"), "MD5");
+  assertEquals(parseHashAlgo("SHA3-256"), undefined);
+  assertEquals(parseHashAlgo("SHA3"), undefined);
+  assertEquals(parseHashAlgo(""), undefined);
+  for (const n of [16, 28, 32, 48, 64]) assert(isHashLength(n), `${n}`);
+  for (const n of [0, 15, 20, 33, 65]) assert(!isHashLength(n), `${n}`);
 });

@@ -1,0 +1,209 @@
+/**
+ * The local IPCP's data path, in a thread of its own (a Worker started by
+ * ipcpd/common/dp_host.ts, like the UDP IPCP's). There is no lower layer:
+ * every flow has a partner flow in this same IPCP (the control thread pairs
+ * them, ipcpd/local/ipcp.ts), and a packet read from one flow's
+ * application is written, unchanged, to its partner's application.
+ *
+ * It blocks in epoll_wait on the eventfd of the command ring (flows added,
+ * allocated and removed; stop) and on the applications' connections
+ * (ipcpd/common/app_conns.ts). A packet frame from an application is
+ * `[u32 length][packet]` on the way in and on the way out, so it is copied
+ * once, into a staging buffer, and written with the other frames of the
+ * pass for the same partner by one writev (the read buffer is reused for
+ * the next connection, the staging buffer only after the writes).
+ *
+ * Liveness needs no keepalives here: the control thread sees both ends of
+ * every flow, and ends the partner when one side goes.
+ */
+import {
+  describe,
+  type Epoll,
+  EPOLLIN,
+  eventfdDrain,
+} from "../../lib/sys/mod.ts";
+import { AppSide, type DpFlow, TAG_LISTEN } from "../common/app_conns.ts";
+import { type Post, rateLimitedLog } from "../common/dp_log.ts";
+import {
+  counterView,
+  decodeCommand,
+  DpCounter,
+  type DpInit,
+  Op,
+} from "../common/dp_msg.ts";
+import { RingReader } from "../common/ring.ts";
+
+const TAG_WAKE = 0;
+
+/** Frames staged for delivery before they are written, at most. */
+export const STAGE_FRAMES = 64;
+/** Bytes of the staging buffer (at least two of the largest frames). */
+const STAGE_BYTES = 256 * 1024;
+
+/**
+ * Runs the data path until told to stop; returns then, everything it
+ * opened closed (the descriptors the control thread gave stay its own).
+ */
+export function runLocalDatapath(
+  init: DpInit,
+  epoll: Epoll,
+  post: Post,
+): void {
+  const counters = counterView(init.counters);
+  const ring = new RingReader(init.ring);
+  const flows = new Map<number, DpFlow>();
+  let now = Date.now();
+  let stopping = false;
+  const log = rateLimitedLog(post, () => now);
+
+  // ---------------------------------------------------------- moving
+
+  const staging = new Uint8Array(Math.max(STAGE_BYTES, 2 * (init.mtu + 4)));
+  let staged = 0;
+  let stagedFrames = 0;
+
+  /** Writes what is staged; the staging buffer is free again after it. */
+  const flush = () => {
+    if (stagedFrames === 0) return;
+    apps.flushDeliveries();
+    staged = 0;
+    stagedFrames = 0;
+  };
+
+  /** A packet frame from `flow`'s application: to its partner's. */
+  const packet = (flow: DpFlow, frame: Uint8Array) => {
+    counters[DpCounter.TxPackets]!++;
+    const partner = flows.get(flow.peerEid);
+    if (partner === undefined || partner.peerEid !== flow.eid) {
+      // The partner ended (its end of the flow is going down too).
+      counters[DpCounter.UnknownEid]!++;
+      return;
+    }
+    if (!apps.live(partner)) {
+      apps.early(partner, frame.subarray(4));
+      return;
+    }
+    if (
+      stagedFrames >= STAGE_FRAMES || staged + frame.length > staging.length
+    ) {
+      flush();
+    }
+    staging.set(frame, staged);
+    apps.deliver(partner, staging.subarray(staged, staged + frame.length));
+    staged += frame.length;
+    stagedFrames++;
+  };
+
+  const apps = new AppSide({
+    epoll,
+    listenFd: init.listenFd,
+    mtu: init.mtu,
+    flows,
+    counters,
+    appQueueBytes: init.appQueueBytes,
+    preAttachQueue: init.preAttachQueue,
+    helloMs: init.helloMs,
+    acceptRetryMs: init.acceptRetryMs,
+    packet,
+    // The partner's queue is bounded on its own (appQueueBytes).
+    blocked: () => false,
+    event: (e) => post(e),
+    log,
+  });
+  apps.now = now;
+
+  // ---------------------------------------------------------- commands
+
+  const command = (v: DataView, at: number) => {
+    const c = decodeCommand(v, at);
+    if (c === undefined) return;
+    switch (c.op) {
+      case Op.Socket:
+        return; // no lower layer
+      case Op.Add: {
+        if (flows.has(c.eid)) return;
+        flows.set(c.eid, {
+          eid: c.eid,
+          peerEid: c.peerEid,
+          allocated: c.allocated,
+          token: c.token,
+          addr: c.addr,
+          conn: undefined,
+          early: [],
+          lastRecv: now,
+          lastSend: now,
+          active: false,
+        });
+        return;
+      }
+      case Op.Allocated: {
+        const flow = flows.get(c.eid);
+        if (flow === undefined) return;
+        flow.peerEid = c.peerEid;
+        flow.allocated = true;
+        apps.flowAllocated(flow);
+        flush();
+        return;
+      }
+      case Op.Remove: {
+        const flow = flows.get(c.eid);
+        if (flow !== undefined) apps.flowRemoved(flow);
+        return;
+      }
+      case Op.Stop:
+        stopping = true;
+        return;
+    }
+  };
+
+  // ---------------------------------------------------------- the loop
+
+  const started = apps.start();
+  if (started !== null) {
+    post({ t: "fatal", error: `epoll: ${describe(started)}` });
+    return;
+  }
+  {
+    const r = epoll.add(init.wakeFd, EPOLLIN, TAG_WAKE);
+    if (!r.ok) {
+      post({ t: "fatal", error: `epoll: ${describe(r)}` });
+      return;
+    }
+  }
+
+  try {
+    for (;;) {
+      // Commands first: a flow is known before its application's attach
+      // (the control thread wrote the ring before answering the irmd).
+      ring.drain(command);
+      if (stopping) break;
+      const n = epoll.ready;
+      for (let i = 0; i < n; i++) {
+        const tag = epoll.tag(i);
+        if (tag === TAG_WAKE) eventfdDrain(init.wakeFd);
+        else if (tag === TAG_LISTEN) apps.onListen();
+        else apps.onEvent(tag, epoll.events(i));
+      }
+      apps.readReady();
+      flush();
+      apps.timers();
+
+      let wait = -1;
+      if (apps.hasReady) wait = 0;
+      else {
+        const at = apps.nextDeadline();
+        if (at !== Infinity) wait = Math.max(0, Math.ceil(at - Date.now()));
+      }
+      const w = epoll.wait(wait);
+      if (!w.ok) {
+        post({ t: "fatal", error: `epoll_wait: ${describe(w)}` });
+        break;
+      }
+      counters[DpCounter.Wakeups]!++;
+      now = Date.now();
+      apps.now = now;
+    }
+  } finally {
+    apps.closeAll();
+  }
+}

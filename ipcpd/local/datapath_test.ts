@@ -1,0 +1,286 @@
+/**
+ * The local IPCP with its real data path (a Worker, as in ipcpd-local) on
+ * a fake irmd: applications on real Unix connections speaking
+ * lib/ipc/dataplane.ts. Packets move unchanged and in order both ways,
+ * from 1 byte to the MTU and in bursts; packets sent before the partner
+ * attached wait for it; a side that goes away (or is deallocated, or
+ * breaks the protocol) takes its partner down; nothing is left open.
+ */
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { encodeAttach } from "../../lib/ipc/dataplane.ts";
+import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
+import { assertNoNewFds, watchedFds } from "../../lib/sys/testing.ts";
+import { nameHashWith } from "../../lib/wire/name_hash.ts";
+import { LOCAL_MTU, LocalIpcp } from "./ipcp.ts";
+import { eventually, FakeIrmd, rawQos } from "./testing.ts";
+
+/** An application's end of a flow: its frames, each within a deadline. */
+class App {
+  readonly #reader: FrameReader;
+  #pending: Promise<Uint8Array | null> | undefined;
+
+  private constructor(readonly conn: Deno.UnixConn) {
+    this.#reader = new FrameReader(conn, LOCAL_MTU + 4);
+  }
+
+  /** Connects to the data socket and sends the attach frame (and `then`). */
+  static async attach(
+    path: string,
+    handle: number,
+    token: Uint8Array,
+    then: Uint8Array[] = [],
+  ): Promise<App> {
+    const conn = await Deno.connect({ transport: "unix", path });
+    const app = new App(conn);
+    await app.write([frame(encodeAttach(handle, token)), ...then]);
+    return app;
+  }
+
+  /** The next frame's payload, or null at the end of the stream. */
+  async next(timeoutMs = 5000): Promise<Uint8Array | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const read = this.#pending ??= this.#reader.next();
+    try {
+      const f = await Promise.race([
+        read,
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () => reject(new Error("no frame in time")),
+            timeoutMs,
+          )
+        ),
+      ]);
+      this.#pending = undefined;
+      return f === null ? null : f.slice(4);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async status(): Promise<number> {
+    const s = await this.next();
+    assert(s !== null && s.length === 4, "a status frame");
+    return new DataView(s.buffer).getInt32(0);
+  }
+
+  /** Whether the stream ends (or breaks) next. */
+  async ends(): Promise<boolean> {
+    try {
+      return await this.next() === null;
+    } catch (e) {
+      return e instanceof Deno.errors.ConnectionReset;
+    }
+  }
+
+  async write(frames: Uint8Array[]): Promise<void> {
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      all.set(f, at);
+      at += f.length;
+    }
+    for (let off = 0; off < all.length;) {
+      off += await this.conn.write(all.subarray(off));
+    }
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch { /* closed already */ }
+  }
+}
+
+function frame(payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(4 + payload.length);
+  putU32(f, 0, payload.length);
+  f.set(payload, 4);
+  return f;
+}
+
+/** A packet of `n` bytes that says which it is (`seq`) all through. */
+function packet(seq: number, n: number): Uint8Array {
+  const p = new Uint8Array(n);
+  for (let i = 0; i < n; i++) p[i] = (seq * 31 + i * 7) & 0xff;
+  return p;
+}
+
+/** A local IPCP with its data path, on a fake irmd, "oping" registered. */
+async function rig() {
+  const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
+  const ipcp = new LocalIpcp("local-ipcp", irmd.rundir);
+  ipcp.startDataSocket();
+  ipcp.attachCtrl(irmd.ctrl);
+  await ipcp.datapathThread;
+  ipcp.bootstrap({ layer: "local-layer" });
+  const hash = nameHashWith("SHA3_256", "oping");
+  ipcp.register("oping", hash);
+  const apps: App[] = [];
+  /** Allocates a flow; the two ends' handles and tokens. */
+  const allocate = async () => {
+    const n = irmd.reqs.length;
+    const c = await ipcp.allocate({
+      name: "oping",
+      hash,
+      qos: rawQos(),
+      oap: new Uint8Array([1]),
+      timeoutMs: 5000,
+    });
+    const s = irmd.reqs[n]!;
+    return {
+      client: { handle: c.handle, token: c.token },
+      server: { handle: s.handle, token: s.token },
+    };
+  };
+  const attach = async (
+    end: { handle: number; token: Uint8Array },
+    then: Uint8Array[] = [],
+  ) => {
+    const app = await App.attach(ipcp.dataPath, end.handle, end.token, then);
+    apps.push(app);
+    return app;
+  };
+  return {
+    irmd,
+    ipcp,
+    allocate,
+    attach,
+    async close() {
+      await ipcp.stop();
+      for (const a of apps) a.close();
+      await irmd.close();
+    },
+  };
+}
+
+// A Worker started and ended before the tests: Deno keeps the last Worker's
+// runtime descriptors until the next one starts, which every leak check
+// then starts from.
+{
+  const r = await rig();
+  await r.close();
+}
+
+Deno.test("local data path: packets move unchanged and in order, both ways, 1 byte to the MTU", async () => {
+  const before = watchedFds();
+  const r = await rig();
+  try {
+    const f = await r.allocate();
+    const server = await r.attach(f.server);
+    assertEquals(await server.status(), 0);
+    // The client writes its first packets with its attach frame, as
+    // lib/app/dev.ts does.
+    const sizes = [1, 2, 64, 1500, 9000, LOCAL_MTU];
+    const client = await r.attach(
+      f.client,
+      sizes.map((n, i) => frame(packet(i, n))),
+    );
+    assertEquals(await client.status(), 0);
+    for (let i = 0; i < sizes.length; i++) {
+      assertEquals(await server.next(), packet(i, sizes[i]!), `packet ${i}`);
+    }
+    await server.write([frame(packet(99, 100))]);
+    assertEquals(await client.next(), packet(99, 100));
+
+    // A burst both ways at once, far more than one read or one writev.
+    const n = 3000;
+    const size = (i: number) => 1 + (i * 37) % 1400;
+    const sent = Array.from({ length: n }, (_, i) => frame(packet(i, size(i))));
+    const back = Array.from(
+      { length: n },
+      (_, i) => frame(packet(i + 7, size(i + 3))),
+    );
+    const reading = async (app: App, expect: (i: number) => Uint8Array) => {
+      for (let i = 0; i < n; i++) {
+        const got = await app.next();
+        assert(got !== null, `stream ended at ${i}`);
+        assertEquals(got, expect(i), `packet ${i}`);
+      }
+    };
+    await Promise.all([
+      client.write(sent),
+      server.write(back),
+      reading(server, (i) => packet(i, size(i))),
+      reading(client, (i) => packet(i + 7, size(i + 3))),
+    ]);
+    const st = r.ipcp.stats();
+    assertEquals(st.flows, 2);
+    assertEquals(st.dropped.slowReader, 0);
+    assertEquals(st.dropped.unknownEid, 0);
+  } finally {
+    await r.close();
+  }
+  await assertNoNewFds(before, 2000);
+});
+
+Deno.test("local data path: packets before the partner attached wait for it", async () => {
+  const r = await rig();
+  try {
+    const f = await r.allocate();
+    const server = await r.attach(f.server, [
+      frame(packet(1, 10)),
+      frame(packet(2, 20)),
+    ]);
+    assertEquals(await server.status(), 0);
+    // The data path has read them before the client attaches.
+    await eventually(
+      "the server's packets read",
+      () => (r.ipcp.dataPathCounters()?.txPackets ?? 0) >= 2,
+    );
+    const client = await r.attach(f.client);
+    assertEquals(await client.status(), 0);
+    assertEquals(await client.next(), packet(1, 10));
+    assertEquals(await client.next(), packet(2, 20));
+    await client.write([frame(packet(3, 30))]);
+    assertEquals(await server.next(), packet(3, 30));
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("local data path: one side gone takes the other down, and the irmd hears of both", async () => {
+  const r = await rig();
+  try {
+    // The client's application goes away (closes its connection).
+    const f1 = await r.allocate();
+    const s1 = await r.attach(f1.server);
+    const c1 = await r.attach(f1.client);
+    assertEquals([await s1.status(), await c1.status()], [0, 0]);
+    c1.close();
+    assert(await s1.ends(), "the server side's stream ends");
+    await r.irmd.until("both sides ended", () => r.irmd.ended.length === 2);
+    assertEquals(
+      r.irmd.endedHandles(),
+      [f1.client.handle, f1.server.handle].sort((a, b) => a - b),
+    );
+
+    // The server side deallocated by the irmd: the client goes down.
+    const f2 = await r.allocate();
+    const s2 = await r.attach(f2.server);
+    const c2 = await r.attach(f2.client);
+    assertEquals([await s2.status(), await c2.status()], [0, 0]);
+    r.ipcp.deallocate(f2.server.handle);
+    assert(await c2.ends(), "the client side's stream ends");
+    assert(await s2.ends(), "the server side's stream ends");
+    await r.irmd.until("the client ended", () => r.irmd.ended.length === 3);
+    assertEquals(r.irmd.ended[2]!.handle, f2.client.handle);
+
+    // A packet over the MTU breaks the protocol: that side is closed, and
+    // its partner goes down with it.
+    const f3 = await r.allocate();
+    const s3 = await r.attach(f3.server);
+    const c3 = await r.attach(f3.client);
+    assertEquals([await s3.status(), await c3.status()], [0, 0]);
+    const big = new Uint8Array(4);
+    putU32(big, 0, LOCAL_MTU + 1);
+    await c3.write([big]);
+    assert(await c3.ends(), "the offender's stream ends");
+    assert(await s3.ends(), "its partner's stream ends");
+    assertEquals(r.ipcp.pairs().size, 0);
+    // Nobody attaches to an ended flow.
+    const late = await r.attach(f3.server);
+    assert((await late.status()) < 0, "attach to an ended flow refused");
+  } finally {
+    await r.close();
+  }
+});

@@ -1,0 +1,123 @@
+/**
+ * Test helpers for the local IPCP: a fake irmd on a Unix socket in a fresh
+ * runtime directory, which answers the IPCP's "flow request arrived" as a
+ * test says and records the flows the IPCP reports ended; and waiting for
+ * what it saw, with a deadline.
+ */
+import { connectCtrl, CtrlConn } from "../../lib/ipc/ctrl.ts";
+import type { Req, Res } from "../../lib/ipc/proto.ts";
+import { irmdSocketPath } from "../../lib/ipc/rundir.ts";
+
+/** How the fake irmd answers a flow request (throw to refuse it). */
+export type OnFlowReq = (
+  r: Req<"flow.req.arr">,
+) => Res<"flow.req.arr"> | Promise<Res<"flow.req.arr">>;
+
+export class FakeIrmd {
+  /** The flow requests the IPCP made, in order. */
+  readonly reqs: Req<"flow.req.arr">[] = [];
+  /** The flows the IPCP said ended, in order. */
+  readonly ended: Req<"flow.ended">[] = [];
+  #wake: (() => void)[] = [];
+  #irmdSide: CtrlConn | undefined;
+
+  private constructor(
+    readonly rundir: string,
+    readonly listener: Deno.UnixListener,
+    /** The IPCP's end of the control connection. */
+    readonly ctrl: CtrlConn,
+    public onFlowReq: OnFlowReq,
+  ) {}
+
+  /** A fake irmd in a new runtime directory, and a connection to it. */
+  static async start(onFlowReq: OnFlowReq): Promise<FakeIrmd> {
+    const rundir = await Deno.makeTempDir({ prefix: "o7s-local-test-" });
+    const listener = Deno.listen({
+      transport: "unix",
+      path: irmdSocketPath(rundir),
+    });
+    const accepted = listener.accept();
+    const ctrl = await connectCtrl(irmdSocketPath(rundir));
+    const irmd = new FakeIrmd(rundir, listener, ctrl, onFlowReq);
+    irmd.#irmdSide = new CtrlConn(await accepted, {
+      "flow.req.arr": (r) => {
+        irmd.reqs.push(r);
+        irmd.#notify();
+        return irmd.onFlowReq(r);
+      },
+      "flow.ended": (r) => {
+        irmd.ended.push(r);
+        irmd.#notify();
+        return {};
+      },
+    });
+    return irmd;
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = [];
+    for (const f of w) f();
+  }
+
+  /** Waits until `check` holds for what the fake irmd saw, within `ms`. */
+  async until(what: string, check: () => boolean, ms = 5000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!check()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${what}: not so within ${ms} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#wake.push(r);
+        timer = setTimeout(r, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+
+  /** The handles of the flows reported ended, sorted. */
+  endedHandles(): number[] {
+    return this.ended.map((e) => e.handle).sort((a, b) => a - b);
+  }
+
+  async close(): Promise<void> {
+    this.ctrl.close();
+    await this.ctrl.done;
+    this.#irmdSide?.close();
+    await this.#irmdSide?.done;
+    this.listener.close();
+    await Deno.remove(this.rundir, { recursive: true });
+  }
+}
+
+/**
+ * Polls `check` every 10 ms until it holds, within `ms` (for state that
+ * sends no event, such as the data path's counters).
+ */
+export async function eventually(
+  what: string,
+  check: () => boolean,
+  ms = 5000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) {
+      throw new Error(`${what}: not so within ${ms} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A QoS spec of the raw cube's values, with a timeout of `timeout` ms. */
+export function rawQos(timeout = 120_000): Req<"flow.req.arr">["qos"] {
+  return {
+    bandwidth: 0n,
+    delay: 0xffff_ffff,
+    loss: 1,
+    ber: 1,
+    maxGap: 0xffff_ffff,
+    timeout,
+    availability: 0,
+    inOrder: 0,
+  };
+}
