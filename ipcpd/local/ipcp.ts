@@ -47,6 +47,12 @@ const log = new Logger("ipcpd/local");
 export const LOCAL_MPL_MS = 100;
 /** The largest packet a local flow carries (the largest a grant allows). */
 export const LOCAL_MTU = 65535;
+/**
+ * How long the server side's flow request may wait for the irmd's answer:
+ * longer than the irmd's wait for an accept plus an autostart (as the UDP
+ * IPCP waits).
+ */
+const FLOW_REQ_MS = 30_000;
 
 /** The bootstrap parameters that only a UDP IPCP takes. */
 const UDP_ONLY = [
@@ -108,6 +114,8 @@ export class LocalIpcp implements Ipcp {
   /** Registered names: hex of the hash -> the name (for log lines). */
   #regs = new Map<string, string>();
   #flows = new Map<number, LocalFlow>();
+  /** Notices to the irmd that flows ended, each sent on its own task. */
+  #notices = new Set<() => void>();
   #eids = new EidSource();
   #stopped = false;
   /** Called when the data path fails and the IPCP cannot go on. */
@@ -291,12 +299,18 @@ export class LocalIpcp implements Ipcp {
         hash: r.hash,
         qos: r.qos,
         oap: r.oap,
-      }, r.timeoutMs);
+        // As long as the irmd may take (waiting for an accept, then an
+        // autostart), whatever the client's own timeout: giving up sooner
+        // would leave the irmd granting a flow that is gone. A client that
+        // has given up meanwhile never attaches, and the attach deadline
+        // ends the pair.
+      }, FLOW_REQ_MS);
       oap = res.oap;
       server.granted = true;
     } catch (e) {
       // Refused (or not answered): the client is told, and nothing stays.
-      this.#endPair(client, "refused", false);
+      // The irmd refused the server side: it holds neither.
+      this.#endPair(client, "refused", false, false);
       const errno = e instanceof OuroborosError && e.errno !== undefined
         ? -Math.abs(e.errno)
         : -ERRNO.ECONNREFUSED;
@@ -410,13 +424,19 @@ export class LocalIpcp implements Ipcp {
 
   /**
    * Ends a flow and its partner. The irmd hears of each side it holds and
-   * did not end itself: of `flow` when `notify`, of the partner always.
+   * did not end itself: of `flow` when `notify`, of the partner unless
+   * `notifyPartner` is false.
    */
-  #endPair(flow: LocalFlow, reason: string, notify: boolean): void {
+  #endPair(
+    flow: LocalFlow,
+    reason: string,
+    notify: boolean,
+    notifyPartner = true,
+  ): void {
     this.#end(flow, reason, notify);
     const partner = this.#flows.get(flow.partner);
     if (partner !== undefined && partner.partner === flow.eid) {
-      this.#end(partner, `its partner flow ended (${reason})`, true);
+      this.#end(partner, `its partner flow ended (${reason})`, notifyPartner);
     }
   }
 
@@ -427,8 +447,21 @@ export class LocalIpcp implements Ipcp {
     flow.attachTimer = undefined;
     this.#ports.command({ op: Op.Remove, eid: flow.eid });
     log.debug(`Flow ${flow.eid} (${flow.side} side) ended: ${reason}.`);
-    if (notify && flow.granted) {
-      this.#ctrl?.notify("flow.ended", { handle: flow.eid, reason });
+    // The server side is known to the irmd from the moment it was asked
+    // about it (it ignores a handle it does not hold). The notice leaves
+    // after the replies under way: an allocation's answer must reach the
+    // irmd before the news that its flow has ended.
+    if (notify && (flow.granted || flow.side === "server")) {
+      const ctrl = this.#ctrl;
+      const send = () => {
+        clearTimeout(timer);
+        this.#notices.delete(send);
+        if (ctrl !== undefined && !ctrl.isClosed) {
+          ctrl.notify("flow.ended", { handle: flow.eid, reason });
+        }
+      };
+      const timer = setTimeout(send, 0);
+      this.#notices.add(send);
     }
   }
 
@@ -441,6 +474,7 @@ export class LocalIpcp implements Ipcp {
     for (const flow of [...this.#flows.values()]) {
       this.#end(flow, "IPCP stopping", false);
     }
+    for (const send of [...this.#notices]) send();
     await closeDataPath(this.#data, this.dataPath);
     this.#data = undefined;
   }

@@ -55,6 +55,10 @@ export const IO_TURN_MS = 20;
 /** And at least this often while packets keep coming. */
 export const GUARD_MS = 100;
 
+/** How long a connect waits for a full backlog to clear. */
+export const CONNECT_MS = 5000;
+const CONNECT_RETRY_MS = 5;
+
 /** Why a stream failed, for the flow's message. */
 export class StreamError extends Error {
   constructor(readonly failure: SysFailure) {
@@ -123,19 +127,26 @@ export class SysStream {
   }
 
   /**
-   * Connects to a Unix stream socket. The connect itself blocks (a local
-   * socket answers at once, or refuses); the descriptor is non-blocking
-   * afterwards.
+   * Connects to a Unix stream socket, without blocking the thread: a
+   * listener whose backlog is full (an IPCP that is not accepting for a
+   * while) makes a non-blocking connect fail with EAGAIN, and it is tried
+   * again every CONNECT_RETRY_MS for CONNECT_MS, the event loop running
+   * meanwhile; then it fails.
    */
-  static connect(path: string, reactor: Reactor = defaultReactor): SysStream {
-    const fd = unixConnect(path);
-    if (!fd.ok) throw new StreamError(fd);
-    const nb = setNonBlocking(fd.value, true);
-    if (!nb.ok) {
-      closeFd(fd.value);
-      throw new StreamError(nb);
+  static async connect(
+    path: string,
+    reactor: Reactor = defaultReactor,
+    waitMs: number = CONNECT_MS,
+  ): Promise<SysStream> {
+    const until = performance.now() + waitMs;
+    for (;;) {
+      const fd = unixConnect(path, { nonBlocking: true });
+      if (fd.ok) return new SysStream(fd.value, reactor);
+      if (!fd.wouldBlock || performance.now() >= until) {
+        throw new StreamError(fd);
+      }
+      await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
     }
-    return new SysStream(fd.value, reactor);
   }
 
   /** Takes over a connected stream descriptor (made non-blocking). */
@@ -259,6 +270,8 @@ export class Reactor {
    */
   lateWrites = 0;
   #sleptIdle = false;
+  /** poll(2) failed: every wait fails from then on. */
+  #broken: SysFailure | undefined;
 
   /** A stream wrote: counted as late if the last round slept for nothing. */
   noteWrite(): void {
@@ -268,11 +281,24 @@ export class Reactor {
     }
   }
 
-  /** Resolves when `events` (POLLIN, POLLOUT) may be ready on the stream. */
-  wait(s: SysStream, events: number): Promise<void> {
+  /**
+   * Resolves when the stream may be readable (POLLIN) or writable (POLLOUT)
+   * again; one waiter of each kind per stream. Rejects once poll(2) itself
+   * has failed (a fault no retry mends), rather than spin.
+   */
+  wait(s: SysStream, events: typeof POLLIN | typeof POLLOUT): Promise<void> {
+    if (this.#broken !== undefined) {
+      return Promise.reject(new StreamError(this.#broken));
+    }
     if (s.closed) return Promise.resolve();
+    const read = events === POLLIN;
+    if ((read ? s.readWaiter : s.writeWaiter) !== undefined) {
+      return Promise.reject(
+        new Error(`another ${read ? "read" : "write"} waits on this stream`),
+      );
+    }
     const p = new Promise<void>((resolve) => {
-      if ((events & POLLIN) !== 0) s.readWaiter = resolve;
+      if (read) s.readWaiter = resolve;
       else s.writeWaiter = resolve;
     });
     this.#waiting.add(s);
@@ -296,6 +322,9 @@ export class Reactor {
     const turn = this.#turn;
     let lastTimerTurn = performance.now();
     try {
+      // Started from inside a wait: whatever else is under way (another
+      // flow's write) runs before the first poll may sleep.
+      await turn.next();
       while (this.#waiting.size > 0) {
         this.rounds++;
         const polls = this.#polls;
@@ -324,8 +353,9 @@ export class Reactor {
         this.#sleptIdle = false;
         let woke = false;
         if (!r.ok) {
-          // Nothing a retry would fix (EINTR is retried below poll): wake
-          // every waiter, whose next call reports the descriptor's error.
+          // Nothing a retry would fix (EINTR is retried below poll): every
+          // waiter is woken, and its next wait fails with the reason.
+          this.#broken = r;
           for (const s of order) s.wakeFor(POLLERR);
           woke = true;
         } else if (r.value > 0) {
@@ -357,8 +387,10 @@ export class Reactor {
         this.#turn = undefined;
       } else {
         // Someone waits again already (a wait between the last round and
-        // here): keep serving.
-        void this.#run();
+        // here): keep serving, from a fresh task.
+        queueMicrotask(() => {
+          if (!this.#running && this.#waiting.size > 0) void this.#run();
+        });
       }
     }
   }

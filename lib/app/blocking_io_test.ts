@@ -10,16 +10,25 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { within } from "../../tests/deadline.ts";
 import {
   closeFd,
+  EAGAIN,
   eventfd,
   eventfdSignal,
+  POLLIN,
   socketPair,
+  unixConnect,
+  unixListen,
   unwrap,
 } from "../sys/mod.ts";
 import { newFds, watchedFds } from "../sys/testing.ts";
 import { OuroborosError } from "../util/errors.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
 import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
-import { defaultReactor, SysStream } from "./blocking_io.ts";
+import {
+  defaultReactor,
+  IO_TURN_MS,
+  StreamError,
+  SysStream,
+} from "./blocking_io.ts";
 import { Flow, type FlowConn } from "./dev.ts";
 import type { RelayReport, RelayRequest } from "./test_relay.ts";
 
@@ -188,7 +197,12 @@ Deno.test("blocking flows: a read times out at its deadline; the IPCP going away
     "the timed read",
   );
   assert(e1 instanceof OuroborosError && e1.code === "timed_out", String(e1));
-  assert(performance.now() - t0 >= 50, "not before its deadline");
+  const took = performance.now() - t0;
+  assert(took >= 50, "not before its deadline");
+  // Nor much after it: the reactor never sleeps past a flow's deadline
+  // (the bound leaves room for a loaded machine, not for a timer left to
+  // wait for one of Deno's occasional looks at its sockets).
+  assert(took < 50 + IO_TURN_MS + 500, `timed out after ${took} ms`);
   // The relay stops: it closes both sides, and each flow goes down.
   p.stop();
   const report = await within(p.relay, DEADLINE_MS, "the relay");
@@ -201,5 +215,54 @@ Deno.test("blocking flows: a read times out at its deadline; the IPCP going away
     );
     assert(e instanceof OuroborosError && e.code === "flow_down", String(e));
     assertEquals(f.isOpen, false);
+  }
+});
+
+Deno.test("blocking streams: one reader waits at a time; a full backlog is waited out without blocking the thread, then refused", async () => {
+  const [x, y] = unwrap(socketPair());
+  const s = SysStream.adopt(x);
+  const first = defaultReactor.wait(s, POLLIN);
+  const second = await defaultReactor.wait(s, POLLIN).then(
+    () => undefined,
+    (e) => e,
+  );
+  assert(second instanceof Error && /another read/.test(second.message));
+  s.close();
+  await within(first, DEADLINE_MS, "a closed stream's waiter");
+  closeFd(y);
+
+  // A listener that never accepts, its backlog full.
+  const dir = await Deno.makeTempDir({ prefix: "o7s-blocking-" });
+  const path = `${dir}/full.sock`;
+  const l = unwrap(unixListen(path, 0));
+  const queued: number[] = [];
+  try {
+    for (let i = 0; i < 64; i++) {
+      const c = unixConnect(path, { nonBlocking: true });
+      if (!c.ok) {
+        assertEquals(c.errno, EAGAIN, `connect ${i}: ${c.name}`);
+        break;
+      }
+      queued.push(c.value);
+    }
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    const t0 = performance.now();
+    const e = await within(
+      SysStream.connect(path, defaultReactor, 300).then(
+        () => undefined,
+        (e) => e,
+      ),
+      DEADLINE_MS,
+      "a connect to a full backlog",
+    );
+    clearInterval(ticker);
+    assert(e instanceof StreamError && e.failure.errno === EAGAIN, String(e));
+    assert(performance.now() - t0 >= 300, "it waited for the backlog");
+    assert(ticks >= 5, `the event loop ran meanwhile (${ticks} ticks)`);
+  } finally {
+    for (const c of queued) closeFd(c);
+    closeFd(l);
+    await Deno.remove(dir, { recursive: true });
   }
 });

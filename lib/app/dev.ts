@@ -207,7 +207,7 @@ export class Ouroboros implements AsyncDisposable {
     let conn: FlowConn;
     try {
       conn = io === "blocking"
-        ? SysStream.connect(grant.path)
+        ? await SysStream.connect(grant.path)
         : await Deno.connect({ transport: "unix", path: grant.path });
     } catch (e) {
       throw new OuroborosError(
