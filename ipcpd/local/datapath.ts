@@ -180,8 +180,13 @@ export function runLocalDatapath(
       const n = epoll.ready;
       for (let i = 0; i < n; i++) {
         const tag = epoll.tag(i);
-        if (tag === TAG_WAKE) eventfdDrain(init.wakeFd);
-        else if (tag === TAG_LISTEN) apps.onListen();
+        if (tag === TAG_WAKE) {
+          // Drained, the eventfd no longer stands for the records written
+          // since the drain above: read those now, or they would wait for
+          // the next wakeup, which may never come.
+          eventfdDrain(init.wakeFd);
+          ring.drain(command);
+        } else if (tag === TAG_LISTEN) apps.onListen();
         else apps.onEvent(tag, epoll.events(i));
       }
       apps.readReady();
@@ -194,6 +199,8 @@ export function runLocalDatapath(
         const at = apps.nextDeadline();
         if (at !== Infinity) wait = Math.max(0, Math.ceil(at - Date.now()));
       }
+      // A Stop read in this pass ends the loop now, not after a wait.
+      if (stopping) break;
       const w = epoll.wait(wait);
       if (!w.ok) {
         post({ t: "fatal", error: `epoll_wait: ${describe(w)}` });

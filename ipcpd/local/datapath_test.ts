@@ -284,3 +284,22 @@ Deno.test("local data path: one side gone takes the other down, and the irmd hea
     await r.close();
   }
 });
+
+Deno.test("local data path: a command written while the data path is awake is never left in the ring (200 pairs ended by the control thread, two commands each)", async () => {
+  const r = await rig();
+  try {
+    for (let i = 0; i < 200; i++) {
+      const f = await r.allocate();
+      const s = await r.attach(f.server);
+      const c = await r.attach(f.client);
+      assertEquals([await s.status(), await c.status()], [0, 0], `pair ${i}`);
+      // Ends both sides: a Remove for each, written back to back, while the
+      // data path may still be in the pass that the first one woke.
+      r.ipcp.deallocate(f.client.handle);
+      assert(await s.ends(), `pair ${i}: the server side's stream ends`);
+      assert(await c.ends(), `pair ${i}: the client side's stream ends`);
+    }
+  } finally {
+    await r.close();
+  }
+});

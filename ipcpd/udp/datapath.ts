@@ -410,8 +410,13 @@ export function runUdpDatapath(
       for (let i = 0; i < n; i++) {
         const tag = epoll.tag(i);
         const ev = epoll.events(i);
-        if (tag === TAG_WAKE) eventfdDrain(init.wakeFd);
-        else if (tag === TAG_UDP) {
+        if (tag === TAG_WAKE) {
+          // Drained, the eventfd no longer stands for the records written
+          // since the drain above: read those now, or they would wait for
+          // the next wakeup, which may never come.
+          eventfdDrain(init.wakeFd);
+          ring.drain(command);
+        } else if (tag === TAG_UDP) {
           if ((ev & EPOLLOUT) !== 0 && blocked) flushBacklog();
           if ((ev & ~EPOLLOUT) !== 0) udpReady = true;
         } else if (tag === TAG_LISTEN) apps.onListen();
@@ -437,6 +442,8 @@ export function runUdpDatapath(
         if (active.length > 0) at = Math.min(at, reportedAt + ACTIVITY_MS);
         if (at !== Infinity) wait = Math.max(0, Math.ceil(at - Date.now()));
       }
+      // A Stop read in this pass ends the loop now, not after a wait.
+      if (stopping) break;
       const w = epoll.wait(wait);
       if (!w.ok) {
         post({ t: "fatal", error: `epoll_wait: ${describe(w)}` });
