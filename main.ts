@@ -36,6 +36,11 @@ const SUBCOMMANDS: Record<string, Entry> = {
       "an IPC process for flows between programs of this machine (started by the irmd)",
     load: () => import("./ipcpd/local/main.ts"),
   },
+  "ipcpd-unicast": {
+    summary:
+      "an IPC process of a unicast layer (started by the irmd; one-member layers for now)",
+    load: () => import("./ipcpd/unicast/main.ts"),
+  },
   irm: {
     summary: "manage the IPCPs, names and bindings of the local irmd",
     load: () => import("./tools/irm.ts"),

@@ -252,7 +252,8 @@ export class Irmd {
       confLog.debug(`Found IPCP ${c.name} in configuration file.`);
       const ipcp = await this.createIpcp(c.name, c.type);
       const boot = bootstrapOf(c);
-      const autobind = c.type === "local" && c.autobind;
+      const autobind = (c.type === "local" || c.type === "unicast") &&
+        c.autobind;
       ipcp.origin = { boot, autobind };
       if (boot === undefined) continue;
       try {
@@ -281,7 +282,11 @@ export class Irmd {
     }
     const args = ["--name", name, "--rundir", this.opts.rundir];
     if (this.opts.debug) args.push("--debug");
-    const [cmd, ...rest] = selfCommand(`ipcpd-${type}`, args);
+    // The unicast IPCP's codecs use protobufjs: it needs deno.json's npm
+    // imports (a compiled program or the bundle carries them anyway).
+    const [cmd, ...rest] = selfCommand(`ipcpd-${type}`, args, {
+      npm: type === "unicast",
+    });
     const child = new Deno.Command(cmd!, {
       args: rest,
       stdin: "null",
@@ -296,7 +301,7 @@ export class Irmd {
       child,
       conn: undefined,
       layer: undefined,
-      hash: type === "local" ? DEFAULT_LOCAL_HASH : "MD5",
+      hash: type === "local" || type === "unicast" ? DEFAULT_LOCAL_HASH : "MD5",
       mplMs: undefined,
       regs: new Map(),
       flows: new Map(),
@@ -870,13 +875,13 @@ export class Irmd {
     const pid = this.#app(c);
     log.info(`Allocating flow for ${pid} to ${r.name}.`);
     const deadline = Date.now() + r.timeoutMs;
-    // Local layers first (as C asks them first), then in creation order.
+    // Local layers first, then unicast ones (the order in which C asks
+    // them), then the others; in creation order within a type.
+    const rank = (t: IpcpTypeName) =>
+      t === "local" ? 0 : t === "unicast" ? 1 : 2;
     const candidates = [...this.ipcps.values()]
       .filter((i) => i.layer !== undefined && i.conn !== undefined)
-      .sort((a, b) =>
-        Number(b.type === "local") - Number(a.type === "local") ||
-        a.created - b.created
-      );
+      .sort((a, b) => rank(a.type) - rank(b.type) || a.created - b.created);
     if (candidates.length === 0) {
       throw new OuroborosError(
         "unknown_name",
@@ -1018,6 +1023,7 @@ export class Irmd {
         }
         try {
           await this.bootstrapIpcp(ipcp, b);
+          if (r.autobind === true && type === "unicast") this.#autobind(ipcp);
         } catch (e) {
           // An IPCP created for this bootstrap does not outlive its failure;
           // one that existed before stays as it was.
@@ -1185,6 +1191,9 @@ export class Irmd {
 function bootstrapOf(c: IpcpConfig): Req<"ipcp.bootstrap"> | undefined {
   if (c.layer === undefined) return undefined;
   if (c.type === "local") return { layer: c.layer, hash: c.hash };
+  if (c.type === "unicast") {
+    return { layer: c.layer, hash: c.hash, unicast: c.unicast };
+  }
   const boot: Req<"ipcp.bootstrap"> = {
     layer: c.layer,
     ip: c.ip,
@@ -1206,6 +1215,41 @@ function bootstrapRequest(
   type: IpcpTypeName,
   r: Req<"irm.ipcp.bootstrap">,
 ): Req<"ipcp.bootstrap"> {
+  if (r.unicast !== undefined && type !== "unicast") {
+    throw new OuroborosError(
+      "invalid",
+      `${
+        Object.keys(r.unicast).join(", ")
+      }: options of a unicast IPCP, not of a ${type} one`,
+    );
+  }
+  if (r.autobind === true && type !== "unicast") {
+    throw new OuroborosError(
+      "invalid",
+      `autobind: only unicast IPCPs bind themselves, not ${type} ones`,
+    );
+  }
+  if (type === "unicast") {
+    const udp = udpOptionsIn(r);
+    if (udp.length > 0) {
+      throw new OuroborosError(
+        "invalid",
+        `${udp.join(", ")}: not options of a unicast IPCP`,
+      );
+    }
+    const hash = r.hash ?? DEFAULT_LOCAL_HASH;
+    if (!SHA3_ALGOS.some((a) => a === hash)) {
+      throw new OuroborosError(
+        "invalid",
+        `a unicast layer hashes names with ${
+          SHA3_ALGOS.join(", ")
+        }, not ${hash}`,
+      );
+    }
+    const b: Req<"ipcp.bootstrap"> = { layer: r.layer, hash };
+    if (r.unicast !== undefined) b.unicast = r.unicast;
+    return b;
+  }
   if (type === "local") {
     const given = {
       ip: r.ip,
@@ -1258,6 +1302,21 @@ function bootstrapRequest(
   if (r.rcvbuf !== undefined) b.rcvbuf = r.rcvbuf;
   if (r.sndbuf !== undefined) b.sndbuf = r.sndbuf;
   return b;
+}
+
+/** The UDP-only options a bootstrap request carries. */
+function udpOptionsIn(r: Req<"irm.ipcp.bootstrap">): string[] {
+  const given = {
+    ip: r.ip,
+    port: r.port,
+    dns: r.dns,
+    hosts: r.hosts,
+    zone: r.zone,
+    rcvbuf: r.rcvbuf,
+    sndbuf: r.sndbuf,
+  };
+  return Object.entries(given).filter(([, v]) => v !== undefined)
+    .map(([k]) => k);
 }
 
 /** A grant with the maximum packet lifetime of the IPCP's layer, if known. */

@@ -26,6 +26,7 @@ import {
   type Res,
   SOCKET_BUFFER_MAX,
   SOCKET_BUFFER_MIN,
+  type UnicastParams,
 } from "../lib/ipc/proto.ts";
 
 // ---------------------------------------------------------------------------
@@ -90,8 +91,8 @@ export const BOOTSTRAP_TIMEOUT_MS = 60_000;
 // ---------------------------------------------------------------------------
 // Usage texts
 
-const TYPES_LINE = "where TYPE = {udp4 udp6 local}  (udp = udp4)\n" +
-  "      (unicast broadcast eth-llc eth-dix: not supported yet)";
+const TYPES_LINE = "where TYPE = {unicast udp4 udp6 local}  (udp = udp4)\n" +
+  "      (broadcast eth-llc eth-dix: not supported yet)";
 
 const USAGE = {
   irm: "Usage: irm [--rundir DIR] [OBJECT] [OPERATION] ...\n\n" +
@@ -148,27 +149,52 @@ const USAGE = {
     "if TYPE == local\n" +
     `                [hash [ALGORITHM] (default: ${DEFAULT_LOCAL_HASH})]\n` +
     "                [autobind] (ignored: only unicast and broadcast IPCPs bind)\n" +
+    "if TYPE == unicast\n" +
+    "                [addr <address size> (default: 4, the only size)]\n" +
+    "                [eid <eid size> (default: 8, the only size)]\n" +
+    "                [ttl <max time-to-live value> (default: 60, 1 to 255)]\n" +
+    "                [addr_auth ADDRESS_POLICY (default: flat)]\n" +
+    "                [directory DIRECTORY_POLICY (default: DHT)]\n" +
+    `                [hash [ALGORITHM] (default: ${DEFAULT_LOCAL_HASH})]\n` +
+    "                [routing ROUTING_POLICY (default: link_state)]\n" +
+    "                [ls_t_recalc <s> (default: 4)] [ls_t_update <s> (default: 15)]\n" +
+    "                [ls_t_timeo <s> (default: 60)]\n" +
+    "                [dht_alpha <n> (default: 3, 1 to 10)] [dht_k <n> (default: 8, 1 to 20)]\n" +
+    "                [dht_t_expire <s> (default: 86400, 10 to 86400)]\n" +
+    "                [dht_t_refresh <s> (default: 900, 3 to 3600)]\n" +
+    "                [dht_t_replicate <s> (default: 900, 3 to 3600)]\n" +
+    "                [congestion CONG_POLICY (default: mb-ecn)]\n" +
+    "                [autobind] (bind the IPCP to its name and its layer's name)\n" +
     "where UDP_ALGORITHM = {MD5}\n" +
-    `      ALGORITHM = {${SHA3_ALGOS.join(" ")}}`,
+    `      ALGORITHM = {${SHA3_ALGOS.join(" ")}}\n` +
+    "      ADDRESS_POLICY = {flat}\n" +
+    "      DIRECTORY_POLICY = {DHT}\n" +
+    "      ROUTING_POLICY = {link_state lfa ecmp}\n" +
+    "      CONG_POLICY = {none mb-ecn}\n" +
+    "A unicast layer has one member for now: enroll and connect are not\n" +
+    "supported yet.",
   ipcpEnroll: "Usage: irm ipcp enroll\n" +
     "                name <ipcp name>\n" +
     "                layer <layer to enroll in>\n" +
     "                [type [TYPE]]\n" +
     "                [dst <destination to enroll with>]\n" +
     "                [autobind]\n\n" +
-    "Only unicast and broadcast IPCPs enroll; they are not supported yet\n" +
-    '(UDP and local IPCPs are bootstrapped, see "irm ipcp bootstrap help").',
+    "Enrollment is not supported yet: a unicast layer has one member for\n" +
+    'now, its bootstrapper (see "irm ipcp bootstrap help"); UDP and local\n' +
+    "IPCPs are bootstrapped, never enrolled.",
   ipcpConnect: "Usage: irm ipcp connect\n" +
     "                name <ipcp name>\n" +
     "                dst <name of destination IPCP>\n" +
     "                [component {dt mgmt}]\n" +
     "                [qos {raw best voice video data}]\n\n" +
-    "Only unicast and broadcast IPCPs connect; they are not supported yet.",
+    "Connecting is not supported yet: a unicast layer has one member for\n" +
+    "now; UDP and local IPCPs never connect.",
   ipcpDisconnect: "Usage: irm ipcp disconnect\n" +
     "                name <ipcp name>\n" +
     "                dst <name of destination IPCP>\n" +
     "                [component {dt mgmt}]\n\n" +
-    "Only unicast and broadcast IPCPs connect; they are not supported yet.",
+    "Disconnecting is not supported yet: a unicast layer has one member\n" +
+    "for now; UDP and local IPCPs never connect.",
   ipcpList: "Usage: irm ipcp list\n" +
     "                [name <ipcp name>]\n" +
     "                [type [TYPE]]\n" +
@@ -446,7 +472,7 @@ function parseType(level: Level, word: string): IpcpTypeName {
   if (t === undefined) {
     throw fail(level, `${level.path}: unknown IPCP type "${word}".`);
   }
-  if (t !== "udp4" && t !== "udp6" && t !== "local") {
+  if (t !== "udp4" && t !== "udp6" && t !== "local" && t !== "unicast") {
     throw fail(level, `IPCP type ${t} is not supported yet.`, false);
   }
   return t;
@@ -567,10 +593,10 @@ function ipcpCmd(w: Words, ctx: Ctx): IrmCall {
         : "Disconnecting";
       throw fail(
         lv,
-        `${what} is not supported by UDP and local IPCPs (only unicast and broadcast ` +
-          `IPCPs ${
+        `${what} is not supported yet: a unicast layer has one member for now ` +
+          `(bootstrap it with "irm ipcp bootstrap type unicast"); UDP and local IPCPs never ${
             op === "enroll" ? "enroll" : "connect"
-          }, and those are not supported yet).`,
+          }.`,
         false,
       );
     }
@@ -731,6 +757,159 @@ function udpBootstrap(
   if (sndbuf !== undefined) body.sndbuf = parseBufferSize(lv, "sndbuf", sndbuf);
 }
 
+/** The bootstrap options of unicast IPCPs only (spec/unicast.md 7.1). */
+const UNICAST_OPTIONS = [
+  "addr",
+  "eid",
+  "ttl",
+  "addr_auth",
+  "directory",
+  "routing",
+  "ls_t_recalc",
+  "ls_t_update",
+  "ls_t_timeo",
+  "dht_alpha",
+  "dht_k",
+  "dht_t_expire",
+  "dht_t_refresh",
+  "dht_t_replicate",
+  "congestion",
+] as const;
+
+/** Integer options of a unicast bootstrap: the field each sets and its range. */
+const UNICAST_INT_OPTIONS = {
+  addr: { field: "addrSize", min: 4, max: 4, what: "an address size" },
+  eid: { field: "eidSize", min: 8, max: 8, what: "an eid size" },
+  ttl: { field: "maxTtl", min: 1, max: 255, what: "a time-to-live" },
+  ls_t_recalc: {
+    field: "lsTRecalc",
+    min: 1,
+    max: 0xffff_ffff,
+    what: "seconds",
+  },
+  ls_t_update: {
+    field: "lsTUpdate",
+    min: 1,
+    max: 0xffff_ffff,
+    what: "seconds",
+  },
+  ls_t_timeo: { field: "lsTTimeo", min: 1, max: 0xffff_ffff, what: "seconds" },
+  dht_alpha: { field: "dhtAlpha", min: 1, max: 10, what: "parallel lookups" },
+  dht_k: { field: "dhtK", min: 1, max: 20, what: "contacts per bucket" },
+  dht_t_expire: { field: "dhtTExpire", min: 10, max: 86400, what: "seconds" },
+  dht_t_refresh: { field: "dhtTRefresh", min: 3, max: 3600, what: "seconds" },
+  dht_t_replicate: {
+    field: "dhtTReplicate",
+    min: 3,
+    max: 3600,
+    what: "seconds",
+  },
+} as const;
+
+/** A word of a unicast option that takes one of a few words. */
+function unicastWord<W extends string>(
+  lv: Level,
+  kw: string,
+  value: string,
+  words: Readonly<Record<string, W>>,
+): W {
+  const w = Object.hasOwn(words, value) ? words[value] : undefined;
+  if (w !== undefined) return w;
+  throw fail(
+    lv,
+    `${lv.path}: unknown ${kw} "${value}" (${Object.keys(words).join(", ")}).`,
+  );
+}
+
+/** The options of a unicast IPCP, into `body` (hash and unicast). */
+function unicastBootstrap(
+  lv: Level,
+  o: Opts,
+  body: Req<"irm.ipcp.bootstrap">,
+): void {
+  const hash = one(o, "hash");
+  if (hash !== undefined) {
+    const algo = parseHashAlgo(hash);
+    const sha3 = SHA3_ALGOS.find((a) => a === algo);
+    if (sha3 === undefined) {
+      throw fail(
+        lv,
+        `${lv.path}: ${
+          algo === undefined ? "unknown hash algorithm" : "hash"
+        } ${hash}${algo === undefined ? "" : " is not supported"}: ` +
+          `unicast layers hash names with ${
+            SHA3_ALGOS.join(", ")
+          } (default ${DEFAULT_LOCAL_HASH}).`,
+      );
+    }
+    body.hash = sha3;
+  }
+  const u: UnicastParams = {};
+  for (const [kw, spec] of Object.entries(UNICAST_INT_OPTIONS)) {
+    const v = one(o, kw);
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (!/^[0-9]{1,10}$/.test(v) || n < spec.min || n > spec.max) {
+      const range = spec.min === spec.max
+        ? `${spec.min}`
+        : `a number from ${spec.min} to ${spec.max}`;
+      const why = kw === "addr"
+        ? " (the flat address policy mandates 4 byte addresses)"
+        : kw === "eid"
+        ? " (members run with 8 byte eids)"
+        : "";
+      throw fail(
+        lv,
+        `${lv.path}: invalid ${kw} "${v}": expected ${range} (${spec.what})${why}.`,
+      );
+    }
+    u[spec.field] = n;
+  }
+  const auth = one(o, "addr_auth");
+  if (auth !== undefined) {
+    u.addrAuth = unicastWord(lv, "addr_auth", auth, { flat: "flat" } as const);
+  }
+  const dir = one(o, "directory");
+  if (dir !== undefined) {
+    u.directory = unicastWord(
+      lv,
+      "directory",
+      dir,
+      {
+        DHT: "dht",
+        dht: "dht",
+      } as const,
+    );
+  }
+  const routing = one(o, "routing");
+  if (routing !== undefined) {
+    u.routing = unicastWord(
+      lv,
+      "routing",
+      routing,
+      {
+        link_state: "link-state",
+        "link-state": "link-state",
+        lfa: "lfa",
+        ecmp: "ecmp",
+      } as const,
+    );
+  }
+  const cong = one(o, "congestion");
+  if (cong !== undefined) {
+    u.congestion = unicastWord(
+      lv,
+      "congestion",
+      cong,
+      {
+        none: "none",
+        "mb-ecn": "mb-ecn",
+      } as const,
+    );
+  }
+  if (Object.keys(u).length > 0) body.unicast = u;
+}
+
 function bootstrap(w: Words, ctx: Ctx): IrmCall {
   const lv: Level = { path: "irm ipcp bootstrap", usage: USAGE.ipcpBootstrap };
   const o = options(w, lv, [
@@ -746,6 +925,8 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
     { kw: "zone", arg: "<DNS zone>" },
     { kw: "rcvbuf", arg: "<bytes>" },
     { kw: "sndbuf", arg: "<bytes>" },
+    // After the others, so that their prefixes keep meaning what they did.
+    ...UNICAST_OPTIONS.map((kw) => ({ kw, arg: "<value>" })),
   ]);
   const name = checkedName(
     lv,
@@ -763,6 +944,41 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
   // The options that only a UDP IPCP takes: with any of them (or a UDP
   // type) the port goes too, by default 3435.
   const udpOnly = UDP_OPTIONS.filter((k) => o.has(k));
+  const unicastOnly = UNICAST_OPTIONS.filter((k) => o.has(k));
+  if (body.type === "unicast") {
+    if (udpOnly.length > 0) {
+      throw fail(
+        lv,
+        `${lv.path}: ${udpOnly.join(", ")}: not for a unicast IPCP.`,
+      );
+    }
+    unicastBootstrap(lv, o, body);
+    if (o.has("autobind")) body.autobind = true;
+    return call({
+      method: "irm.ipcp.bootstrap",
+      body,
+      timeoutMs: BOOTSTRAP_TIMEOUT_MS,
+      failure: "Failed to bootstrap IPCP",
+      render: SILENT,
+    });
+  }
+  if (unicastOnly.length > 0) {
+    if (body.type !== undefined || udpOnly.length > 0) {
+      throw fail(
+        lv,
+        `${lv.path}: ${unicastOnly.join(", ")}: only for a unicast IPCP.`,
+      );
+    }
+    // No type: an existing IPCP's, which the irmd checks.
+    unicastBootstrap(lv, o, body);
+    return call({
+      method: "irm.ipcp.bootstrap",
+      body,
+      timeoutMs: BOOTSTRAP_TIMEOUT_MS,
+      failure: "Failed to bootstrap IPCP",
+      render: SILENT,
+    });
+  }
   if (body.type === "local") {
     if (udpOnly.length > 0) {
       throw fail(
@@ -1147,6 +1363,8 @@ export function renderIpcpStats(ipcps: Res<"irm.ipcp.stats">["ipcps"]): string {
   const notes = ipcps.map((i) => {
     const socket = i.type === "local"
       ? "a local layer, without a socket"
+      : i.type === "unicast"
+      ? "a unicast layer, without a socket of its own"
       : i.socket === undefined
       ? "not bootstrapped"
       : `UDP socket buffers of ${i.socket.rcvbuf} bytes (receive) and ${i.socket.sndbuf} bytes (send)`;

@@ -110,7 +110,7 @@ Deno.test("udp prefix-matches udp4; udp6 needs its full name", () => {
 });
 
 Deno.test("types we do not have are recognised and refused", () => {
-  for (const t of ["unicast", "broadcast", "eth-llc", "eth-dix"]) {
+  for (const t of ["broadcast", "eth-llc", "eth-dix"]) {
     assertEquals(
       errorText(`ipcp create name a type ${t}`),
       `IPCP type ${t} is not supported yet.`,
@@ -125,9 +125,13 @@ Deno.test("types we do not have are recognised and refused", () => {
     );
   }
   // prefixes resolve in C's table order
+  assertEquals(sent("ipcp create name a type u").body, {
+    name: "a",
+    type: "unicast",
+  });
   assertEquals(
-    errorText("ipcp create name a type u"),
-    "IPCP type unicast is not supported yet.",
+    errorText("ipcp create name a type b"),
+    "IPCP type broadcast is not supported yet.",
   );
   assertEquals(
     errorText("ipcp create name a type eth"),
@@ -433,7 +437,7 @@ Deno.test("ipcp bootstrap type local: tutorial 1's command, the hash, nothing of
     "irm ipcp bootstrap: unknown hash algorithm crc32: UDP layers hash names with MD5 (hash MD5), local layers with SHA3_224, SHA3_256, SHA3_384, SHA3_512.",
   );
   const usage = helpText("ipcp bootstrap help");
-  assertStringIncludes(usage, "where TYPE = {udp4 udp6 local}");
+  assertStringIncludes(usage, "where TYPE = {unicast udp4 udp6 local}");
   assertStringIncludes(
     usage,
     "if TYPE == local\n                [hash [ALGORITHM] (default: SHA3_256)]",
@@ -463,7 +467,7 @@ Deno.test("ipcp stats: a local IPCP has no socket", () => {
   );
 });
 
-Deno.test("ipcp enroll, connect, disconnect: recognised, not supported by UDP and local IPCPs", () => {
+Deno.test("ipcp enroll, connect, disconnect: recognised, not supported yet", () => {
   for (
     const [word, op] of [["e", "enroll"], ["co", "connect"], [
       "di",
@@ -471,13 +475,143 @@ Deno.test("ipcp enroll, connect, disconnect: recognised, not supported by UDP an
     ]] as const
   ) {
     const e = errorText(`ipcp ${word} name a dst b`);
-    assertStringIncludes(e, "not supported by UDP and local IPCPs");
+    assertStringIncludes(
+      e,
+      "is not supported yet: a unicast layer has one member for now",
+    );
     assertEquals(e.includes("Usage"), false);
     assertStringIncludes(helpText(`ipcp ${op} help`), `Usage: irm ipcp ${op}`);
   }
   assertStringIncludes(
-    errorText("ipcp enroll"),
-    "Enrollment is not supported by UDP and local IPCPs",
+    errorText("ipcp enroll name u2 layer net1 type unicast autobind"),
+    "Enrollment is not supported yet",
+  );
+});
+
+Deno.test("ipcp bootstrap type unicast: the options of spec/unicast.md 7.1, defaults left to the IPCP", () => {
+  assertEquals(sent("ipcp bootstrap type unicast name u1 layer net1"), {
+    method: "irm.ipcp.bootstrap",
+    body: { name: "u1", layer: "net1", type: "unicast" },
+  });
+  const r = parse(
+    "ipcp bootstrap name u1 layer net1 type unicast addr 4 eid 8 ttl 30 " +
+      "addr_auth flat directory DHT hash SHA3_512 routing link_state " +
+      "ls_t_recalc 2 ls_t_update 10 ls_t_timeo 40 dht_alpha 2 dht_k 4 " +
+      "dht_t_expire 3600 dht_t_refresh 60 dht_t_replicate 120 " +
+      "congestion none autobind",
+  );
+  assert(r.kind === "request");
+  assertEquals(r.notes, []);
+  assertEquals(r.call.body, {
+    name: "u1",
+    layer: "net1",
+    type: "unicast",
+    hash: "SHA3_512",
+    autobind: true,
+    unicast: {
+      addrSize: 4,
+      eidSize: 8,
+      maxTtl: 30,
+      lsTRecalc: 2,
+      lsTUpdate: 10,
+      lsTTimeo: 40,
+      dhtAlpha: 2,
+      dhtK: 4,
+      dhtTExpire: 3600,
+      dhtTRefresh: 60,
+      dhtTReplicate: 120,
+      addrAuth: "flat",
+      directory: "dht",
+      routing: "link-state",
+      congestion: "none",
+    },
+  });
+  assertEquals(
+    sent(
+      "ipcp bootstrap name u1 layer n type unicast routing ecmp congestion mb-ecn",
+    )
+      .body,
+    {
+      name: "u1",
+      layer: "n",
+      type: "unicast",
+      unicast: { routing: "ecmp", congestion: "mb-ecn" },
+    },
+  );
+  // No type: the options go to the irmd, which checks the IPCP's type.
+  assertEquals(sent("ipcp bootstrap name u1 layer n ttl 9").body, {
+    name: "u1",
+    layer: "n",
+    unicast: { maxTtl: 9 },
+  });
+  assertStringIncludes(helpText("ipcp bootstrap help"), "if TYPE == unicast");
+});
+
+Deno.test("ipcp bootstrap type unicast: bad values and options of other types", () => {
+  const base = "ipcp bootstrap name u1 layer net1 type unicast";
+  const cases: [string, string][] = [
+    [
+      "addr 2",
+      'invalid addr "2": expected 4 (an address size) (the flat address policy mandates 4 byte addresses).',
+    ],
+    [
+      "eid 4",
+      'invalid eid "4": expected 8 (an eid size) (members run with 8 byte eids).',
+    ],
+    [
+      "ttl 0",
+      'invalid ttl "0": expected a number from 1 to 255 (a time-to-live).',
+    ],
+    [
+      "ttl 256",
+      'invalid ttl "256": expected a number from 1 to 255 (a time-to-live).',
+    ],
+    [
+      "ttl x",
+      'invalid ttl "x": expected a number from 1 to 255 (a time-to-live).',
+    ],
+    [
+      "dht_k 21",
+      'invalid dht_k "21": expected a number from 1 to 20 (contacts per bucket).',
+    ],
+    [
+      "dht_t_expire 9",
+      'invalid dht_t_expire "9": expected a number from 10 to 86400 (seconds).',
+    ],
+    [
+      "ls_t_update 0",
+      'invalid ls_t_update "0": expected a number from 1 to 4294967295 (seconds).',
+    ],
+    [
+      "routing rip",
+      'unknown routing "rip" (link_state, link-state, lfa, ecmp).',
+    ],
+    ["congestion lfa", 'unknown congestion "lfa" (none, mb-ecn).'],
+    ["directory chord", 'unknown directory "chord" (DHT, dht).'],
+    ["addr_auth random", 'unknown addr_auth "random" (flat).'],
+    [
+      "hash MD5",
+      "hash MD5 is not supported: unicast layers hash names with SHA3_224, SHA3_256, SHA3_384, SHA3_512 (default SHA3_256).",
+    ],
+    ["ip 127.0.0.1", "ip: not for a unicast IPCP."],
+    ["port 3435", "port: not for a unicast IPCP."],
+  ];
+  for (const [opts, msg] of cases) {
+    assertEquals(
+      firstLine(errorText(`${base} ${opts}`)),
+      `irm ipcp bootstrap: ${msg}`,
+      opts,
+    );
+  }
+  assertEquals(
+    firstLine(
+      errorText("ipcp bootstrap name a layer l type udp4 ip 1.2.3.4 ttl 3"),
+    ),
+    "irm ipcp bootstrap: ttl: only for a unicast IPCP.",
+  );
+  assertEquals(
+    firstLine(errorText("ipcp bootstrap name a layer l type local dht_k 3")),
+    "irm ipcp bootstrap: dht_k: only for a unicast IPCP.",
   );
 });
 

@@ -56,7 +56,7 @@ export interface DatapathEvents {
 }
 
 export interface DatapathOptions {
-  /** Which data path: the UDP IPCP's (the default) or the local IPCP's. */
+  /** Which data path: the UDP IPCP's (the default), the local or the unicast IPCP's. */
   readonly kind?: DpKind;
   /** The IP family of a UDP layer; undefined for a local one. */
   readonly family: 4 | 6 | undefined;
@@ -83,6 +83,7 @@ export interface DatapathCounters {
   txPackets: number;
   txErrors: number;
   wakeups: number;
+  noRoute: number;
 }
 
 export class Datapath {
@@ -209,6 +210,7 @@ export class Datapath {
       txPackets: c[DpCounter.TxPackets]!,
       txErrors: c[DpCounter.TxErrors]!,
       wakeups: c[DpCounter.Wakeups]!,
+      noRoute: c[DpCounter.NoRoute]!,
     };
   }
 

@@ -14,6 +14,8 @@
  *   ALLOCATED a pending flow is allocated (with the peer's endpoint id)
  *   REMOVE    a flow ended: its application connection is closed
  *   STOP      close everything and report "stopped"
+ *   LAYER     a unicast layer was bootstrapped: its DT settings (our
+ *             address, the DT field sizes, the initial TTL)
  *
  * Data path -> control: postMessage of DpEvent (the control thread waits
  * in its event loop anyway): management frames that arrived, applications
@@ -42,6 +44,7 @@ export const Op = {
   Allocated: 3,
   Remove: 4,
   Stop: 5,
+  Layer: 6,
 } as const;
 
 export type DpCommand =
@@ -60,10 +63,19 @@ export type DpCommand =
     readonly peerEid: number;
   }
   | { readonly op: typeof Op.Remove; readonly eid: number }
-  | { readonly op: typeof Op.Stop };
+  | { readonly op: typeof Op.Stop }
+  | {
+    readonly op: typeof Op.Layer;
+    /** our address (at most 8 bytes) */
+    readonly addr: bigint;
+    readonly addrSize: number;
+    readonly eidSize: number;
+    readonly maxTtl: number;
+  };
 
 // Record layout: [0] op; [4..8) eid or fd; [8..12) peer eid; [12] allocated;
-// [13] address length; [16..32) token; [32..60) address.
+// [13] address length; [16..32) token; [32..60) address. LAYER: [4] addr
+// size, [5] eid size, [6] max TTL, [8..16) our address (big-endian u64).
 const OFF_A = 4;
 const OFF_B = 8;
 const OFF_FLAG = 12;
@@ -107,6 +119,12 @@ export function encodeCommand(v: DataView, at: number, c: DpCommand): void {
       return;
     case Op.Stop:
       return;
+    case Op.Layer:
+      v.setUint8(at + 4, c.addrSize);
+      v.setUint8(at + 5, c.eidSize);
+      v.setUint8(at + 6, c.maxTtl);
+      v.setBigUint64(at + 8, c.addr);
+      return;
   }
 }
 
@@ -138,6 +156,14 @@ export function decodeCommand(v: DataView, at: number): DpCommand | undefined {
       return { op, eid: v.getUint32(at + OFF_A) };
     case Op.Stop:
       return { op };
+    case Op.Layer:
+      return {
+        op,
+        addrSize: v.getUint8(at + 4),
+        eidSize: v.getUint8(at + 5),
+        maxTtl: v.getUint8(at + 6),
+        addr: v.getBigUint64(at + 8),
+      };
     default:
       return undefined;
   }
@@ -165,8 +191,10 @@ export const DpCounter = {
   TxErrors: 9,
   /** Times the data path woke up (epoll_wait returned). */
   Wakeups: 10,
+  /** DT packets for an address this node has no route to (unicast). */
+  NoRoute: 11,
 } as const;
-export const DP_COUNTERS = 11;
+export const DP_COUNTERS = 12;
 
 /** Int32 indices of the shared control words (after the counters). */
 export const DpWord = {
@@ -189,13 +217,13 @@ export function wordView(buf: SharedArrayBuffer): Int32Array {
 }
 
 /** The data paths there are. */
-export type DpKind = "udp" | "local";
+export type DpKind = "udp" | "local" | "unicast";
 
 /** What the data path is started with (postMessage, before it blocks). */
 export interface DpInit {
-  /** Which data path runs: the UDP IPCP's or the local IPCP's. */
+  /** Which data path runs: the UDP, the local or the unicast IPCP's. */
   readonly kind: DpKind;
-  /** The IP family of a UDP layer; undefined for a local one. */
+  /** The IP family of a UDP layer; undefined for the others. */
   readonly family: 4 | 6 | undefined;
   /** Largest packet an application may send or receive. */
   readonly mtu: number;
@@ -272,7 +300,7 @@ export function isDpInit(x: unknown): x is DpInit {
   if (!isObj(x)) return false;
   const kindOk = x.kind === "udp"
     ? x.family === 4 || x.family === 6
-    : x.kind === "local" && x.family === undefined;
+    : (x.kind === "local" || x.kind === "unicast") && x.family === undefined;
   return kindOk && typeof x.mtu === "number" &&
     typeof x.listenFd === "number" &&
     typeof x.wakeFd === "number" && x.ring instanceof SharedArrayBuffer &&

@@ -12,6 +12,7 @@ import { describe, Epoll, threadId } from "../../lib/sys/mod.ts";
 import { type DpEvent, isDpInit } from "./dp_msg.ts";
 import { runUdpDatapath } from "../udp/datapath.ts";
 import { runLocalDatapath } from "../local/datapath.ts";
+import { runUnicastDatapath } from "../unicast/datapath.ts";
 
 /** The parts of a Worker's global scope used here (typed without the
  * worker lib, which would change the globals of every file checked with
@@ -46,7 +47,11 @@ export function datapathWorkerMain(): void {
     }
     try {
       post({ t: "ready", tid: threadId() });
-      const run = init.kind === "local" ? runLocalDatapath : runUdpDatapath;
+      const run = init.kind === "local"
+        ? runLocalDatapath
+        : init.kind === "unicast"
+        ? runUnicastDatapath
+        : runUdpDatapath;
       run(init, ep.value, post);
     } catch (e) {
       post({

@@ -510,6 +510,11 @@ export class Dht {
       .map((c) => ({ id: c.id.slice(), addr: c.addr }));
   }
 
+  /** Whether we publish `key` ourselves (registered, not withdrawn). */
+  registered(key: Uint8Array): boolean {
+    return this.own.has(hexOf(key));
+  }
+
   /** The values stored here for others under `key` (not our own). */
   storedAddrs(key: Uint8Array): bigint[] {
     return [...(this.stored.get(hexOf(key))?.vals.keys() ?? [])];

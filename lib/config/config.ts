@@ -1,7 +1,7 @@
 /**
  * The irmd configuration file (`irmd -c FILE`): TOML with `[name."<name>"]`
- * stanzas and IPCP stanzas `[udp.<ipcp>]`, `[udp4.<ipcp>]`, `[udp6.<ipcp>]`
- * and `[local.<ipcp>]`.
+ * stanzas and IPCP stanzas `[udp.<ipcp>]`, `[udp4.<ipcp>]`, `[udp6.<ipcp>]`,
+ * `[local.<ipcp>]` and `[unicast.<ipcp>]`.
  *
  * Unlike the C implementation (which ignores unknown keys silently), every
  * problem is reported as one precise message naming the file, the line and
@@ -13,7 +13,11 @@ import { dirname, isAbsolute, join, normalize, resolve } from "../util/path.ts";
 import { err, ok, type Result } from "../util/result.ts";
 import { isIPv4, isIPv6, parseDnsAddress } from "../util/ip.ts";
 import { checkName } from "../util/names.ts";
-import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../ipc/proto.ts";
+import {
+  SOCKET_BUFFER_MAX,
+  SOCKET_BUFFER_MIN,
+  type UnicastParams,
+} from "../ipc/proto.ts";
 import {
   DEFAULT_LOCAL_HASH,
   parseHashAlgo,
@@ -33,7 +37,7 @@ export interface NameConfig {
   lb: LoadBalance;
 }
 
-export type IpcpType = "udp4" | "udp6" | "local";
+export type IpcpType = "udp4" | "udp6" | "local" | "unicast";
 
 export interface UdpIpcpConfig {
   /** "udp" stanzas map to "udp4". */
@@ -75,7 +79,24 @@ export interface LocalIpcpConfig {
   autobind: boolean;
 }
 
-export type IpcpConfig = UdpIpcpConfig | LocalIpcpConfig;
+/** A `[unicast.<ipcp>]` stanza (spec/unicast.md 7.2, with our rules). */
+export interface UnicastIpcpConfig {
+  type: "unicast";
+  /** The IPCP name (the key after the type). */
+  name: string;
+  /** From bootstrap = "<layer>"; absent => create only, no bootstrap. */
+  layer?: string;
+  /** The layer's name hash (hash = "SHA3_256" by default). */
+  hash: Sha3Algo;
+  /** The layer's settings given (the others take their defaults). */
+  unicast: UnicastParams;
+  /** Names to register in this IPCP's layer. */
+  reg: string[];
+  /** Bind the IPCP to its own name and its layer's name (autobind = true). */
+  autobind: boolean;
+}
+
+export type IpcpConfig = UdpIpcpConfig | LocalIpcpConfig | UnicastIpcpConfig;
 
 export interface Config {
   file: string;
@@ -101,10 +122,10 @@ export const SUPPORTED_STANZAS = [
   "udp4",
   "udp6",
   "local",
+  "unicast",
 ] as const;
 /** Stanza types of Ouroboros that we recognise but do not implement yet. */
 export const UNSUPPORTED_STANZAS = [
-  "unicast",
   "broadcast",
   "eth-llc",
   "eth-dix",
@@ -123,6 +144,65 @@ const UDP_KEYS = [
   "reg",
 ] as const;
 const LOCAL_KEYS = ["bootstrap", "hash", "reg", "autobind"] as const;
+const UNICAST_KEYS = [
+  "bootstrap",
+  "enrol",
+  "conn",
+  "autobind",
+  "reg",
+  "hash",
+  "addr_size",
+  "eid_size",
+  "max_ttl",
+  "addr-auth",
+  "routing",
+  "ls_t_recalc",
+  "ls_t_update",
+  "ls_t_timeo",
+  "directory",
+  "dht_alpha",
+  "dht_k",
+  "dht_t_expire",
+  "dht_t_refresh",
+  "dht_t_replicate",
+  "congestion",
+] as const;
+
+/**
+ * The integer keys of a unicast stanza: the field each sets and its range
+ * (spec/unicast.md 5; C does not check addr_size, eid_size and max_ttl, but
+ * a member runs only with addr_size 4 and eid_size 8, and the TTL is a byte).
+ */
+type IntField = {
+  [K in keyof UnicastParams]-?: Exclude<UnicastParams[K], undefined> extends
+    number ? K
+    : never;
+}[keyof UnicastParams];
+const UNICAST_INTS: Readonly<
+  Record<string, { field: IntField; min: number; max: number; what: string }>
+> = {
+  addr_size: {
+    field: "addrSize",
+    min: 4,
+    max: 4,
+    what: "bytes (the flat address policy takes 4)",
+  },
+  eid_size: {
+    field: "eidSize",
+    min: 8,
+    max: 8,
+    what: "bytes (members run with 8)",
+  },
+  max_ttl: { field: "maxTtl", min: 1, max: 255, what: "hops" },
+  ls_t_recalc: { field: "lsTRecalc", min: 1, max: 0xffff_ffff, what: "s" },
+  ls_t_update: { field: "lsTUpdate", min: 1, max: 0xffff_ffff, what: "s" },
+  ls_t_timeo: { field: "lsTTimeo", min: 1, max: 0xffff_ffff, what: "s" },
+  dht_alpha: { field: "dhtAlpha", min: 1, max: 10, what: "parallel lookups" },
+  dht_k: { field: "dhtK", min: 1, max: 20, what: "contacts per bucket" },
+  dht_t_expire: { field: "dhtTExpire", min: 10, max: 86400, what: "s" },
+  dht_t_refresh: { field: "dhtTRefresh", min: 3, max: 3600, what: "s" },
+  dht_t_replicate: { field: "dhtTReplicate", min: 3, max: 3600, what: "s" },
+};
 
 // ---------------------------------------------------------------------------
 // Locating keys in the raw text
@@ -631,6 +711,181 @@ function localStanza(
   return ok(cfg);
 }
 
+/** A SHA3 name hash for `hash = "..."` (local and unicast layers). */
+function sha3Key(
+  f: Fail,
+  key: string,
+  value: TomlValue,
+  what: string,
+): Result<Sha3Algo> {
+  const allowed = SHA3_ALGOS.map((a) => JSON.stringify(a)).join(", ");
+  if (typeof value !== "string") {
+    return f(
+      key,
+      `expected a string (${allowed}), found ${describeValue(value)}`,
+    );
+  }
+  const algo = parseHashAlgo(value);
+  const sha3 = SHA3_ALGOS.find((a) => a === algo);
+  if (sha3 === undefined) {
+    return f(
+      key,
+      `${algo === undefined ? "unknown hash algorithm" : what} ${short(value)}${
+        algo === undefined ? "" : " is not one of its hashes"
+      } (expected ${allowed})`,
+    );
+  }
+  return ok(sha3);
+}
+
+function unicastStanza(
+  r: Reporter,
+  name: string,
+  v: TomlTable,
+): Result<UnicastIpcpConfig> {
+  const T = "unicast";
+  const f: Fail = (key, msg) => r.fail(T, name, key, msg);
+  const bad = checkName(name, "IPCP name");
+  if (bad !== undefined) return f(undefined, bad);
+  const cfg: UnicastIpcpConfig = {
+    type: "unicast",
+    name,
+    hash: DEFAULT_LOCAL_HASH,
+    unicast: {},
+    reg: [],
+    autobind: false,
+  };
+  const u = cfg.unicast;
+  const word = <W extends string>(
+    key: string,
+    value: TomlValue,
+    words: Readonly<Record<string, W>>,
+  ): Result<W> => {
+    const allowed = Object.keys(words).map((w) => JSON.stringify(w)).join(
+      ", ",
+    );
+    if (typeof value !== "string") {
+      return f(
+        key,
+        `expected a string (${allowed}), found ${describeValue(value)}`,
+      );
+    }
+    const w = Object.hasOwn(words, value) ? words[value] : undefined;
+    return w === undefined
+      ? f(key, `unknown ${key} ${short(value)} (expected ${allowed})`)
+      : ok(w);
+  };
+  for (const [key, value] of Object.entries(v)) {
+    const int = Object.hasOwn(UNICAST_INTS, key)
+      ? UNICAST_INTS[key]
+      : undefined;
+    if (int !== undefined) {
+      if (
+        typeof value !== "bigint" || value < BigInt(int.min) ||
+        value > BigInt(int.max)
+      ) {
+        const range = int.min === int.max
+          ? `${int.min}`
+          : `an integer from ${int.min} to ${int.max}`;
+        return f(
+          key,
+          `expected ${range} (${int.what}), found ${describeValue(value)}`,
+        );
+      }
+      u[int.field] = Number(value);
+      continue;
+    }
+    switch (key) {
+      case "bootstrap": {
+        const l = layerName(f, key, value);
+        if (!l.ok) return l;
+        cfg.layer = l.value;
+        break;
+      }
+      case "enrol":
+        return f(
+          key,
+          "enrollment is not supported yet (a unicast layer has one member for now: bootstrap it)",
+        );
+      case "conn":
+        return f(
+          key,
+          "connecting to other members is not supported yet (a unicast layer has one member for now)",
+        );
+      case "hash": {
+        const h = sha3Key(f, key, value, "a unicast layer");
+        if (!h.ok) return h;
+        cfg.hash = h.value;
+        break;
+      }
+      case "reg": {
+        const a = regNames(f, key, value);
+        if (!a.ok) return a;
+        cfg.reg = a.value;
+        break;
+      }
+      case "autobind":
+        if (typeof value !== "boolean") {
+          return f(
+            key,
+            `expected true or false, found ${describeValue(value)}`,
+          );
+        }
+        cfg.autobind = value;
+        break;
+      case "addr-auth":
+      case "addr_auth": {
+        const w = word(key, value, { flat: "flat" } as const);
+        if (!w.ok) return w;
+        u.addrAuth = w.value;
+        break;
+      }
+      case "routing": {
+        const w = word(
+          key,
+          value,
+          {
+            "link-state": "link-state",
+            link_state: "link-state",
+            lfa: "lfa",
+            ecmp: "ecmp",
+          } as const,
+        );
+        if (!w.ok) return w;
+        u.routing = w.value;
+        break;
+      }
+      case "directory": {
+        const w = word(key, value, { DHT: "dht", dht: "dht" } as const);
+        if (!w.ok) return w;
+        u.directory = w.value;
+        break;
+      }
+      case "congestion": {
+        // "lfa" is what C 0.23 takes for mb-ecn: kept as an alias.
+        const w = word(
+          key,
+          value,
+          {
+            none: "none",
+            "mb-ecn": "mb-ecn",
+            lfa: "mb-ecn",
+          } as const,
+        );
+        if (!w.ok) return w;
+        u.congestion = w.value;
+        break;
+      }
+      default:
+        return f(
+          key,
+          `unknown key ${short(key)} (allowed: ${UNICAST_KEYS.join(", ")})`,
+        );
+    }
+  }
+  return ok(cfg);
+}
+
 function udpStanza(
   r: Reporter,
   type: string,
@@ -876,6 +1131,8 @@ export function parseConfig(
       );
       const c = type === "local"
         ? localStanza(r, name, value)
+        : type === "unicast"
+        ? unicastStanza(r, name, value)
         : udpStanza(r, type, name, value, baseDir);
       if (!c.ok) return c;
       ipcps.push(c.value);
@@ -1055,7 +1312,9 @@ export async function configWarnings(
     }
   }
   for (const c of cfg.ipcps) {
-    if (c.type === "local" || c.hosts === undefined) continue;
+    if (c.type === "local" || c.type === "unicast" || c.hosts === undefined) {
+      continue;
+    }
     const why = await fileProblem(c.hosts, false);
     if (why === undefined) continue;
     const types = c.type === "udp4" ? ["udp", "udp4"] : ["udp6"];
@@ -1123,6 +1382,24 @@ export function formatConfigSummary(cfg: Config): string {
         ? "no names"
         : c.reg.map((n) => JSON.stringify(n)).join(", ")
     }`;
+    if (c.type === "unicast") {
+      const set = Object.entries(c.unicast).map(([k, x]) => `${k} ${x}`);
+      out.push(
+        `  IPCP ${c.name} (unicast): ${layer}, names hashed with ${c.hash}`,
+      );
+      out.push(
+        `    layer settings: ${
+          set.length === 0
+            ? "the defaults"
+            : `${set.join(", ")}; defaults otherwise`
+        }`,
+      );
+      if (c.autobind) {
+        out.push(`    binds itself to its name and its layer's name`);
+      }
+      out.push(regs);
+      continue;
+    }
     if (c.type === "local") {
       out.push(
         `  IPCP ${c.name} (local): ${layer}, names hashed with ${c.hash}`,

@@ -10,9 +10,14 @@ import type {
   LocalIpcpConfig,
   NameConfig,
   UdpIpcpConfig,
+  UnicastIpcpConfig,
 } from "./config.ts";
 import { err, ok, type Result } from "../util/result.ts";
-import { SOCKET_BUFFER_MAX, SOCKET_BUFFER_MIN } from "../ipc/proto.ts";
+import {
+  SOCKET_BUFFER_MAX,
+  SOCKET_BUFFER_MIN,
+  UnicastParams,
+} from "../ipc/proto.ts";
 import { SHA3_ALGOS } from "../wire/name_hash.ts";
 
 /** The JSON text of a configuration (an autostart-less program is `null`). */
@@ -74,9 +79,32 @@ function localFrom(v: Obj): LocalIpcpConfig | undefined {
   return out;
 }
 
+function unicastFrom(v: Obj): UnicastIpcpConfig | undefined {
+  const hash = SHA3_ALGOS.find((a) => a === v.hash);
+  const params = UnicastParams.parse(v.unicast, "unicast");
+  if (
+    typeof v.name !== "string" || hash === undefined || !isStrings(v.reg) ||
+    typeof v.autobind !== "boolean" || !params.ok ||
+    (v.layer !== undefined && typeof v.layer !== "string")
+  ) {
+    return undefined;
+  }
+  const out: UnicastIpcpConfig = {
+    type: "unicast",
+    name: v.name,
+    hash,
+    unicast: params.value,
+    reg: v.reg,
+    autobind: v.autobind,
+  };
+  if (typeof v.layer === "string") out.layer = v.layer;
+  return out;
+}
+
 function ipcpFrom(v: unknown): IpcpConfig | undefined {
   if (!isObj(v)) return undefined;
   if (v.type === "local") return localFrom(v);
+  if (v.type === "unicast") return unicastFrom(v);
   const type = v.type;
   if (type !== "udp4" && type !== "udp6") return undefined;
   const port = v.port;

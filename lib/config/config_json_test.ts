@@ -39,7 +39,9 @@ Deno.test("a parsed configuration comes back from its JSON unchanged", () => {
   assertEquals(cfg.names[0]?.args, ["--listen", undefined]);
   assertEquals(cfg.ipcps[1]?.layer, undefined);
   const first = cfg.ipcps[0];
-  assert(first !== undefined && first.type !== "local");
+  assert(
+    first !== undefined && first.type !== "local" && first.type !== "unicast",
+  );
   assertEquals(first.rcvbuf, 8388608);
   assertEquals(first.sndbuf, 4096);
   const back: Config = unwrap(configFromJson(configToJson(cfg)));
@@ -90,5 +92,29 @@ Deno.test("JSON that is not a configuration is refused, not trusted", () => {
   }
   for (const text of ["", "{", "null", "[]", '"x"']) {
     assert(!configFromJson(text).ok, JSON.stringify(text));
+  }
+});
+
+Deno.test("a unicast stanza comes back from its JSON unchanged; a bad one is refused", () => {
+  const cfg = unwrap(parseConfig(
+    `[unicast.u1]\nbootstrap = "net1"\nhash = "SHA3_512"\nrouting = "lfa"\ndht_k = 4\nreg = ["oping"]\nautobind = true\n\n[unicast.u2]\n`,
+    "/etc/u.conf",
+    "/etc",
+  ));
+  const back = unwrap(configFromJson(configToJson(cfg)));
+  assertEquals(back, cfg);
+  assert(!("layer" in back.ipcps[1]!));
+  const good = JSON.parse(configToJson(cfg));
+  for (
+    const spoil of [
+      (v: typeof good) => v.ipcps[0].unicast.dhtK = 99,
+      (v: typeof good) => v.ipcps[0].unicast.routing = "rip",
+      (v: typeof good) => v.ipcps[0].hash = "MD5",
+      (v: typeof good) => delete v.ipcps[0].unicast,
+    ]
+  ) {
+    const v = structuredClone(good);
+    spoil(v);
+    assert(!configFromJson(JSON.stringify(v)).ok);
   }
 });

@@ -20,7 +20,10 @@ import {
 function udpAt(cfg: Config, i: number): UdpIpcpConfig | undefined {
   const c = cfg.ipcps[i];
   if (c === undefined) return undefined;
-  assert(c.type !== "local", `IPCP ${i} is a local one`);
+  assert(
+    c.type !== "local" && c.type !== "unicast",
+    `IPCP ${i} is a ${c.type} one`,
+  );
   return c;
 }
 
@@ -220,6 +223,15 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
         reg: ["oping-server"],
         autobind: false,
       },
+      {
+        type: "unicast",
+        name: "u1",
+        layer: "net1",
+        hash: "SHA3_256",
+        unicast: { routing: "link-state" },
+        reg: ["oping-server"],
+        autobind: false,
+      },
     ],
   });
   const text = await Deno.readTextFile(
@@ -248,7 +260,8 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
       "hash =",
       "autobind",
       "not supported yet",
-      "unicast",
+      "[unicast.",
+      "routing =",
       "broadcast",
       "eth-llc",
       "eth-dix",
@@ -592,18 +605,73 @@ const MALFORMED: [string, string, string][] = [
   [
     "unknown stanza type",
     `[name."a"]\nprog = ["/bin/a"]\n\n[tcp.x]\nip = "1.2.3.4"\n`,
-    't.conf:4:1: [tcp]: unknown stanza type "tcp" (known: name, udp, udp4, udp6, local; ' +
-    "not supported yet: unicast, broadcast, eth-llc, eth-dix)",
+    't.conf:4:1: [tcp]: unknown stanza type "tcp" (known: name, udp, udp4, udp6, local, unicast; ' +
+    "not supported yet: broadcast, eth-llc, eth-dix)",
   ],
   [
-    "unsupported stanza type unicast",
-    `[unicast.u1]\nbootstrap = "net"\n`,
-    't.conf:1:1: [unicast]: stanza type "unicast" is not supported yet (supported: name, udp, udp4, udp6, local)',
+    "unicast: enrol is not supported yet",
+    `[unicast.u2]\nautobind = true\nenrol = "u1"\n`,
+    "t.conf:3:1: [unicast.u2] enrol: enrollment is not supported yet (a unicast layer has one member for now: bootstrap it)",
+  ],
+  [
+    "unicast: conn is not supported yet",
+    `[unicast.u1]\nbootstrap = "net"\n  conn = ["u2"]\n`,
+    "t.conf:3:3: [unicast.u1] conn: connecting to other members is not supported yet (a unicast layer has one member for now)",
+  ],
+  [
+    "unicast: unknown key",
+    `[unicast.u1]\nbootstrap = "net"\nip = "1.2.3.4"\n`,
+    't.conf:3:1: [unicast.u1] ip: unknown key "ip" (allowed: bootstrap, enrol, conn, autobind, reg, hash, addr_size, eid_size, max_ttl, addr-auth, routing, ls_t_recalc, ls_t_update, ls_t_timeo, directory, dht_alpha, dht_k, dht_t_expire, dht_t_refresh, dht_t_replicate, congestion)',
+  ],
+  [
+    "unicast: C's example key dht_t_expiry",
+    `[unicast.u1]\ndht_t_expiry = 100\n`,
+    't.conf:2:1: [unicast.u1] dht_t_expiry: unknown key "dht_t_expiry" (allowed: bootstrap, enrol, conn, autobind, reg, hash, addr_size, eid_size, max_ttl, addr-auth, routing, ls_t_recalc, ls_t_update, ls_t_timeo, directory, dht_alpha, dht_k, dht_t_expire, dht_t_refresh, dht_t_replicate, congestion)',
+  ],
+  [
+    "unicast: a key named like an object property",
+    `[unicast.u1]\nconstructor = 1\n`,
+    't.conf:2:1: [unicast.u1] constructor: unknown key "constructor" (allowed: bootstrap, enrol, conn, autobind, reg, hash, addr_size, eid_size, max_ttl, addr-auth, routing, ls_t_recalc, ls_t_update, ls_t_timeo, directory, dht_alpha, dht_k, dht_t_expire, dht_t_refresh, dht_t_replicate, congestion)',
+  ],
+  [
+    "unicast: addr_size other than 4",
+    `[unicast.u1]\naddr_size = 8\n`,
+    "t.conf:2:1: [unicast.u1] addr_size: expected 4 (bytes (the flat address policy takes 4)), found an integer (8)",
+  ],
+  [
+    "unicast: dht_k out of range",
+    `[unicast.u1]\ndht_k = 21\n`,
+    "t.conf:2:1: [unicast.u1] dht_k: expected an integer from 1 to 20 (contacts per bucket), found an integer (21)",
+  ],
+  [
+    "unicast: max_ttl as a string",
+    `[unicast.u1]\nmax_ttl = "60"\n`,
+    't.conf:2:1: [unicast.u1] max_ttl: expected an integer from 1 to 255 (hops), found a string ("60")',
+  ],
+  [
+    "unicast: unknown routing",
+    `[unicast.u1]\nrouting = "rip"\n`,
+    't.conf:2:1: [unicast.u1] routing: unknown routing "rip" (expected "link-state", "link_state", "lfa", "ecmp")',
+  ],
+  [
+    "unicast: unknown congestion",
+    `[unicast.u1]\ncongestion = "ecn"\n`,
+    't.conf:2:1: [unicast.u1] congestion: unknown congestion "ecn" (expected "none", "mb-ecn", "lfa")',
+  ],
+  [
+    "unicast: MD5 hash",
+    `[unicast.u1]\nhash = "MD5"\n`,
+    't.conf:2:1: [unicast.u1] hash: a unicast layer "MD5" is not one of its hashes (expected "SHA3_224", "SHA3_256", "SHA3_384", "SHA3_512")',
+  ],
+  [
+    "unicast: autobind not a boolean",
+    `[unicast.u1]\nautobind = "yes"\n`,
+    't.conf:2:1: [unicast.u1] autobind: expected true or false, found a string ("yes")',
   ],
   [
     "unsupported stanza type eth-dix",
     `[udp.a]\nip = "1.2.3.4"\n[eth-dix.e1]\ndev = "eth0"\n`,
-    't.conf:3:1: [eth-dix]: stanza type "eth-dix" is not supported yet (supported: name, udp, udp4, udp6, local)',
+    't.conf:3:1: [eth-dix]: stanza type "eth-dix" is not supported yet (supported: name, udp, udp4, udp6, local, unicast)',
   ],
   [
     "unknown key in a name stanza",
@@ -1065,4 +1133,109 @@ Deno.test("a TOML syntax error says what was probably meant", () => {
     assert(!r.ok, text);
     assert(re.test(r.error), `${JSON.stringify(text)}: ${r.error}`);
   }
+});
+
+// ---------------------------------------------------------------------------
+// Unicast stanzas
+
+Deno.test("a [unicast.<name>] stanza: the bootstrap keys of spec/unicast.md 7.2, our spellings", () => {
+  const cfg = unwrap(parseConfig(
+    `[name."oping"]
+prog = ["/usr/bin/oping"]
+args = ["--listen"]
+
+[unicast.u1]
+bootstrap = "net1"
+autobind = true
+reg = ["oping"]
+hash = "SHA3_384"
+addr_size = 4
+eid_size = 8
+max_ttl = 30
+addr-auth = "flat"
+routing = "link_state"
+ls_t_recalc = 2
+ls_t_update = 10
+ls_t_timeo = 40
+directory = "DHT"
+dht_alpha = 2
+dht_k = 4
+dht_t_expire = 3600
+dht_t_refresh = 60
+dht_t_replicate = 120
+congestion = "mb-ecn"
+`,
+    "u.conf",
+  ));
+  assertEquals(cfg.ipcps, [{
+    type: "unicast",
+    name: "u1",
+    layer: "net1",
+    hash: "SHA3_384",
+    unicast: {
+      addrSize: 4,
+      eidSize: 8,
+      maxTtl: 30,
+      addrAuth: "flat",
+      routing: "link-state",
+      lsTRecalc: 2,
+      lsTUpdate: 10,
+      lsTTimeo: 40,
+      directory: "dht",
+      dhtAlpha: 2,
+      dhtK: 4,
+      dhtTExpire: 3600,
+      dhtTRefresh: 60,
+      dhtTReplicate: 120,
+      congestion: "mb-ecn",
+    },
+    reg: ["oping"],
+    autobind: true,
+  }]);
+  const summary = formatConfigSummary(cfg);
+  assertStringIncludes(
+    summary,
+    "IPCP u1 (unicast): layer net1, names hashed with SHA3_384",
+  );
+  assertStringIncludes(
+    summary,
+    "binds itself to its name and its layer's name",
+  );
+});
+
+Deno.test("a [unicast.<name>] stanza: defaults, both routing spellings, lfa and autobind = false", () => {
+  const cfg = unwrap(parseConfig(
+    `[unicast.a]
+bootstrap = "n"
+
+[unicast.b]
+bootstrap = "n"
+routing = "link-state"
+congestion = "lfa"
+autobind = false
+
+[unicast.c]
+routing = "ecmp"
+congestion = "none"
+directory = "dht"
+`,
+    "u.conf",
+  ));
+  assertEquals(cfg.ipcps.map((c) => c.type === "unicast" ? c.unicast : {}), [
+    {},
+    { routing: "link-state", congestion: "mb-ecn" },
+    { routing: "ecmp", congestion: "none", directory: "dht" },
+  ]);
+  const [a, b, c] = cfg.ipcps;
+  assert(
+    a?.type === "unicast" && b?.type === "unicast" && c?.type === "unicast",
+  );
+  assertEquals(a.hash, "SHA3_256");
+  assertEquals(a.autobind, false);
+  assertEquals(b.autobind, false);
+  assertEquals(c.layer, undefined);
+  assertStringIncludes(
+    formatConfigSummary(cfg),
+    "layer settings: the defaults",
+  );
 });

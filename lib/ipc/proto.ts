@@ -59,7 +59,7 @@ export const QosSchema = obj({
 });
 export type QosSpec = Infer<typeof QosSchema>;
 
-export const IPCP_TYPES = ["udp4", "udp6", "local"] as const;
+export const IPCP_TYPES = ["udp4", "udp6", "local", "unicast"] as const;
 export type IpcpTypeName = typeof IPCP_TYPES[number];
 const IpcpType = lit(...IPCP_TYPES);
 /** A layer's name hash algorithm (lib/wire/name_hash.ts). */
@@ -134,10 +134,40 @@ export const DEFAULT_SOCKET_BUFFER = 4 << 20;
 
 const SocketBuffer = int(SOCKET_BUFFER_MIN, SOCKET_BUFFER_MAX);
 
+/** Link-state routing policies of a unicast layer (spec/unicast.md 2.4). */
+export const UNICAST_ROUTING = ["link-state", "lfa", "ecmp"] as const;
+/** Congestion avoidance policies of a unicast layer. */
+export const UNICAST_CONGESTION = ["none", "mb-ecn"] as const;
+
+/**
+ * What a unicast layer is bootstrapped with beyond its layer and hash
+ * (spec/unicast.md 2.4, 7.1): each field absent takes the default of 2.4.
+ * The ranges are those of the configuration file (section 5); the IPCP
+ * checks the combination (`checkUnicastConfig`).
+ */
+export const UnicastParams = obj({
+  addrSize: opt(int(1, 8)),
+  eidSize: opt(int(1, 8)),
+  maxTtl: opt(int(1, 255)),
+  addrAuth: opt(lit("flat")),
+  directory: opt(lit("dht")),
+  routing: opt(lit(...UNICAST_ROUTING)),
+  lsTRecalc: opt(int(1, 0xffff_ffff)),
+  lsTUpdate: opt(int(1, 0xffff_ffff)),
+  lsTTimeo: opt(int(1, 0xffff_ffff)),
+  dhtAlpha: opt(int(1, 10)),
+  dhtK: opt(int(1, 20)),
+  dhtTExpire: opt(int(10, 86400)),
+  dhtTRefresh: opt(int(3, 3600)),
+  dhtTReplicate: opt(int(3, 3600)),
+  congestion: opt(lit(...UNICAST_CONGESTION)),
+});
+export type UnicastParams = Infer<typeof UnicastParams>;
+
 /**
  * What an IPCP is bootstrapped with: the layer, and what its type needs
- * (UDP: `ip`, `port` and the rest; local: `hash`). Each IPCP checks that
- * it was given its own and nothing else.
+ * (UDP: `ip`, `port` and the rest; local: `hash`; unicast: `hash` and
+ * `unicast`). Each IPCP checks that it was given its own and nothing else.
  */
 const BootstrapParams = {
   layer: nameStr,
@@ -152,6 +182,8 @@ const BootstrapParams = {
   rcvbuf: opt(SocketBuffer),
   /** SO_SNDBUF of the UDP socket (default DEFAULT_SOCKET_BUFFER). */
   sndbuf: opt(SocketBuffer),
+  /** A unicast layer's settings (spec/unicast.md 2.4). */
+  unicast: opt(UnicastParams),
 };
 
 const COUNT = int(0, Number.MAX_SAFE_INTEGER);
@@ -220,6 +252,11 @@ export const METHODS = {
       type: opt(IpcpType),
       ...BootstrapParams,
       ip: opt(str({ max: 64 })),
+      /**
+       * Bind the IPCP to its own name and its layer's name once
+       * bootstrapped (unicast IPCPs only).
+       */
+      autobind: opt(bool),
     }),
     obj({ pid: PID }),
   ),
