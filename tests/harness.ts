@@ -10,6 +10,7 @@ import { irmdSocketPath, RUNDIR_ENV } from "../lib/ipc/rundir.ts";
 import { connectCtrl } from "../lib/ipc/ctrl.ts";
 import type { Method, Req, Res } from "../lib/ipc/proto.ts";
 import { Proc } from "../lib/util/child.ts";
+import { assert, assertEquals, assertMatch } from "./assert.ts";
 
 export { Proc };
 
@@ -365,4 +366,66 @@ export async function runCommand(
       args.join(" ")
     } did not exit within ${timeoutMs} ms; output:\n${printed}`,
   );
+}
+
+// ---------------------------------------------------------------------------
+// A node's tools, checked: irm, an oping server, oping
+
+/** Runs irm on the node; fails the test on a non-zero exit. */
+export async function irm(node: Node, line: string): Promise<string> {
+  const r = await node.run("irm", line.split(" "));
+  assertEquals(r.code, 0, `irm ${line}:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** Starts `oping -l` and waits until the irmd has it accepting flows. */
+export async function startServer(
+  node: Node,
+  label = "oping-l",
+): Promise<Proc> {
+  const from = node.irmd.lines.length;
+  const s = node.spawnPath(
+    node.bin("oping"),
+    ["-l"],
+    `${node.label}/${label}`,
+  );
+  await node.irmd.waitFor(/This process accepts flows for:/, 15_000, from);
+  return s;
+}
+
+/** The pid of the node's IPCP named `name`, from `irm ipcp list`. */
+export async function ipcpPid(node: Node, name: string): Promise<number> {
+  const out = await irm(node, "ipcp list");
+  const m = new RegExp(`\\|\\s+(\\d+) \\|\\s+${name} \\|`).exec(out);
+  assert(m !== null, `no IPCP ${name} in:\n${out}`);
+  return Number(m[1]);
+}
+
+/** `oping -n <name> -c <count>` on the node, checked for every reply. */
+export async function ping(
+  node: Node,
+  name: string,
+  count: number,
+  extra: string[] = [],
+): Promise<string> {
+  const r = await node.run(
+    "oping",
+    ["-n", name, "-c", String(count), "-i", "50", ...extra],
+    30_000,
+  );
+  assertEquals(
+    r.code,
+    0,
+    `oping ${extra.join(" ")}:\n${r.stdout}\n${r.stderr}`,
+  );
+  assertMatch(
+    r.stdout,
+    new RegExp(
+      `${count} packets transmitted, ${count} received, 0 out-of-order, 0% packet loss`,
+    ),
+  );
+  for (let i = 0; i < count; i++) {
+    assertMatch(r.stdout, new RegExp(`64 bytes from ${name}: seq=${i} time=`));
+  }
+  return r.stdout;
 }

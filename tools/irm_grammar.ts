@@ -721,7 +721,11 @@ function udpBootstrap(
     body.dns = dns;
   }
   const hash = one(o, "hash");
-  if (hash !== undefined && hash.toUpperCase() !== "MD5") {
+  if (hash !== undefined && hash.toUpperCase() === "MD5" && !udp) {
+    // No type: the irmd knows the IPCP's, and refuses MD5 for a local or
+    // unicast one rather than have it ignored.
+    body.hash = "MD5";
+  } else if (hash !== undefined && hash.toUpperCase() !== "MD5") {
     const algo = parseHashAlgo(hash);
     if (!udp && algo !== undefined) {
       // No type and nothing of UDP's: maybe a local IPCP; the irmd knows.

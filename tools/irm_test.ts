@@ -432,6 +432,19 @@ Deno.test("ipcp bootstrap type local: tutorial 1's command, the hash, nothing of
     layer: "ll",
     hash: "SHA3_384",
   });
+  // MD5 too, which the irmd refuses for a local or unicast IPCP instead
+  // of bootstrapping it with its default; with a UDP option it is the
+  // UDP default and needs no word.
+  assertEquals(sent("ipcp bootstrap name l layer ll hash MD5").body, {
+    name: "l",
+    layer: "ll",
+    hash: "MD5",
+  });
+  assertEquals(
+    "hash" in (sent("ipcp bootstrap name l layer ll ip 127.0.0.1 hash MD5")
+      .body as Record<string, unknown>),
+    false,
+  );
   assertEquals(
     firstLine(errorText("ipcp bootstrap name l layer ll hash crc32")),
     "irm ipcp bootstrap: unknown hash algorithm crc32: UDP layers hash names with MD5 (hash MD5), local layers with SHA3_224, SHA3_256, SHA3_384, SHA3_512.",

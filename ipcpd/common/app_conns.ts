@@ -43,7 +43,14 @@ import {
   sameToken,
 } from "../../lib/ipc/dataplane.ts";
 import { getU32, putU32 } from "../../lib/ipc/framing.ts";
-import { DpCounter, type DpEvent, type LogLevel } from "./dp_msg.ts";
+import {
+  type DpCommand,
+  DpCounter,
+  type DpEvent,
+  type DpInit,
+  type LogLevel,
+  type Op,
+} from "./dp_msg.ts";
 
 /** The epoll tag of the listening socket. */
 export const TAG_LISTEN = 2;
@@ -132,6 +139,47 @@ export interface AppSideOptions {
   readonly blocked: () => boolean;
   readonly event: (e: DpEvent) => void;
   readonly log: (key: string, level: LogLevel, text: string) => void;
+}
+
+/** A flow as the control thread's Add command describes it, at `now`. */
+export function dpFlowOf(
+  c: Extract<DpCommand, { op: typeof Op.Add }>,
+  now: number,
+): DpFlow {
+  return {
+    eid: c.eid,
+    peerEid: c.peerEid,
+    allocated: c.allocated,
+    token: c.token,
+    addr: c.addr,
+    conn: undefined,
+    early: [],
+    lastRecv: now,
+    lastSend: now,
+    active: false,
+  };
+}
+
+/** The limits and descriptors of AppSideOptions that a DpInit gives. */
+export function appSideLimits(
+  init: DpInit,
+): Pick<
+  AppSideOptions,
+  | "listenFd"
+  | "mtu"
+  | "appQueueBytes"
+  | "preAttachQueue"
+  | "helloMs"
+  | "acceptRetryMs"
+> {
+  return {
+    listenFd: init.listenFd,
+    mtu: init.mtu,
+    appQueueBytes: init.appQueueBytes,
+    preAttachQueue: init.preAttachQueue,
+    helloMs: init.helloMs,
+    acceptRetryMs: init.acceptRetryMs,
+  };
 }
 
 /** A connection's phase, read afresh (calls may have changed it). */
@@ -501,11 +549,16 @@ export class AppSide {
 
   /**
    * A packet for `flow`'s application, before it attached: kept (copied)
-   * up to the pre-attach limit, else dropped and counted.
+   * up to the pre-attach limit of packets and the application queue's
+   * bytes (large packets would otherwise hold megabytes per flow), else
+   * dropped and counted.
    */
   early(flow: DpFlow, payload: Uint8Array): void {
-    if (flow.early.length < this.#o.preAttachQueue) {
-      flow.early.push(payload.slice());
+    const q = flow.early;
+    let bytes = payload.length;
+    for (const p of q) bytes += p.length;
+    if (q.length < this.#o.preAttachQueue && bytes <= this.#o.appQueueBytes) {
+      q.push(payload.slice());
     } else this.#o.counters[DpCounter.SlowReader]!++;
   }
 

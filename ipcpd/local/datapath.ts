@@ -16,13 +16,13 @@
  * Liveness needs no keepalives here: the control thread sees both ends of
  * every flow, and ends the partner when one side goes.
  */
+import type { Epoll } from "../../lib/sys/mod.ts";
 import {
-  describe,
-  type Epoll,
-  EPOLLIN,
-  eventfdDrain,
-} from "../../lib/sys/mod.ts";
-import { AppSide, type DpFlow, TAG_LISTEN } from "../common/app_conns.ts";
+  AppSide,
+  appSideLimits,
+  type DpFlow,
+  dpFlowOf,
+} from "../common/app_conns.ts";
 import { type Post, rateLimitedLog } from "../common/dp_log.ts";
 import {
   counterView,
@@ -32,8 +32,7 @@ import {
   Op,
 } from "../common/dp_msg.ts";
 import { RingReader } from "../common/ring.ts";
-
-const TAG_WAKE = 0;
+import { runPasses, waitUntil } from "../common/dp_loop.ts";
 
 /** Frames staged for delivery before they are written, at most. */
 export const STAGE_FRAMES = 64;
@@ -95,15 +94,10 @@ export function runLocalDatapath(
   };
 
   const apps = new AppSide({
+    ...appSideLimits(init),
     epoll,
-    listenFd: init.listenFd,
-    mtu: init.mtu,
     flows,
     counters,
-    appQueueBytes: init.appQueueBytes,
-    preAttachQueue: init.preAttachQueue,
-    helloMs: init.helloMs,
-    acceptRetryMs: init.acceptRetryMs,
     packet,
     // The partner's queue is bounded on its own (appQueueBytes).
     blocked: () => false,
@@ -122,18 +116,7 @@ export function runLocalDatapath(
         return; // no lower layer
       case Op.Add: {
         if (flows.has(c.eid)) return;
-        flows.set(c.eid, {
-          eid: c.eid,
-          peerEid: c.peerEid,
-          allocated: c.allocated,
-          token: c.token,
-          addr: c.addr,
-          conn: undefined,
-          early: [],
-          lastRecv: now,
-          lastSend: now,
-          active: false,
-        });
+        flows.set(c.eid, dpFlowOf(c, now));
         return;
       }
       case Op.Allocated: {
@@ -158,59 +141,23 @@ export function runLocalDatapath(
 
   // ---------------------------------------------------------- the loop
 
-  const started = apps.start();
-  if (started !== null) {
-    post({ t: "fatal", error: `epoll: ${describe(started)}` });
-    return;
-  }
-  {
-    const r = epoll.add(init.wakeFd, EPOLLIN, TAG_WAKE);
-    if (!r.ok) {
-      post({ t: "fatal", error: `epoll: ${describe(r)}` });
-      return;
-    }
-  }
-
-  try {
-    for (;;) {
-      // Commands first: a flow is known before its application's attach
-      // (the control thread wrote the ring before answering the irmd).
-      ring.drain(command);
-      if (stopping) break;
-      const n = epoll.ready;
-      for (let i = 0; i < n; i++) {
-        const tag = epoll.tag(i);
-        if (tag === TAG_WAKE) {
-          // Drained, the eventfd no longer stands for the records written
-          // since the drain above: read those now, or they would wait for
-          // the next wakeup, which may never come.
-          eventfdDrain(init.wakeFd);
-          ring.drain(command);
-        } else if (tag === TAG_LISTEN) apps.onListen();
-        else apps.onEvent(tag, epoll.events(i));
-      }
+  runPasses({
+    init,
+    epoll,
+    ring,
+    apps,
+    counters,
+    post,
+    command,
+    stopping: () => stopping,
+  }, {
+    event: () => false, // no lower layer: every descriptor is an application's
+    work: () => {
       apps.readReady();
       flush();
       apps.timers();
-
-      let wait = -1;
-      if (apps.hasReady) wait = 0;
-      else {
-        const at = apps.nextDeadline();
-        if (at !== Infinity) wait = Math.max(0, Math.ceil(at - Date.now()));
-      }
-      // A Stop read in this pass ends the loop now, not after a wait.
-      if (stopping) break;
-      const w = epoll.wait(wait);
-      if (!w.ok) {
-        post({ t: "fatal", error: `epoll_wait: ${describe(w)}` });
-        break;
-      }
-      counters[DpCounter.Wakeups]!++;
-      now = Date.now();
-      apps.now = now;
-    }
-  } finally {
-    apps.closeAll();
-  }
+    },
+    waitMs: () => apps.hasReady ? 0 : waitUntil(apps.nextDeadline()),
+    setNow: (t) => now = t,
+  });
 }

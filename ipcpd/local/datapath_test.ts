@@ -7,104 +7,21 @@
  * breaks the protocol) takes its partner down; nothing is left open.
  */
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { encodeAttach } from "../../lib/ipc/dataplane.ts";
-import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
+import { putU32 } from "../../lib/ipc/framing.ts";
 import { assertNoNewFds, watchedFds } from "../../lib/sys/testing.ts";
 import { nameHashWith } from "../../lib/wire/name_hash.ts";
 import { LOCAL_MTU, LocalIpcp } from "./ipcp.ts";
-import { eventually, FakeIrmd, rawQos } from "./testing.ts";
+import { APP_QUEUE_BYTES } from "../common/ipcp_flows.ts";
+import {
+  App,
+  eventually,
+  FakeIrmd,
+  frame,
+  packet,
+  rawQos,
+} from "../common/testing.ts";
 
 /** An application's end of a flow: its frames, each within a deadline. */
-class App {
-  readonly #reader: FrameReader;
-  #pending: Promise<Uint8Array | null> | undefined;
-
-  private constructor(readonly conn: Deno.UnixConn) {
-    this.#reader = new FrameReader(conn, LOCAL_MTU + 4);
-  }
-
-  /** Connects to the data socket and sends the attach frame (and `then`). */
-  static async attach(
-    path: string,
-    handle: number,
-    token: Uint8Array,
-    then: Uint8Array[] = [],
-  ): Promise<App> {
-    const conn = await Deno.connect({ transport: "unix", path });
-    const app = new App(conn);
-    await app.write([frame(encodeAttach(handle, token)), ...then]);
-    return app;
-  }
-
-  /** The next frame's payload, or null at the end of the stream. */
-  async next(timeoutMs = 5000): Promise<Uint8Array | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = this.#pending ??= this.#reader.next();
-    try {
-      const f = await Promise.race([
-        read,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error("no frame in time")),
-            timeoutMs,
-          )
-        ),
-      ]);
-      this.#pending = undefined;
-      return f === null ? null : f.slice(4);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  async status(): Promise<number> {
-    const s = await this.next();
-    assert(s !== null && s.length === 4, "a status frame");
-    return new DataView(s.buffer).getInt32(0);
-  }
-
-  /** Whether the stream ends (or breaks) next. */
-  async ends(): Promise<boolean> {
-    try {
-      return await this.next() === null;
-    } catch (e) {
-      return e instanceof Deno.errors.ConnectionReset;
-    }
-  }
-
-  async write(frames: Uint8Array[]): Promise<void> {
-    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) {
-      all.set(f, at);
-      at += f.length;
-    }
-    for (let off = 0; off < all.length;) {
-      off += await this.conn.write(all.subarray(off));
-    }
-  }
-
-  close(): void {
-    try {
-      this.conn.close();
-    } catch { /* closed already */ }
-  }
-}
-
-function frame(payload: Uint8Array): Uint8Array {
-  const f = new Uint8Array(4 + payload.length);
-  putU32(f, 0, payload.length);
-  f.set(payload, 4);
-  return f;
-}
-
-/** A packet of `n` bytes that says which it is (`seq`) all through. */
-function packet(seq: number, n: number): Uint8Array {
-  const p = new Uint8Array(n);
-  for (let i = 0; i < n; i++) p[i] = (seq * 31 + i * 7) & 0xff;
-  return p;
-}
-
 /** A local IPCP with its data path, on a fake irmd, "oping" registered. */
 async function rig() {
   const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
@@ -136,7 +53,13 @@ async function rig() {
     end: { handle: number; token: Uint8Array },
     then: Uint8Array[] = [],
   ) => {
-    const app = await App.attach(ipcp.dataPath, end.handle, end.token, then);
+    const app = await App.attach(
+      ipcp.dataPath,
+      LOCAL_MTU,
+      end.handle,
+      end.token,
+      then,
+    );
     apps.push(app);
     return app;
   };
@@ -233,6 +156,31 @@ Deno.test("local data path: packets before the partner attached wait for it", as
     assertEquals(await client.next(), packet(2, 20));
     await client.write([frame(packet(3, 30))]);
     assertEquals(await server.next(), packet(3, 30));
+  } finally {
+    await r.close();
+  }
+});
+
+Deno.test("local data path: what waits for a partner is bounded in bytes too, not only in packets", async () => {
+  const r = await rig();
+  try {
+    const f = await r.allocate();
+    // 20 packets of the MTU: 1.3 MB, more than the application queue's
+    // 1 MiB, far fewer than the pre-attach limit of packets.
+    const big = Array.from({ length: 20 }, (_, i) => packet(i, LOCAL_MTU));
+    const server = await r.attach(f.server, big.map(frame));
+    assertEquals(await server.status(), 0);
+    await eventually(
+      "the server's packets read",
+      () => (r.ipcp.dataPathCounters()?.txPackets ?? 0) >= 20,
+    );
+    const kept = Math.floor(APP_QUEUE_BYTES / LOCAL_MTU);
+    assertEquals(r.ipcp.stats().dropped.slowReader, 20 - kept);
+    const client = await r.attach(f.client);
+    assertEquals(await client.status(), 0);
+    for (let i = 0; i < kept; i++) {
+      assertEquals(await client.next(), big[i], `packet ${i}`);
+    }
   } finally {
     await r.close();
   }

@@ -21,7 +21,7 @@ import {
 } from "../../lib/wire/name_hash.ts";
 import { Op } from "../common/dp_msg.ts";
 import { LOCAL_MPL_MS, LOCAL_MTU, LocalIpcp, type LocalPorts } from "./ipcp.ts";
-import { FakeIrmd, type OnFlowReq, rawQos } from "./testing.ts";
+import { FakeIrmd, type OnFlowReq, rawQos } from "../common/testing.ts";
 
 type Command = Parameters<LocalPorts["command"]>[0];
 

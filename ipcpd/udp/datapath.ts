@@ -25,7 +25,6 @@ import {
   type Epoll,
   EPOLLIN,
   EPOLLOUT,
-  eventfdDrain,
   hostLayout,
   MSG_TRUNC,
   PacketBatch,
@@ -35,7 +34,12 @@ import {
 } from "../../lib/sys/mod.ts";
 import { getU32, putU32 } from "../../lib/ipc/framing.ts";
 import { MGMT_HDR_LEN } from "../../lib/wire/udp_wire.ts";
-import { AppSide, type DpFlow, TAG_LISTEN } from "../common/app_conns.ts";
+import {
+  AppSide,
+  appSideLimits,
+  type DpFlow,
+  dpFlowOf,
+} from "../common/app_conns.ts";
 import {
   ACTIVITY_MS,
   counterView,
@@ -49,8 +53,9 @@ import {
 } from "../common/dp_msg.ts";
 import { RingReader } from "../common/ring.ts";
 import { type Post, rateLimitedLog } from "../common/dp_log.ts";
+import { runPasses, waitUntil } from "../common/dp_loop.ts";
 
-const TAG_WAKE = 0;
+/** The UDP socket's epoll tag (0 is the command ring's, 2 the listener's). */
 const TAG_UDP = 1;
 
 /** Datagrams per recvmmsg / sendmmsg. */
@@ -204,15 +209,10 @@ export function runUdpDatapath(
   };
 
   const apps = new AppSide({
+    ...appSideLimits(init),
     epoll,
-    listenFd: init.listenFd,
-    mtu: init.mtu,
     flows,
     counters,
-    appQueueBytes: init.appQueueBytes,
-    preAttachQueue: init.preAttachQueue,
-    helloMs: init.helloMs,
-    acceptRetryMs: init.acceptRetryMs,
     packet,
     blocked: () => blocked,
     event: (e) => post(e),
@@ -350,18 +350,7 @@ export function runUdpDatapath(
         return;
       case Op.Add: {
         if (flows.has(c.eid)) return;
-        const flow: DpFlow = {
-          eid: c.eid,
-          peerEid: c.peerEid,
-          allocated: c.allocated,
-          token: c.token,
-          addr: c.addr,
-          conn: undefined,
-          early: [],
-          lastRecv: now,
-          lastSend: now,
-          active: false,
-        };
+        const flow: DpFlow = dpFlowOf(c, now);
         flows.set(c.eid, flow);
         return;
       }
@@ -386,42 +375,24 @@ export function runUdpDatapath(
 
   // ---------------------------------------------------------- the loop
 
-  const started = apps.start();
-  if (started !== null) {
-    post({ t: "fatal", error: `epoll: ${describe(started)}` });
-    return;
-  }
-  {
-    const r = epoll.add(init.wakeFd, EPOLLIN, TAG_WAKE);
-    if (!r.ok) {
-      post({ t: "fatal", error: `epoll: ${describe(r)}` });
-      return;
-    }
-  }
-
   let udpReady = false;
-  try {
-    for (;;) {
-      // Commands first: a flow is known before its application's attach
-      // (the control thread wrote the ring before answering the irmd).
-      ring.drain(command);
-      if (stopping) break;
-      const n = epoll.ready;
-      for (let i = 0; i < n; i++) {
-        const tag = epoll.tag(i);
-        const ev = epoll.events(i);
-        if (tag === TAG_WAKE) {
-          // Drained, the eventfd no longer stands for the records written
-          // since the drain above: read those now, or they would wait for
-          // the next wakeup, which may never come.
-          eventfdDrain(init.wakeFd);
-          ring.drain(command);
-        } else if (tag === TAG_UDP) {
-          if ((ev & EPOLLOUT) !== 0 && blocked) flushBacklog();
-          if ((ev & ~EPOLLOUT) !== 0) udpReady = true;
-        } else if (tag === TAG_LISTEN) apps.onListen();
-        else apps.onEvent(tag, ev);
-      }
+  runPasses({
+    init,
+    epoll,
+    ring,
+    apps,
+    counters,
+    post,
+    command,
+    stopping: () => stopping,
+  }, {
+    event: (tag, ev) => {
+      if (tag !== TAG_UDP) return false;
+      if ((ev & EPOLLOUT) !== 0 && blocked) flushBacklog();
+      if ((ev & ~EPOLLOUT) !== 0) udpReady = true;
+      return true;
+    },
+    work: () => {
       if (udpReady && udpFd >= 0) {
         udpReady = false;
         for (let r = 0; r < RX_ROUNDS && receive(); r++) {
@@ -434,26 +405,13 @@ export function runUdpDatapath(
       if (active.length > 0 && now - reportedAt >= ACTIVITY_MS) {
         reportActivity();
       }
-
-      let wait = -1;
-      if (udpReady || (apps.hasReady && !blocked)) wait = 0;
-      else {
-        let at = apps.nextDeadline();
-        if (active.length > 0) at = Math.min(at, reportedAt + ACTIVITY_MS);
-        if (at !== Infinity) wait = Math.max(0, Math.ceil(at - Date.now()));
-      }
-      // A Stop read in this pass ends the loop now, not after a wait.
-      if (stopping) break;
-      const w = epoll.wait(wait);
-      if (!w.ok) {
-        post({ t: "fatal", error: `epoll_wait: ${describe(w)}` });
-        break;
-      }
-      counters[DpCounter.Wakeups]!++;
-      now = Date.now();
-      apps.now = now;
-    }
-  } finally {
-    apps.closeAll();
-  }
+    },
+    waitMs: () => {
+      if (udpReady || (apps.hasReady && !blocked)) return 0;
+      let at = apps.nextDeadline();
+      if (active.length > 0) at = Math.min(at, reportedAt + ACTIVITY_MS);
+      return waitUntil(at);
+    },
+    setNow: (t) => now = t,
+  });
 }

@@ -25,14 +25,14 @@
  * frame delivered from there, written with the other frames of the pass
  * for the same flow by one writev.
  */
-import {
-  describe,
-  type Epoll,
-  EPOLLIN,
-  eventfdDrain,
-} from "../../lib/sys/mod.ts";
+import type { Epoll } from "../../lib/sys/mod.ts";
 import { putU32 } from "../../lib/ipc/framing.ts";
-import { AppSide, type DpFlow, TAG_LISTEN } from "../common/app_conns.ts";
+import {
+  AppSide,
+  appSideLimits,
+  type DpFlow,
+  dpFlowOf,
+} from "../common/app_conns.ts";
 import { type Post, rateLimitedLog } from "../common/dp_log.ts";
 import {
   counterView,
@@ -42,10 +42,9 @@ import {
   Op,
 } from "../common/dp_msg.ts";
 import { RingReader } from "../common/ring.ts";
+import { runPasses, waitUntil } from "../common/dp_loop.ts";
 import { dtLayout, QC_VOICE, writeDtHeader } from "./dt.ts";
 import { DtNode, isFlowEid } from "./dt_node.ts";
-
-const TAG_WAKE = 0;
 
 /** Frames staged for delivery before they are written, at most. */
 export const STAGE_FRAMES = 64;
@@ -197,15 +196,10 @@ export function runUnicastDatapath(
   };
 
   const apps = new AppSide({
+    ...appSideLimits(init),
     epoll,
-    listenFd: init.listenFd,
-    mtu: init.mtu,
     flows,
     counters,
-    appQueueBytes: init.appQueueBytes,
-    preAttachQueue: init.preAttachQueue,
-    helloMs: init.helloMs,
-    acceptRetryMs: init.acceptRetryMs,
     packet,
     // The receiving application's queue is bounded on its own.
     blocked: () => false,
@@ -256,18 +250,7 @@ export function runUnicastDatapath(
           return;
         }
         peers.set(c.eid, { eid: flowEid(peer.eidHigh, c.eid), peer, hdr });
-        flows.set(c.eid, {
-          eid: c.eid,
-          peerEid: c.peerEid,
-          allocated: c.allocated,
-          token: c.token,
-          addr: c.addr,
-          conn: undefined,
-          early: [],
-          lastRecv: now,
-          lastSend: now,
-          active: false,
-        });
+        flows.set(c.eid, dpFlowOf(c, now));
         return;
       }
       case Op.Allocated: {
@@ -292,59 +275,24 @@ export function runUnicastDatapath(
 
   // ---------------------------------------------------------- the loop
 
-  const started = apps.start();
-  if (started !== null) {
-    post({ t: "fatal", error: `epoll: ${describe(started)}` });
-    return;
-  }
-  {
-    const r = epoll.add(init.wakeFd, EPOLLIN, TAG_WAKE);
-    if (!r.ok) {
-      post({ t: "fatal", error: `epoll: ${describe(r)}` });
-      return;
-    }
-  }
-
-  try {
-    for (;;) {
-      // Commands first: a flow is known before its application's attach
-      // (the control thread wrote the ring before answering the irmd).
-      ring.drain(command);
-      if (stopping) break;
-      const n = epoll.ready;
-      for (let i = 0; i < n; i++) {
-        const tag = epoll.tag(i);
-        if (tag === TAG_WAKE) {
-          // Drained, the eventfd no longer stands for the records written
-          // since the drain above: read those now, or they would wait for
-          // the next wakeup, which may never come.
-          eventfdDrain(init.wakeFd);
-          ring.drain(command);
-        } else if (tag === TAG_LISTEN) apps.onListen();
-        else apps.onEvent(tag, epoll.events(i));
-      }
+  runPasses({
+    init,
+    epoll,
+    ring,
+    apps,
+    counters,
+    post,
+    command,
+    stopping: () => stopping,
+  }, {
+    // No lower layer yet: every descriptor is an application's.
+    event: () => false,
+    work: () => {
       apps.readReady();
       flush();
       apps.timers();
-
-      let wait = -1;
-      if (apps.hasReady) wait = 0;
-      else {
-        const at = apps.nextDeadline();
-        if (at !== Infinity) wait = Math.max(0, Math.ceil(at - Date.now()));
-      }
-      // A Stop read in this pass ends the loop now, not after a wait.
-      if (stopping) break;
-      const w = epoll.wait(wait);
-      if (!w.ok) {
-        post({ t: "fatal", error: `epoll_wait: ${describe(w)}` });
-        break;
-      }
-      counters[DpCounter.Wakeups]!++;
-      now = Date.now();
-      apps.now = now;
-    }
-  } finally {
-    apps.closeAll();
-  }
+    },
+    waitMs: () => apps.hasReady ? 0 : waitUntil(apps.nextDeadline()),
+    setNow: (t) => now = t,
+  });
 }

@@ -7,91 +7,17 @@
  * end that goes away takes the other down; nothing is left open.
  */
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { encodeAttach } from "../../lib/ipc/dataplane.ts";
-import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
 import { nameHashWith } from "../../lib/wire/name_hash.ts";
-import { eventually, FakeIrmd, rawQos } from "../local/testing.ts";
+import {
+  App,
+  eventually,
+  FakeIrmd,
+  frame,
+  packet,
+  rawQos,
+} from "../common/testing.ts";
 import { decodeFlowPeer, encodeFlowPeer, FLOW_PEER_LEN } from "./datapath.ts";
 import { UNICAST_MTU, UnicastIpcp } from "./ipcp.ts";
-
-class App {
-  readonly #reader: FrameReader;
-  #pending: Promise<Uint8Array | null> | undefined;
-  private constructor(readonly conn: Deno.UnixConn) {
-    this.#reader = new FrameReader(conn, UNICAST_MTU + 4);
-  }
-  static async attach(
-    path: string,
-    handle: number,
-    token: Uint8Array,
-    then: Uint8Array[] = [],
-  ): Promise<App> {
-    const conn = await Deno.connect({ transport: "unix", path });
-    const app = new App(conn);
-    await app.write([frame(encodeAttach(handle, token)), ...then]);
-    return app;
-  }
-  async next(timeoutMs = 5000): Promise<Uint8Array | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = this.#pending ??= this.#reader.next();
-    try {
-      const f = await Promise.race([
-        read,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error("no frame in time")),
-            timeoutMs,
-          )
-        ),
-      ]);
-      this.#pending = undefined;
-      return f === null ? null : f.slice(4);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-  async status(): Promise<number> {
-    const s = await this.next();
-    assert(s !== null && s.length === 4, "a status frame");
-    return new DataView(s.buffer).getInt32(0);
-  }
-  async ends(): Promise<boolean> {
-    try {
-      return await this.next() === null;
-    } catch (e) {
-      return e instanceof Deno.errors.ConnectionReset;
-    }
-  }
-  async write(frames: Uint8Array[]): Promise<void> {
-    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) {
-      all.set(f, at);
-      at += f.length;
-    }
-    for (let off = 0; off < all.length;) {
-      off += await this.conn.write(all.subarray(off));
-    }
-  }
-  close(): void {
-    try {
-      this.conn.close();
-    } catch { /* closed already */ }
-  }
-}
-
-function frame(payload: Uint8Array): Uint8Array {
-  const f = new Uint8Array(4 + payload.length);
-  putU32(f, 0, payload.length);
-  f.set(payload, 4);
-  return f;
-}
-
-function packet(seq: number, n: number): Uint8Array {
-  const p = new Uint8Array(n);
-  for (let i = 0; i < n; i++) p[i] = (seq * 31 + i * 7) & 0xff;
-  return p;
-}
 
 async function rig() {
   const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
@@ -122,7 +48,13 @@ async function rig() {
     end: { handle: number; token: Uint8Array },
     then: Uint8Array[] = [],
   ) => {
-    const app = await App.attach(ipcp.dataPath, end.handle, end.token, then);
+    const app = await App.attach(
+      ipcp.dataPath,
+      UNICAST_MTU,
+      end.handle,
+      end.token,
+      then,
+    );
     apps.push(app);
     return app;
   };

@@ -15,7 +15,7 @@ import type { OuroborosError } from "../../lib/util/errors.ts";
 import type { Req } from "../../lib/ipc/proto.ts";
 import { nameHashWith } from "../../lib/wire/name_hash.ts";
 import { type DpCommand, Op } from "../common/dp_msg.ts";
-import { FakeIrmd, type OnFlowReq, rawQos } from "../local/testing.ts";
+import { FakeIrmd, type OnFlowReq, rawQos } from "../common/testing.ts";
 import { decodeFlowPeer } from "./datapath.ts";
 import { CONG_NONE, LS_ECMP } from "./enroll.ts";
 import { UNICAST_MPL_MS, UNICAST_MTU, UnicastIpcp } from "./ipcp.ts";

@@ -1,9 +1,13 @@
 /**
- * Test helpers for the local IPCP: a fake irmd on a Unix socket in a fresh
+ * Test helpers for the IPCPs: a fake irmd on a Unix socket in a fresh
  * runtime directory, which answers the IPCP's "flow request arrived" as a
- * test says and records the flows the IPCP reports ended; and waiting for
- * what it saw, with a deadline.
+ * test says and records the flows the IPCP reports ended; waiting for what
+ * it saw, with a deadline; and an application's end of a flow on the data
+ * socket (lib/ipc/dataplane.ts), with packets that say which they are.
  */
+import { assert } from "../../tests/assert.ts";
+import { encodeAttach } from "../../lib/ipc/dataplane.ts";
+import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
 import { connectCtrl, CtrlConn } from "../../lib/ipc/ctrl.ts";
 import type { Req, Res } from "../../lib/ipc/proto.ts";
 import { irmdSocketPath } from "../../lib/ipc/rundir.ts";
@@ -120,4 +124,96 @@ export function rawQos(timeout = 120_000): Req<"flow.req.arr">["qos"] {
     availability: 0,
     inOrder: 0,
   };
+}
+
+/** An application's end of a flow: a connection to the data socket. */
+export class App {
+  readonly #reader: FrameReader;
+  #pending: Promise<Uint8Array | null> | undefined;
+
+  private constructor(readonly conn: Deno.UnixConn, maxFrame: number) {
+    this.#reader = new FrameReader(conn, maxFrame);
+  }
+
+  /** Connects to the data socket and sends the attach frame (and `then`). */
+  static async attach(
+    path: string,
+    mtu: number,
+    handle: number,
+    token: Uint8Array,
+    then: Uint8Array[] = [],
+  ): Promise<App> {
+    const conn = await Deno.connect({ transport: "unix", path });
+    const app = new App(conn, mtu + 4);
+    await app.write([frame(encodeAttach(handle, token)), ...then]);
+    return app;
+  }
+
+  /** The next frame's payload, or null at the end of the stream. */
+  async next(timeoutMs = 5000): Promise<Uint8Array | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const read = this.#pending ??= this.#reader.next();
+    try {
+      const f = await Promise.race([
+        read,
+        new Promise<never>((_, reject) =>
+          timer = setTimeout(
+            () => reject(new Error("no frame in time")),
+            timeoutMs,
+          )
+        ),
+      ]);
+      this.#pending = undefined;
+      return f === null ? null : f.slice(4);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async status(): Promise<number> {
+    const s = await this.next();
+    assert(s !== null && s.length === 4, "a status frame");
+    return new DataView(s.buffer).getInt32(0);
+  }
+
+  /** Whether the stream ends (or breaks) next. */
+  async ends(): Promise<boolean> {
+    try {
+      return await this.next() === null;
+    } catch (e) {
+      return e instanceof Deno.errors.ConnectionReset;
+    }
+  }
+
+  async write(frames: Uint8Array[]): Promise<void> {
+    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    let at = 0;
+    for (const f of frames) {
+      all.set(f, at);
+      at += f.length;
+    }
+    for (let off = 0; off < all.length;) {
+      off += await this.conn.write(all.subarray(off));
+    }
+  }
+
+  close(): void {
+    try {
+      this.conn.close();
+    } catch { /* closed already */ }
+  }
+}
+
+export function frame(payload: Uint8Array): Uint8Array {
+  const f = new Uint8Array(4 + payload.length);
+  putU32(f, 0, payload.length);
+  f.set(payload, 4);
+  return f;
+}
+
+/** A packet of `n` bytes that says which it is (`seq`) all through. */
+export function packet(seq: number, n: number): Uint8Array {
+  const p = new Uint8Array(n);
+  for (let i = 0; i < n; i++) p[i] = (seq * 31 + i * 7) & 0xff;
+  return p;
 }
