@@ -9,7 +9,7 @@ import {
   type Flow,
   Ouroboros,
 } from "../lib/app/dev.ts";
-import { EventLoopTurn } from "../lib/app/blocking_io.ts";
+import { EventLoopTurn } from "../lib/app/turn.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
 import { err, ok, type Result } from "../lib/util/result.ts";
 import { isQosCubeName, type QosCubeName } from "../lib/wire/udp_wire.ts";

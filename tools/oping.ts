@@ -14,7 +14,6 @@ import {
   type FlowStats,
   type Ouroboros,
 } from "../lib/app/dev.ts";
-import { defaultReactor } from "../lib/app/blocking_io.ts";
 import {
   allocateWithProgress,
   EventLoopTurn,
@@ -584,7 +583,7 @@ async function client(node: Ouroboros, opts: OpingOptions): Promise<number> {
     await node.close();
     return 1;
   }
-  if (opts.readMode === "busy") defaultReactor.busy = true;
+  if (opts.readMode === "busy") await busyPolling();
   const stop = new AbortController();
   const removeSignals = onSignals(() => stop.abort());
   try {
@@ -765,10 +764,18 @@ export function serverIo(
   return { io: "blocking", readMode: mode === "busy" ? "busy" : "block" };
 }
 
-function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
+/**
+ * The fast path's reactor never sleeps from now on (-F, --busy). Loaded
+ * here, as the flows load it: a program on asynchronous flows never does.
+ */
+async function busyPolling(): Promise<void> {
+  (await import("../lib/app/blocking_io.ts")).defaultReactor.busy = true;
+}
+
+async function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
   const { io, readMode } = serverIo(opts.readMode);
-  if (opts.readMode === "busy") defaultReactor.busy = true;
-  return serveFlows(
+  if (opts.readMode === "busy") await busyPolling();
+  return await serveFlows(
     node,
     "Ouroboros ping server started.",
     (flow, signal) =>

@@ -25,7 +25,6 @@ import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
 import { irmdSocketPath, resolveRundir } from "../ipc/rundir.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
 import { CRC_LEN, FlowEnd, type FlowStats, HEADER_LEN } from "../frct/frct.ts";
-import { SysStream } from "./blocking_io.ts";
 
 export type { FlowStats };
 
@@ -207,7 +206,9 @@ export class Ouroboros implements AsyncDisposable {
     let conn: FlowConn;
     try {
       conn = io === "blocking"
-        ? await SysStream.connect(grant.path)
+        // Loaded on first use: the system-call layer binds libc's functions,
+        // a few megabytes a program on asynchronous flows does not need.
+        ? await (await import("./blocking_io.ts")).SysStream.connect(grant.path)
         : await Deno.connect({ transport: "unix", path: grant.path });
     } catch (e) {
       throw new OuroborosError(
@@ -273,6 +274,18 @@ export interface FlowConn extends ByteReader, ByteWriter {
   close(): void;
 }
 
+/**
+ * A connection of the fast path (blocking_io.ts's SysStream): its waits
+ * are the reactor's, which sleeps no longer than the owner's `deadline`.
+ */
+export interface BlockingConn extends FlowConn {
+  deadline: () => number;
+}
+
+function isBlocking(c: FlowConn): c is BlockingConn {
+  return "deadline" in c;
+}
+
 /** A flow: packets in, packets out, in order, none larger than `mtu`. */
 export class Flow implements AsyncDisposable {
   readonly name: string;
@@ -326,7 +339,7 @@ export class Flow implements AsyncDisposable {
     this.mtu = grant.mtu - (fe?.frct ? HEADER_LEN : 0) -
       (fe?.crc ? CRC_LEN : 0);
     this.#conn = conn;
-    if (conn instanceof SysStream) {
+    if (isBlocking(conn)) {
       // The reactor sleeps no longer than this flow's next deadline.
       conn.deadline = () => Math.min(this.#readDeadline, this.#feTimerAt);
     }
@@ -343,7 +356,7 @@ export class Flow implements AsyncDisposable {
 
   /** How the flow's packets move ("blocking": the fast path). */
   get io(): FlowIo {
-    return this.#conn instanceof SysStream ? "blocking" : "async";
+    return isBlocking(this.#conn) ? "blocking" : "async";
   }
 
   async #pump(): Promise<void> {
