@@ -23,7 +23,13 @@ import {
   verifyOapResponse,
   wallClockNs,
 } from "../lib/wire/oap.ts";
-import type { FlowGrant, IpcpTypeName, Req, Res } from "../lib/ipc/proto.ts";
+import {
+  type FlowGrant,
+  type IpcpTypeName,
+  type Req,
+  type Res,
+  udpKeysIn,
+} from "../lib/ipc/proto.ts";
 import {
   acceptLoop,
   ensureRundir,
@@ -1230,7 +1236,7 @@ function bootstrapRequest(
     );
   }
   if (type === "unicast") {
-    const udp = udpOptionsIn(r);
+    const udp = udpKeysIn(r);
     if (udp.length > 0) {
       throw new OuroborosError(
         "invalid",
@@ -1251,17 +1257,7 @@ function bootstrapRequest(
     return b;
   }
   if (type === "local") {
-    const given = {
-      ip: r.ip,
-      port: r.port,
-      dns: r.dns,
-      hosts: r.hosts,
-      zone: r.zone,
-      rcvbuf: r.rcvbuf,
-      sndbuf: r.sndbuf,
-    };
-    const udp = Object.entries(given).filter(([, v]) => v !== undefined)
-      .map(([k]) => k);
+    const udp = udpKeysIn(r);
     if (udp.length > 0) {
       throw new OuroborosError(
         "invalid",
@@ -1305,20 +1301,6 @@ function bootstrapRequest(
 }
 
 /** The UDP-only options a bootstrap request carries. */
-function udpOptionsIn(r: Req<"irm.ipcp.bootstrap">): string[] {
-  const given = {
-    ip: r.ip,
-    port: r.port,
-    dns: r.dns,
-    hosts: r.hosts,
-    zone: r.zone,
-    rcvbuf: r.rcvbuf,
-    sndbuf: r.sndbuf,
-  };
-  return Object.entries(given).filter(([, v]) => v !== undefined)
-    .map(([k]) => k);
-}
-
 /** A grant with the maximum packet lifetime of the IPCP's layer, if known. */
 function withMpl(g: FlowGrant, ipcp: IpcpEntry): FlowGrant {
   if (ipcp.mplMs !== undefined) g.mplMs = ipcp.mplMs;

@@ -10,6 +10,7 @@ import {
   removeQuietly,
 } from "../../lib/ipc/rundir.ts";
 import { closeFd, describe, unixListen } from "../../lib/sys/mod.ts";
+import type { CtrlConn } from "../../lib/ipc/ctrl.ts";
 import type { Logger } from "../../lib/util/log.ts";
 import { Datapath, type DatapathEvents } from "./dp_host.ts";
 import type { DpKind } from "./dp_msg.ts";
@@ -26,6 +27,55 @@ export const APP_QUEUE_BYTES = 1 << 20;
 export const ACCEPT_RETRY_MS = 100;
 /** Connections that may wait on the data socket to be accepted. */
 const LISTEN_BACKLOG = 128;
+
+/**
+ * What every IPCP does when its data path cannot accept applications, or
+ * can again, or fails: it says so, and a failure ends the IPCP (`onFatal`).
+ */
+export function dataPathTrouble(
+  log: Logger,
+  dataPath: () => string,
+  onFatal: (why: string) => void,
+): Pick<DatapathEvents, "acceptFailed" | "acceptResumed" | "fatal"> {
+  return {
+    acceptFailed: (e) =>
+      log.error(
+        `Cannot accept applications on ${dataPath()}: ${e}; trying again.`,
+      ),
+    acceptResumed: (n) =>
+      log.info(`Accepting applications again (${n} failed tries).`),
+    fatal: (e) => {
+      log.error(`The data path failed: ${e}.`);
+      onFatal(e);
+    },
+  };
+}
+
+/**
+ * Tells the irmd that flows ended, each notice on a task of its own, so
+ * that it leaves after the replies under way: an allocation's answer must
+ * reach the irmd before the news that its flow has ended (the irmd ignores
+ * news of a flow it does not hold yet). `flush` sends what still waits.
+ */
+export class EndedNotices {
+  #waiting = new Set<() => void>();
+
+  send(ctrl: CtrlConn | undefined, handle: number, reason: string): void {
+    const send = () => {
+      clearTimeout(timer);
+      this.#waiting.delete(send);
+      if (ctrl !== undefined && !ctrl.isClosed) {
+        ctrl.notify("flow.ended", { handle, reason });
+      }
+    };
+    const timer = setTimeout(send, 0);
+    this.#waiting.add(send);
+  }
+
+  flush(): void {
+    for (const send of [...this.#waiting]) send();
+  }
+}
 
 /** A fresh secret for a flow's attach frame. */
 export function randomToken(): Uint8Array {

@@ -33,11 +33,7 @@ import {
 } from "../common/dp_msg.ts";
 import { RingReader } from "../common/ring.ts";
 import { runPasses, waitUntil } from "../common/dp_loop.ts";
-
-/** Frames staged for delivery before they are written, at most. */
-export const STAGE_FRAMES = 64;
-/** Bytes of the staging buffer (at least two of the largest frames). */
-const STAGE_BYTES = 256 * 1024;
+import { Staging } from "../common/staging.ts";
 
 /**
  * Runs the data path until told to stop; returns then, everything it
@@ -57,17 +53,8 @@ export function runLocalDatapath(
 
   // ---------------------------------------------------------- moving
 
-  const staging = new Uint8Array(Math.max(STAGE_BYTES, 2 * (init.mtu + 4)));
-  let staged = 0;
-  let stagedFrames = 0;
-
-  /** Writes what is staged; the staging buffer is free again after it. */
-  const flush = () => {
-    if (stagedFrames === 0) return;
-    apps.flushDeliveries();
-    staged = 0;
-    stagedFrames = 0;
-  };
+  const stage = new Staging(init.mtu + 4, () => apps.flushDeliveries());
+  const flush = () => stage.flush();
 
   /** A packet frame from `flow`'s application: to its partner's. */
   const packet = (flow: DpFlow, frame: Uint8Array) => {
@@ -82,15 +69,10 @@ export function runLocalDatapath(
       apps.early(partner, frame.subarray(4));
       return;
     }
-    if (
-      stagedFrames >= STAGE_FRAMES || staged + frame.length > staging.length
-    ) {
-      flush();
-    }
-    staging.set(frame, staged);
-    apps.deliver(partner, staging.subarray(staged, staged + frame.length));
-    staged += frame.length;
-    stagedFrames++;
+    const at = stage.reserve(frame.length);
+    stage.buf.set(frame, at);
+    apps.deliver(partner, stage.buf.subarray(at, at + frame.length));
+    stage.commit(at + frame.length);
   };
 
   const apps = new AppSide({

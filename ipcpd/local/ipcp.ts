@@ -17,7 +17,7 @@
  * is in it. There is no address, no peer, no enrollment.
  */
 import type { CtrlConn } from "../../lib/ipc/ctrl.ts";
-import type { Req, Res } from "../../lib/ipc/proto.ts";
+import { type Req, type Res, udpKeysIn } from "../../lib/ipc/proto.ts";
 import { ERRNO, OuroborosError } from "../../lib/util/errors.ts";
 import { Logger } from "../../lib/util/log.ts";
 import { toHex } from "../../lib/wire/hex.ts";
@@ -33,8 +33,10 @@ import {
   ATTACH_DEADLINE_MS,
   closeDataPath,
   type DataPath,
+  dataPathTrouble,
   dataSocketPath,
   EidSource,
+  EndedNotices,
   openDataPath,
   randomToken,
 } from "../common/ipcp_flows.ts";
@@ -53,17 +55,6 @@ export const LOCAL_MTU = 65535;
  * IPCP waits).
  */
 const FLOW_REQ_MS = 30_000;
-
-/** The bootstrap parameters that only a UDP IPCP takes. */
-const UDP_ONLY = [
-  "ip",
-  "port",
-  "dns",
-  "hosts",
-  "zone",
-  "rcvbuf",
-  "sndbuf",
-] as const;
 
 /** One side of a pair. */
 interface LocalFlow {
@@ -114,8 +105,7 @@ export class LocalIpcp implements Ipcp {
   /** Registered names: hex of the hash -> the name (for log lines). */
   #regs = new Map<string, string>();
   #flows = new Map<number, LocalFlow>();
-  /** Notices to the irmd that flows ended, each sent on its own task. */
-  #notices = new Set<() => void>();
+  #notices = new EndedNotices();
   #eids = new EidSource();
   #stopped = false;
   /** Called when the data path fails and the IPCP cannot go on. */
@@ -172,16 +162,7 @@ export class LocalIpcp implements Ipcp {
       if (flow !== undefined) this.#endPair(flow, reason, true);
     },
     activity: () => {}, // no keepalives: both ends are here
-    acceptFailed: (e) =>
-      log.error(
-        `Cannot accept applications on ${this.dataPath}: ${e}; trying again.`,
-      ),
-    acceptResumed: (n) =>
-      log.info(`Accepting applications again (${n} failed tries).`),
-    fatal: (e) => {
-      log.error(`The data path failed: ${e}.`);
-      this.onFatal(e);
-    },
+    ...dataPathTrouble(log, () => this.dataPath, (e) => this.onFatal(e)),
   };
 
   startDataSocket(): void {
@@ -205,7 +186,7 @@ export class LocalIpcp implements Ipcp {
       );
     }
     ipcpLog.info("Bootstrapping...");
-    const udp = UDP_ONLY.filter((k) => b[k] !== undefined);
+    const udp = udpKeysIn(b);
     const hash = b.hash ?? DEFAULT_LOCAL_HASH;
     if (udp.length > 0 || !isSha3(hash)) {
       ipcpLog.info("Finished bootstrapping: -1.");
@@ -448,20 +429,9 @@ export class LocalIpcp implements Ipcp {
     this.#ports.command({ op: Op.Remove, eid: flow.eid });
     log.debug(`Flow ${flow.eid} (${flow.side} side) ended: ${reason}.`);
     // The server side is known to the irmd from the moment it was asked
-    // about it (it ignores a handle it does not hold). The notice leaves
-    // after the replies under way: an allocation's answer must reach the
-    // irmd before the news that its flow has ended.
+    // about it (it ignores a handle it does not hold).
     if (notify && (flow.granted || flow.side === "server")) {
-      const ctrl = this.#ctrl;
-      const send = () => {
-        clearTimeout(timer);
-        this.#notices.delete(send);
-        if (ctrl !== undefined && !ctrl.isClosed) {
-          ctrl.notify("flow.ended", { handle: flow.eid, reason });
-        }
-      };
-      const timer = setTimeout(send, 0);
-      this.#notices.add(send);
+      this.#notices.send(this.#ctrl, flow.eid, reason);
     }
   }
 
@@ -474,7 +444,7 @@ export class LocalIpcp implements Ipcp {
     for (const flow of [...this.#flows.values()]) {
       this.#end(flow, "IPCP stopping", false);
     }
-    for (const send of [...this.#notices]) send();
+    this.#notices.flush();
     await closeDataPath(this.#data, this.dataPath);
     this.#data = undefined;
   }

@@ -58,6 +58,7 @@ import {
   ATTACH_DEADLINE_MS,
   closeDataPath,
   type DataPath,
+  dataPathTrouble,
   dataSocketPath,
   EidSource,
   openDataPath,
@@ -219,16 +220,7 @@ export class UdpIpcp {
           if (flow !== undefined) this.#endFlow(flow, reason, true);
         },
         activity: (a) => this.#onActivity(a),
-        acceptFailed: (e) =>
-          log.error(
-            `Cannot accept applications on ${this.dataPath}: ${e}; trying again.`,
-          ),
-        acceptResumed: (n) =>
-          log.info(`Accepting applications again (${n} failed tries).`),
-        fatal: (e) => {
-          log.error(`The data path failed: ${e}.`);
-          this.onFatal(e);
-        },
+        ...dataPathTrouble(log, () => this.dataPath, (e) => this.onFatal(e)),
       },
     });
   }

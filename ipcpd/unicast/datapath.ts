@@ -43,13 +43,9 @@ import {
 } from "../common/dp_msg.ts";
 import { RingReader } from "../common/ring.ts";
 import { runPasses, waitUntil } from "../common/dp_loop.ts";
+import { Staging } from "../common/staging.ts";
 import { dtLayout, QC_VOICE, writeDtHeader } from "./dt.ts";
 import { DtNode, isFlowEid } from "./dt_node.ts";
-
-/** Frames staged for delivery before they are written, at most. */
-export const STAGE_FRAMES = 64;
-/** Bytes of the staging buffer (at least two of the largest frames). */
-const STAGE_BYTES = 256 * 1024;
 
 /** The longest DT header (8-byte address and eid). */
 const MAX_HDR = 19;
@@ -126,19 +122,12 @@ export function runUnicastDatapath(
 
   // ---------------------------------------------------------- moving
 
-  const staging = new Uint8Array(
-    Math.max(STAGE_BYTES, 2 * (init.mtu + 4 + MAX_HDR)),
+  const stage = new Staging(
+    init.mtu + 4 + MAX_HDR,
+    () => apps.flushDeliveries(),
   );
-  let staged = 0;
-  let stagedFrames = 0;
-
-  /** Writes what is staged; the staging buffer is free again after it. */
-  const flush = () => {
-    if (stagedFrames === 0) return;
-    apps.flushDeliveries();
-    staged = 0;
-    stagedFrames = 0;
-  };
+  const staging = stage.buf;
+  const flush = () => stage.flush();
 
   /** A packet frame from `flow`'s application: DT, then where DT says. */
   const packet = (flow: DpFlow, frame: Uint8Array) => {
@@ -150,10 +139,7 @@ export function runUnicastDatapath(
     const hdrLen = st.hdr.length;
     const len = frame.length - 4;
     const need = 4 + hdrLen + len;
-    if (stagedFrames >= STAGE_FRAMES || staged + need > staging.length) {
-      flush();
-    }
-    const start = staged + 4;
+    const start = stage.reserve(need) + 4;
     staging.set(st.hdr, start);
     staging.set(frame.subarray(4), start + hdrLen);
     const end = start + hdrLen + len;
@@ -191,8 +177,7 @@ export function runUnicastDatapath(
     const at = end - p.payload.length - 4;
     putU32(staging, at, p.payload.length);
     apps.deliver(target, staging.subarray(at, end));
-    staged = end;
-    stagedFrames++;
+    stage.commit(end);
   };
 
   const apps = new AppSide({

@@ -25,7 +25,7 @@
  * writes the DT header, loops the packet and delivers it.
  */
 import type { CtrlConn } from "../../lib/ipc/ctrl.ts";
-import type { Req, Res } from "../../lib/ipc/proto.ts";
+import { type Req, type Res, udpKeysIn } from "../../lib/ipc/proto.ts";
 import { OuroborosError } from "../../lib/util/errors.ts";
 import { Logger } from "../../lib/util/log.ts";
 import { toHex } from "../../lib/wire/hex.ts";
@@ -42,7 +42,9 @@ import {
   ATTACH_DEADLINE_MS,
   closeDataPath,
   type DataPath,
+  dataPathTrouble,
   dataSocketPath,
+  EndedNotices,
   openDataPath,
 } from "../common/ipcp_flows.ts";
 import type { Ipcp } from "../common/ipcp_main.ts";
@@ -68,17 +70,6 @@ export const UNICAST_MPL_MS = 100;
 export const UNICAST_MTU = MAX_PAYLOAD_V6 - DT_DEFAULT.hdrLen;
 /** How long the irmd may take over a flow request that arrived (ms). */
 const REQ_ARR_MS = 20_000;
-
-/** The bootstrap parameters that only a UDP IPCP takes. */
-const UDP_ONLY = [
-  "ip",
-  "port",
-  "dns",
-  "hosts",
-  "zone",
-  "rcvbuf",
-  "sndbuf",
-] as const;
 
 /** The data path's side, replaced by a record in the unit tests. */
 export interface UnicastPorts {
@@ -135,8 +126,7 @@ export class UnicastIpcp implements Ipcp {
   #regs = new Map<string, string>();
   #routingTimer: (() => void) | undefined;
   #stopped = false;
-  /** Notices to the irmd that flows ended, each sent on its own task. */
-  #notices = new Set<() => void>();
+  #notices = new EndedNotices();
   /** Called when the data path fails and the IPCP cannot go on. */
   onFatal: (why: string) => void = () => {};
 
@@ -188,16 +178,7 @@ export class UnicastIpcp implements Ipcp {
     attached: (eid) => this.#m?.fa.attached(eid),
     detached: (eid, reason) => this.#m?.fa.detached(eid, reason),
     activity: () => {}, // both ends of every flow are here
-    acceptFailed: (e) =>
-      log.error(
-        `Cannot accept applications on ${this.dataPath}: ${e}; trying again.`,
-      ),
-    acceptResumed: (n) =>
-      log.info(`Accepting applications again (${n} failed tries).`),
-    fatal: (e) => {
-      log.error(`The data path failed: ${e}.`);
-      this.onFatal(e);
-    },
+    ...dataPathTrouble(log, () => this.dataPath, (e) => this.onFatal(e)),
   };
 
   startDataSocket(): void {
@@ -225,7 +206,7 @@ export class UnicastIpcp implements Ipcp {
       ipcpLog.info("Finished bootstrapping: -1.");
       throw new OuroborosError("invalid", why);
     };
-    const udp = UDP_ONLY.filter((k) => b[k] !== undefined);
+    const udp = udpKeysIn(b);
     if (udp.length > 0) {
       fail(`${udp.join(", ")}: not for a unicast IPCP`);
     }
@@ -286,20 +267,8 @@ export class UnicastIpcp implements Ipcp {
           }
           return ctrl.request("flow.req.arr", r, ms);
         },
-        // Sent after the replies under way: an allocation's answer must
-        // reach the irmd before the news that its flow has ended.
-        flowEnded: (handle, reason) => {
-          const ctrl = this.#ctrl;
-          const send = () => {
-            clearTimeout(t);
-            this.#notices.delete(send);
-            if (ctrl !== undefined && !ctrl.isClosed) {
-              ctrl.notify("flow.ended", { handle, reason });
-            }
-          };
-          const t = setTimeout(send, 0);
-          this.#notices.add(send);
-        },
+        flowEnded: (handle, reason) =>
+          this.#notices.send(this.#ctrl, handle, reason),
         timer,
         random32,
         debug: (t) => log.debug(t),
@@ -495,7 +464,7 @@ export class UnicastIpcp implements Ipcp {
     this.#routingTimer = undefined;
     this.#m?.fa.stop();
     this.#m?.dir.stop();
-    for (const send of [...this.#notices]) send();
+    this.#notices.flush();
     await closeDataPath(this.#data, this.dataPath);
     this.#data = undefined;
   }

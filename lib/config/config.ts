@@ -664,26 +664,9 @@ function localStanza(
         break;
       }
       case "hash": {
-        const allowed = SHA3_ALGOS.map((a) => JSON.stringify(a)).join(", ");
-        if (typeof value !== "string") {
-          return f(
-            key,
-            `expected a string (${allowed}), found ${describeValue(value)}`,
-          );
-        }
-        const algo = parseHashAlgo(value);
-        const sha3 = SHA3_ALGOS.find((a) => a === algo);
-        if (sha3 === undefined) {
-          return f(
-            key,
-            `${
-              algo === undefined ? "unknown hash algorithm" : "a local layer"
-            } ${short(value)}${
-              algo === undefined ? "" : " is not one of its hashes"
-            } (expected ${allowed})`,
-          );
-        }
-        cfg.hash = sha3;
+        const h = sha3Key(f, key, value, "a local layer");
+        if (!h.ok) return h;
+        cfg.hash = h.value;
         break;
       }
       case "reg": {

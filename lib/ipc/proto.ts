@@ -186,6 +186,27 @@ const BootstrapParams = {
   unicast: opt(UnicastParams),
 };
 
+/** The bootstrap parameters that only a UDP IPCP takes. */
+export const UDP_BOOTSTRAP_KEYS = [
+  "ip",
+  "port",
+  "dns",
+  "hosts",
+  "zone",
+  "rcvbuf",
+  "sndbuf",
+] as const;
+
+/**
+ * The UDP-only parameters given in a bootstrap request (the irmd's to an
+ * IPCP, or irm's to the irmd), in that order.
+ */
+export function udpKeysIn(
+  r: Partial<Record<typeof UDP_BOOTSTRAP_KEYS[number], unknown>>,
+): string[] {
+  return UDP_BOOTSTRAP_KEYS.filter((k) => r[k] !== undefined);
+}
+
 const COUNT = int(0, Number.MAX_SAFE_INTEGER);
 
 /**
