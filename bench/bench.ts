@@ -388,8 +388,8 @@ function pingRun(rtts: number[], rtPerSec: number): PingRun {
 }
 
 async function rawPing(port: number, count: number): Promise<PingRun> {
-  const echo = spawn(
-    "raw/echo",
+  return await pingBetween(
+    "raw",
     DENO_SCRIPT("udp_peer.ts", [
       "echo",
       "--bind",
@@ -397,21 +397,31 @@ async function rawPing(port: number, count: number): Promise<PingRun> {
       "--ms",
       "120000",
     ]),
+    DENO_SCRIPT("udp_peer.ts", [
+      "ping",
+      "--bind",
+      `${CLIENT_IP}:${port + 2}`,
+      "--to",
+      `${SERVER_IP}:${port + 1}`,
+      "-c",
+      String(count),
+    ]),
   );
+}
+
+/**
+ * An echo server, then a ping against it; the ping's round trips. Both
+ * raw baselines (Deno's udp_peer.ts, C's pingpong.c) print the same JSON.
+ */
+async function pingBetween(
+  label: string,
+  echoCmd: string[],
+  pingCmd: string[],
+): Promise<PingRun> {
+  const echo = spawn(`${label}/echo`, echoCmd);
   try {
     await echo.waitFor(/ready/, 10_000);
-    const ping = spawn(
-      "raw/ping",
-      DENO_SCRIPT("udp_peer.ts", [
-        "ping",
-        "--bind",
-        `${CLIENT_IP}:${port + 2}`,
-        "--to",
-        `${SERVER_IP}:${port + 1}`,
-        "-c",
-        String(count),
-      ]),
-    );
+    const ping = spawn(`${label}/ping`, pingCmd);
     const j = await lastJson(ping, 60_000);
     return pingRun(j.rttMs as number[], j.rtPerSec as number);
   } finally {
@@ -678,8 +688,8 @@ async function rawThroughput(
   size: number,
   seconds: number,
 ): Promise<Tput> {
-  const sink = spawn(
-    "raw/sink",
+  return await sendReceive(
+    "raw",
     DENO_SCRIPT("udp_peer.ts", [
       "sink",
       "--bind",
@@ -687,10 +697,6 @@ async function rawThroughput(
       "--ms",
       String(seconds * 1000),
     ]),
-  );
-  await sink.waitFor(/ready/, 10_000);
-  const blast = spawn(
-    "raw/blast",
     DENO_SCRIPT("udp_peer.ts", [
       "blast",
       "--bind",
@@ -702,17 +708,42 @@ async function rawThroughput(
       "--ms",
       String(seconds * 1000),
     ]),
+    size,
+    seconds,
   );
-  const b = await lastJson(blast, (seconds + 30) * 1000);
-  const s = await lastJson(sink, 30_000);
-  const sent = b.sent as number;
-  const packets = s.packets as number;
-  const ms = s.activeMs as number;
-  return {
-    mbps: ms > 0 ? ((s.bytes as number) * 8) / (ms * 1000) : 0,
-    lossPct: sent > 0 ? (100 * Math.max(0, sent - packets)) / sent : 0,
-    sentMbps: (sent * size * 8) / (seconds * 1e6),
-  };
+}
+
+/**
+ * A receiver, then a sender to it for `seconds`; what arrived, and what was
+ * lost. Both raw baselines (Deno's udp_peer.ts sink and blast, C's
+ * sendrecv.c) print the same JSON; C's receiver adds its SO_RCVBUF.
+ */
+async function sendReceive(
+  label: string,
+  recvCmd: string[],
+  sendCmd: string[],
+  size: number,
+  seconds: number,
+): Promise<Tput> {
+  const recv = spawn(`${label}/recv`, recvCmd);
+  try {
+    await recv.waitFor(/ready/, 10_000);
+    const send = spawn(`${label}/send`, sendCmd);
+    const b = await lastJson(send, (seconds + 30) * 1000);
+    const s = await lastJson(recv, 30_000);
+    const sent = b.sent as number;
+    const packets = s.packets as number;
+    const ms = s.activeMs as number;
+    const t: Tput = {
+      mbps: ms > 0 ? ((s.bytes as number) * 8) / (ms * 1000) : 0,
+      lossPct: sent > 0 ? (100 * Math.max(0, sent - packets)) / sent : 0,
+      sentMbps: (sent * size * 8) / (seconds * 1e6),
+    };
+    if (typeof s.rcvbuf === "number") t.rcvbuf = s.rcvbuf;
+    return t;
+  } finally {
+    if (procs.includes(recv)) await stopProc(recv);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -769,17 +800,10 @@ export async function rawCPing(
   port: number,
   count: number,
 ): Promise<PingRun> {
-  const echo = spawn("rawC/echo", [
-    bin,
-    "echo",
-    "--bind",
-    `${SERVER_IP}:${port + 1}`,
-    "-d",
-    "120",
-  ]);
-  try {
-    await echo.waitFor(/ready/, 10_000);
-    const ping = spawn("rawC/ping", [
+  return await pingBetween(
+    "rawC",
+    [bin, "echo", "--bind", `${SERVER_IP}:${port + 1}`, "-d", "120"],
+    [
       bin,
       "ping",
       "--bind",
@@ -788,12 +812,8 @@ export async function rawCPing(
       `${SERVER_IP}:${port + 1}`,
       "-c",
       String(count),
-    ]);
-    const j = await lastJson(ping, 60_000);
-    return pingRun(j.rttMs as number[], j.rtPerSec as number);
-  } finally {
-    await stopProc(echo);
-  }
+    ],
+  );
 }
 
 /**
@@ -806,17 +826,10 @@ export async function rawCThroughput(
   size: number,
   seconds: number,
 ): Promise<Tput> {
-  const recv = spawn("rawC/recv", [
-    bin,
-    "recv",
-    "--bind",
-    `${SERVER_IP}:${port + 1}`,
-    "-d",
-    String(seconds),
-  ]);
-  try {
-    await recv.waitFor(/ready/, 10_000);
-    const send = spawn("rawC/send", [
+  return await sendReceive(
+    "rawC",
+    [bin, "recv", "--bind", `${SERVER_IP}:${port + 1}`, "-d", String(seconds)],
+    [
       bin,
       "send",
       "--bind",
@@ -827,21 +840,10 @@ export async function rawCThroughput(
       String(size),
       "-d",
       String(seconds),
-    ]);
-    const b = await lastJson(send, (seconds + 30) * 1000);
-    const s = await lastJson(recv, 30_000);
-    const sent = b.sent as number;
-    const packets = s.packets as number;
-    const ms = s.activeMs as number;
-    return {
-      mbps: ms > 0 ? ((s.bytes as number) * 8) / (ms * 1000) : 0,
-      lossPct: sent > 0 ? (100 * Math.max(0, sent - packets)) / sent : 0,
-      sentMbps: (sent * size * 8) / (seconds * 1e6),
-      rcvbuf: s.rcvbuf as number,
-    };
-  } finally {
-    if (procs.includes(recv)) await stopProc(recv);
-  }
+    ],
+    size,
+    seconds,
+  );
 }
 
 // ---------------------------------------------------------------------------
