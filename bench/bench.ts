@@ -39,11 +39,18 @@
  * comparison ("C ref."): reference figures measured elsewhere, not by this
  * benchmark (C_REFERENCE).
  *
+ * 8. The unicast layer (bench/unicast.ts): enrollment and connection of a
+ *    fresh IPCP, the ping and allocations (each with one echo) across 1 and
+ *    2 hops beside the UDP layer alone, and the unicast IPCPs' idle RSS.
+ *
  * Options: --runs N (3), --seconds S (throughput, 10), --count N (ping
- * round trips, 10000), --allocs N (1000), --quick (1 run, short tests),
- * --out DIR (bench/results).
+ * round trips, 10000), --allocs N (1000), --enrolls N (unicast
+ * enrollments, 10), --quick (1 run, short tests, 3 enrollments), --out DIR
+ * (bench/results), --only unicast (the unicast rows alone, written to
+ * <date>-<commit>-unicast.json), --no-unicast (all but those).
  */
 import { ALLOC_WARMUP } from "./client.ts";
+import { type BenchKit, unicastBench, type UnicastOptions } from "./unicast.ts";
 import { Proc } from "../lib/util/child.ts";
 import { nameHashHex } from "../lib/wire/name_hash.ts";
 import { RUNDIR_ENV } from "../lib/ipc/rundir.ts";
@@ -57,6 +64,8 @@ import {
   rttCdfSvg,
   summarize,
   type Summary,
+  type UnicastFigures,
+  unicastRows,
 } from "./report.ts";
 
 setMainModule(new URL("../main.ts", import.meta.url));
@@ -114,6 +123,9 @@ interface Options {
   allocs: number;
   scaleMs: number;
   out: string;
+  enrolls: number;
+  /** the unicast rows: with the others, alone, or not at all */
+  unicast: "with" | "only" | "without";
 }
 
 function parseOptions(argv: string[]): Options {
@@ -124,6 +136,8 @@ function parseOptions(argv: string[]): Options {
     allocs: 1000,
     scaleMs: 2000,
     out: `${REPO}bench/results`,
+    enrolls: 10,
+    unicast: "with",
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -138,12 +152,21 @@ function parseOptions(argv: string[]): Options {
       o.count = 2000;
       o.allocs = 200;
       o.scaleMs = 1000;
+      o.enrolls = 3;
     } else if (a === "--runs") o.runs = Number(v());
     else if (a === "--seconds") o.seconds = Number(v());
     else if (a === "--count") o.count = Number(v());
     else if (a === "--allocs") o.allocs = Number(v());
     else if (a === "--out") o.out = v();
-    else throw new Error(`unknown option ${a}`);
+    else if (a === "--enrolls") o.enrolls = Number(v());
+    else if (a === "--no-unicast") o.unicast = "without";
+    else if (a === "--only") {
+      const what = v();
+      if (what !== "unicast") {
+        throw new Error(`--only ${what}: only "--only unicast" is known`);
+      }
+      o.unicast = "only";
+    } else throw new Error(`unknown option ${a}`);
   }
   return o;
 }
@@ -333,18 +356,17 @@ function udpPortFree(ip: string, port: number): boolean {
   }
 }
 
-/** A base port such that base..base+3 are free on both addresses. */
-function choosePort(): number {
+/** A base port such that base..base+3 are free on every address. */
+function choosePort(ips: readonly string[] = [SERVER_IP, CLIENT_IP]): number {
   for (let i = 0; i < 50; i++) {
     const base = 20_000 + 4 * Math.floor(Math.random() * 9000);
     let free = true;
     for (let k = 0; k < 4 && free; k++) {
-      free = udpPortFree(SERVER_IP, base + k) &&
-        udpPortFree(CLIENT_IP, base + k);
+      free = ips.every((ip) => udpPortFree(ip, base + k));
     }
     if (free) return base;
   }
-  throw new Error("no free UDP port range on 127.0.0.1/127.0.0.2");
+  throw new Error(`no free UDP port range on ${ips.join("/")}`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -366,6 +388,40 @@ async function readProc(path: string): Promise<string> {
 async function rssMB(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+) kB/.exec(await readProc(`/proc/${pid}/status`));
   return m === null ? NaN : Number(m[1]) / 1024;
+}
+
+/** The load averages (1, 5, 15 min): how busy the machine was. */
+async function loadAvg(): Promise<number[]> {
+  return (await readProc("/proc/loadavg")).split(" ").slice(0, 3).map(Number);
+}
+
+/** What bench/unicast.ts starts its processes with. */
+const KIT: BenchKit = {
+  spawn,
+  stopProc,
+  exit: async (p, timeoutMs) => {
+    try {
+      return await p.exit(timeoutMs);
+    } finally {
+      const i = procs.indexOf(p);
+      if (i >= 0) procs.splice(i, 1);
+    }
+  },
+  lastJson,
+  rssMB,
+  log,
+  tempDir: async (prefix) => {
+    const d = await Deno.makeTempDir({ prefix });
+    tempDirs.push(d);
+    return d;
+  },
+  choosePort: (ips) => choosePort(ips),
+  denoScript: DENO_SCRIPT,
+  launcher: LAUNCHER,
+};
+
+function unicastOptions(o: Options): UnicastOptions {
+  return { runs: o.runs, count: o.count, allocs: o.allocs, enrolls: o.enrolls };
 }
 
 // ---------------------------------------------------------------------------
@@ -894,9 +950,50 @@ function localDate(): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
 }
 
+/** `--only unicast`: the unicast rows alone, in a result file of their own. */
+async function unicastOnly(
+  opts: Options,
+  t0: number,
+  loadStart: number[],
+): Promise<void> {
+  const u = await unicastBench(KIT, unicastOptions(opts));
+  const loadEnd = await loadAvg();
+  const rows = unicastRows(u);
+  const date = localDate();
+  const m = await machine();
+  await Deno.mkdir(opts.out, { recursive: true });
+  const jsonPath = `${opts.out}/${date}-${m.commit}-unicast.json`;
+  const result = {
+    date,
+    machine: m,
+    options: opts,
+    elapsedS: Math.round((performance.now() - t0) / 100) / 10,
+    loadAvg: { start: loadStart, end: loadEnd },
+    unicast: u,
+    table: rows,
+  };
+  await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
+  console.log(
+    `\nOuroboros unicast layer benchmark, ${date}: ${m.nproc} × ${m.cpu}, ${m.memoryGB} GB, ` +
+      `Deno ${m.deno}, commit ${m.commit}; load average ${
+        loadStart.join(" ")
+      } at start, ${loadEnd.join(" ")} at the end; ${unicastNote(opts)}\n`,
+  );
+  console.log(markdownTable(rows));
+  console.log(`\nResults: ${jsonPath}`);
+  log(`done in ${result.elapsedS} s`);
+}
+
+/** What the unicast rows' medians are of. */
+function unicastNote(opts: Options): string {
+  return `unicast rows: enrollment and connection median [min–max] of ${opts.enrolls} fresh IPCPs, the others of ${opts.runs} run(s)`;
+}
+
 async function main(): Promise<void> {
   const opts = parseOptions(Deno.args);
   const t0 = performance.now();
+  const loadStart = await loadAvg();
+  if (opts.unicast === "only") return await unicastOnly(opts, t0, loadStart);
   // The physical-limit baselines, compiled before anything runs.
   const limitDir = await Deno.makeTempDir({ prefix: "o7s-bench-limit-" });
   tempDirs.push(limitDir);
@@ -1100,6 +1197,13 @@ async function main(): Promise<void> {
   } else {
     log(`kernel-made loss rows skipped: ${lossSkip}`);
   }
+
+  // 8. The unicast layer, on nodes of its own.
+  let uni: UnicastFigures | undefined;
+  if (opts.unicast === "with") {
+    uni = await unicastBench(KIT, unicastOptions(opts));
+  }
+  const loadEnd = await loadAvg();
 
   // ------------------------------------------------------------------ report
   const rows: Row[] = [];
@@ -1419,6 +1523,8 @@ async function main(): Promise<void> {
     }
   }
 
+  if (uni !== undefined) rows.push(...unicastRows(uni));
+
   const table = markdownTable(rows);
   const date = localDate();
   const m = await machine();
@@ -1470,6 +1576,7 @@ async function main(): Promise<void> {
     machine: m,
     options: opts,
     elapsedS: Math.round((performance.now() - t0) / 100) / 10,
+    loadAvg: { start: loadStart, end: loadEnd },
     ping: {
       raw: raw.map(strip),
       rawC: rawCPings.map(strip),
@@ -1525,6 +1632,7 @@ async function main(): Promise<void> {
     scaling: Object.fromEntries(
       FLOW_COUNTS.map((n) => [n, scale.get(n)!.map(strip)]),
     ),
+    unicast: uni ?? null,
     targets: TARGET,
     cReference: { ...C_REFERENCE, note: C_REFERENCE_NOTE },
     table: rows,
@@ -1532,7 +1640,13 @@ async function main(): Promise<void> {
   await Deno.writeTextFile(jsonPath, JSON.stringify(result, null, 2) + "\n");
   console.log(
     `\nOuroboros data path benchmark, ${date}: ${m.nproc} × ${m.cpu}, ${m.memoryGB} GB, ` +
-      `Deno ${m.deno}, commit ${m.commit}; median [min–max] of ${opts.runs} run(s)\n`,
+      `Deno ${m.deno}, commit ${m.commit}; load average ${
+        loadStart.join(" ")
+      } at start, ${
+        loadEnd.join(" ")
+      } at the end; median [min–max] of ${opts.runs} run(s)${
+        uni === undefined ? "" : `; ${unicastNote(opts)}`
+      }\n`,
   );
   console.log(table);
   console.log(`\n${C_REFERENCE_NOTE}`);

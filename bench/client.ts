@@ -2,10 +2,12 @@
  * The benchmark's measuring client, an application on lib/app/dev.ts. Run as
  * its own process against a node (OUROBOROS_RUNDIR or --rundir):
  *
- *   client.ts alloc --name N [--count 1000]
+ *   client.ts alloc --name N [--count 1000] [--echo]
  *     sequential allocations and deallocations, after ALLOC_WARMUP untimed
  *     ones; one JSON line with every allocation's and deallocation's latency
- *     in ms.
+ *     in ms. With --echo, each flow carries one 64-byte echo request to an
+ *     `oping -l` server and its reply before it is deallocated (untimed in
+ *     the allocation's latency; the round trips are in echoMs).
  *   client.ts scale --name N --flows F [--ms 2000] [--count N]
  *     allocates F flows to an `oping -l` server, then keeps one 64-byte echo
  *     request outstanding on every flow for T ms (or N round trips in all);
@@ -27,6 +29,7 @@ interface Args {
   count: number;
   flows: number;
   ms: number;
+  echo: boolean;
   rundir: string | undefined;
 }
 
@@ -37,9 +40,15 @@ function parse(argv: string[]): Args {
     count: Infinity,
     flows: 1,
     ms: 2000,
+    echo: false,
     rundir: undefined,
   };
   for (let i = 1; i < argv.length; i += 2) {
+    if (argv[i] === "--echo") {
+      a.echo = true;
+      i--;
+      continue;
+    }
     const v = argv[i + 1] ?? "";
     switch (argv[i]) {
       case "--name":
@@ -69,15 +78,46 @@ const round = (x: number) => Math.round(x * 1e4) / 1e4;
 /** Allocations made before the timed ones (the first few take 3 to 7 ms). */
 export const ALLOC_WARMUP = 20;
 
+/**
+ * One 64-byte echo request on `flow` and its reply: the round trip in ms,
+ * or undefined if no reply came within 2 s.
+ */
+async function echoOnce(
+  flow: Flow,
+  pkt: Uint8Array,
+): Promise<number | undefined> {
+  const t0 = performance.now();
+  const { sec, nsec } = msToTimespec(t0);
+  encodeOping(pkt, { type: ECHO_REQUEST, id: 0, sec, nsec });
+  await flow.write(pkt);
+  for (;;) {
+    let reply: Uint8Array;
+    try {
+      reply = await flow.read({ timeoutMs: 2000 });
+    } catch {
+      return undefined;
+    }
+    const m = decodeOping(reply);
+    if (m.ok && m.value.type === ECHO_REPLY && m.value.id === 0) {
+      return performance.now() - t0;
+    }
+  }
+}
+
 async function alloc(node: Ouroboros, a: Args): Promise<unknown> {
   if (!Number.isFinite(a.count)) a.count = 1000;
   const allocMs: number[] = [];
   const deallocMs: number[] = [];
+  const echoMs: number[] = [];
   let failures = 0;
+  let echoFailures = 0;
+  const pkt = newOpingPacket(64);
   // Untimed allocations first: the code paths of all the processes involved
   // (this one, both irmds, both IPCPs, the server) are compiled by then.
   for (let i = 0; i < ALLOC_WARMUP; i++) {
-    await (await node.allocate(a.name, { timeoutMs: 5000 })).close(0);
+    const flow = await node.allocate(a.name, { timeoutMs: 5000 });
+    if (a.echo) await echoOnce(flow, pkt);
+    await flow.close(0);
   }
   for (let i = 0; i < a.count; i++) {
     const t0 = performance.now();
@@ -89,12 +129,20 @@ async function alloc(node: Ouroboros, a: Args): Promise<unknown> {
       continue;
     }
     const t1 = performance.now();
-    await flow.close(0);
+    if (a.echo) {
+      const rtt = await echoOnce(flow, pkt);
+      if (rtt === undefined) echoFailures++;
+      else echoMs.push(round(rtt));
+    }
     const t2 = performance.now();
+    await flow.close(0);
+    const t3 = performance.now();
     allocMs.push(round(t1 - t0));
-    deallocMs.push(round(t2 - t1));
+    deallocMs.push(round(t3 - t2));
   }
-  return { count: a.count, failures, allocMs, deallocMs };
+  return a.echo
+    ? { count: a.count, failures, allocMs, deallocMs, echoMs, echoFailures }
+    : { count: a.count, failures, allocMs, deallocMs };
 }
 
 async function scale(node: Ouroboros, a: Args): Promise<unknown> {

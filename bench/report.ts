@@ -235,3 +235,164 @@ export function rttCdfSvg(title: string, series: readonly Series[]): string {
   out.push("</g>", "</svg>");
   return out.join("\n") + "\n";
 }
+
+// ---------------------------------------------------------------------------
+// The unicast layer's rows (bench/unicast.ts)
+
+/** One run of a ping: its round trips/s and RTT percentiles. */
+export interface PingFigures {
+  rtPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/** One run of sequential allocations, each followed by one echo. */
+export interface AllocFigures {
+  p50Ms: number;
+  p99Ms: number;
+  /** the echo on each new flow */
+  echoP50Ms: number;
+  failures: number;
+  echoFailures: number;
+}
+
+/**
+ * The paths measured: the UDP layer alone (the baseline, no unicast IPCP
+ * on it), one hop of the unicast layer and two hops (forwarded by B).
+ */
+export const UNICAST_PATHS = ["udp", "hop1", "hop2"] as const;
+export type UnicastPath = typeof UNICAST_PATHS[number];
+
+/** The unicast IPCPs whose idle memory is measured. */
+export const UNICAST_IPCPS = ["uni-a", "uni-b", "uni-c"] as const;
+export type UnicastIpcp = typeof UNICAST_IPCPS[number];
+
+/** What bench/unicast.ts measured, as unicastRows reads it. */
+export interface UnicastFigures {
+  /** round trips in each ping run */
+  count: number;
+  /** timed allocations in each allocation run (after `warmup`) */
+  allocs: number;
+  warmup: number;
+  /** `irm ipcp enroll name uni-b dst uni-a` of a fresh IPCP, each run */
+  enrollMs: number[];
+  /** `irm ipcp connect name uni-b dst uni-a` (mgmt, then dt), each run */
+  connectMs: number[];
+  /** `irm ipcp list` from start to exit: what irm's own start adds */
+  irmMs: number[];
+  ping: Record<UnicastPath, PingFigures[]>;
+  alloc: Record<UnicastPath, AllocFigures[]>;
+  /** VmRSS samples of each IPCP, idle after setup */
+  rssMB: Record<UnicastIpcp, number[]>;
+}
+
+const PATH_TEXT: Record<UnicastPath, string> = {
+  udp: "over the UDP layer alone (D → A, no unicast IPCP)",
+  hop1: "across 1 hop of the unicast layer (B → A)",
+  hop2: "across 2 hops (A → C, forwarded by B)",
+};
+
+const IPCP_TEXT: Record<UnicastIpcp, string> = {
+  "uni-a": "uni-a (bootstrapped; 1 neighbour)",
+  "uni-b": "uni-b (enrolled; 2 neighbours, forwards A–C)",
+  "uni-c": "uni-c (enrolled; 1 neighbour)",
+};
+
+function scaleSummary(s: Summary, k: number): Summary {
+  return {
+    median: s.median * k,
+    min: s.min * k,
+    max: s.max * k,
+    runs: s.runs.map((v) => v * k),
+  };
+}
+
+/** The table rows (#8) of the unicast layer, in the style of the others. */
+export function unicastRows(u: UnicastFigures): Row[] {
+  const S = summarize;
+  const us = (xs: number[]) => scaleSummary(S(xs), 1000);
+  const n = u.enrollMs.length;
+  const rows: Row[] = [
+    {
+      id: "8",
+      measure:
+        `\`irm ipcp enroll name uni-b dst uni-a\` (its request to the irmd), fresh IPCP (of ${n} enrollment${
+          n === 1 ? "" : "s"
+        })`,
+      value: fmtSummary(S(u.enrollMs), "ms"),
+      target: "",
+      met: undefined,
+    },
+    {
+      id: "8",
+      measure:
+        "`irm ipcp connect name uni-b dst uni-a` (its request: mgmt, then dt)",
+      value: fmtSummary(S(u.connectMs), "ms"),
+      target: "",
+      met: undefined,
+    },
+    {
+      id: "8",
+      measure:
+        "`irm ipcp list`, start to exit (what `irm` adds to the two above)",
+      value: fmtSummary(S(u.irmMs), "ms"),
+      target: "",
+      met: undefined,
+    },
+  ];
+  for (const p of UNICAST_PATHS) {
+    const runs = u.ping[p];
+    rows.push({
+      id: "8",
+      measure: `ping ${PATH_TEXT[p]}, ${u.count} round trips, raw`,
+      value: `${fmtSummary(S(runs.map((x) => x.rtPerSec)), "rt/s")}; p50 ${
+        fmtSummary(us(runs.map((x) => x.p50Ms)), "µs")
+      }, p99 ${fmtSummary(us(runs.map((x) => x.p99Ms)), "µs")}`,
+      target: p === "udp" ? "baseline (same run)" : "",
+      met: undefined,
+    });
+  }
+  const ratio = (p: UnicastPath, f: (x: PingFigures) => number) =>
+    fmtSummary(
+      S(u.ping[p].map((x, i) => {
+        const base = u.ping.udp[i];
+        return base === undefined ? NaN : f(x) / f(base);
+      })),
+      "×",
+      2,
+    );
+  rows.push({
+    id: "8",
+    measure: "ping p50 RTT, 1 hop; 2 hops / UDP layer alone (same run)",
+    value: `${ratio("hop1", (x) => x.p50Ms)}; ${ratio("hop2", (x) => x.p50Ms)}`,
+    target: "",
+    met: undefined,
+  });
+  for (const p of UNICAST_PATHS) {
+    const runs = u.alloc[p];
+    const failed = runs.reduce((k, x) => k + x.failures + x.echoFailures, 0);
+    rows.push({
+      id: "8",
+      measure: `flow allocation ${
+        PATH_TEXT[p]
+      }, ${u.allocs} sequential (after ${u.warmup}), each with one echo: p50; p99; the echo's p50`,
+      value: `${fmtSummary(S(runs.map((x) => x.p50Ms)), "ms")}; ${
+        fmtSummary(S(runs.map((x) => x.p99Ms)), "ms")
+      }; ${fmtSummary(us(runs.map((x) => x.echoP50Ms)), "µs")}${
+        failed > 0 ? `; ${failed} failed` : ""
+      }`,
+      target: p === "udp" ? "baseline (same run)" : "",
+      met: undefined,
+    });
+  }
+  for (const i of UNICAST_IPCPS) {
+    rows.push({
+      id: "8",
+      measure: `idle RSS: ipcpd-unicast ${IPCP_TEXT[i]}`,
+      value: fmtSummary(S(u.rssMB[i]), "MB", 1),
+      target: "",
+      met: undefined,
+    });
+  }
+  return rows;
+}

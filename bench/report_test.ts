@@ -4,7 +4,14 @@
  * curve, inside the plot area. The SVG is read back as written.
  */
 import { assert, assertEquals } from "../tests/assert.ts";
-import { rttCdfSvg, type Series, textWidth } from "./report.ts";
+import {
+  markdownTable,
+  rttCdfSvg,
+  type Series,
+  textWidth,
+  type UnicastFigures,
+  unicastRows,
+} from "./report.ts";
 
 interface Box {
   x0: number;
@@ -249,4 +256,77 @@ Deno.test("RTT plot: a long title widens the image", () => {
   const svg = rttCdfSvg(title, BENCH_SERIES);
   checkLayout(svg, BENCH_SERIES);
   assert(viewBox(svg).x1 >= textWidth(title, 15), "the title fits");
+});
+
+/** Figures of the unicast part, of the size it sees, for two runs. */
+function unicastFigures(): UnicastFigures {
+  const ping = (p50: number) => [
+    { rtPerSec: 1 / p50 * 1000, p50Ms: p50, p99Ms: p50 * 3 },
+    { rtPerSec: 1 / p50 * 900, p50Ms: p50 * 1.1, p99Ms: p50 * 4 },
+  ];
+  const alloc = (p50: number, failures = 0) => [
+    { p50Ms: p50, p99Ms: p50 * 4, echoP50Ms: 0.4, failures, echoFailures: 0 },
+    {
+      p50Ms: p50,
+      p99Ms: p50 * 5,
+      echoP50Ms: 0.5,
+      failures: 0,
+      echoFailures: 0,
+    },
+  ];
+  return {
+    count: 10000,
+    allocs: 1000,
+    warmup: 20,
+    enrollMs: [113, 60.1, 82.1],
+    connectMs: [38.9, 32.3, 41.9],
+    irmMs: [150, 160, 170],
+    ping: { udp: ping(0.15), hop1: ping(0.3), hop2: ping(0.45) },
+    alloc: { udp: alloc(3.2), hop1: alloc(4, 2), hop2: alloc(3.6) },
+    rssMB: {
+      "uni-a": [82, 82, 82],
+      "uni-b": [83.2, 83.1, 83.3],
+      "uni-c": [82.7, 82.7, 82.7],
+    },
+  };
+}
+
+Deno.test("unicast rows: one per figure, #8, in the table's units", () => {
+  const rows = unicastRows(unicastFigures());
+  assertEquals(rows.length, 3 + 3 + 1 + 3 + 3, "rows");
+  for (const r of rows) {
+    assertEquals(r.id, "8");
+    assertEquals(r.met, undefined, "measured, no target to meet");
+    assert(!r.measure.includes("|") && !r.value.includes("|"), r.measure);
+  }
+  const row = (re: RegExp) => {
+    const r = rows.find((x) => re.test(x.measure));
+    assert(r !== undefined, `a row matching ${re}`);
+    return r;
+  };
+  assertEquals(
+    row(/^`irm ipcp enroll .*\(of 3 enrollments\)/).value,
+    "82.1 [60.1–113] ms",
+  );
+  assertEquals(row(/^`irm ipcp connect /).value, "38.9 [32.3–41.9] ms");
+  assertEquals(
+    row(/^ping over the UDP layer alone/).value,
+    "6,333 [6,000–6,667] rt/s; p50 158 [150–165] µs, p99 525 [450–600] µs",
+  );
+  assertEquals(row(/^ping over the UDP/).target, "baseline (same run)");
+  // Each run's ratio to the UDP layer alone of the same run.
+  assertEquals(row(/^ping p50 RTT/).value, "2.00 ×; 3.00 ×");
+  assertEquals(
+    row(/^flow allocation across 1 hop/).value,
+    "4.00 ms; 18.0 [16.0–20.0] ms; 450 [400–500] µs; 2 failed",
+  );
+  assert(
+    !row(/^flow allocation across 2 hops/).value.includes("failed"),
+    "no failures, no mention",
+  );
+  assertEquals(
+    row(/^idle RSS: ipcpd-unicast uni-b/).value,
+    "83.2 [83.1–83.3] MB",
+  );
+  assert(markdownTable(rows).split("\n").length === rows.length + 2);
 });

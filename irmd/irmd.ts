@@ -24,6 +24,7 @@ import {
   wallClockNs,
 } from "../lib/wire/oap.ts";
 import {
+  type ConnectComponent,
   type FlowGrant,
   type IpcpTypeName,
   type Req,
@@ -39,8 +40,13 @@ import {
   RUNDIR_ENV,
 } from "../lib/ipc/rundir.ts";
 import { selfCommand } from "../lib/util/self.ts";
-import { DEFAULT_PORT } from "../lib/wire/udp_wire.ts";
+import {
+  DEFAULT_PORT,
+  QOS_CUBES,
+  type QosCubeName,
+} from "../lib/wire/udp_wire.ts";
 import { Registry } from "./registry.ts";
+import { layersFor } from "./layers.ts";
 
 const log = new Logger("irmd");
 const confLog = new Logger("irmd/configuration");
@@ -63,6 +69,10 @@ export const IPCP_MAX_RESTARTS = 5;
 export const IPCP_RESTART_BACKOFF_MS = 250;
 /** A restarted IPCP that stays up this long has its restart count reset. */
 export const IPCP_STABLE_MS = 30_000;
+/** How long an IPCP has to enroll (spec/unicast.md 1.3). */
+export const ENROLL_MS = 30_000;
+/** How long an IPCP has to connect (or disconnect) one component. */
+export const CONNECT_MS = 30_000;
 
 interface IpcpEntry {
   name: string;
@@ -71,7 +81,11 @@ interface IpcpEntry {
   child: Deno.ChildProcess;
   conn: CtrlConn | undefined;
   layer: string | undefined;
-  /** How its layer hashes names (as its bootstrap reply said). */
+  /** True when it got its layer by enrolling, not by bootstrapping. */
+  enrolled: boolean;
+  /** An enrollment under way, and the layer it named, if it did. */
+  enrolling: { layer: string | undefined } | undefined;
+  /** How its layer hashes names (as its bootstrap or enroll reply said). */
   hash: HashAlgo;
   /** The maximum packet lifetime of its flows, if it said (ms). */
   mplMs: number | undefined;
@@ -92,8 +106,12 @@ interface IpcpEntry {
 /** What a configuration stanza asked of an IPCP, done again at a restart. */
 interface Origin {
   boot: Req<"ipcp.bootstrap"> | undefined;
-  /** Bind the IPCP to its own name and its layer's name after bootstrap. */
+  /** Enroll with this member (or layer) instead of bootstrapping. */
+  enrol: string | undefined;
+  /** Bind the IPCP to its own name and its layer's name once in it. */
   autobind: boolean;
+  /** Connect (mgmt then dt, raw) to these members once in the layer. */
+  conn: string[];
 }
 
 interface FlowEntry {
@@ -258,24 +276,41 @@ export class Irmd {
       confLog.debug(`Found IPCP ${c.name} in configuration file.`);
       const ipcp = await this.createIpcp(c.name, c.type);
       const boot = bootstrapOf(c);
+      const enrol = c.type === "unicast" ? c.enrol : undefined;
       const autobind = (c.type === "local" || c.type === "unicast") &&
         c.autobind;
-      ipcp.origin = { boot, autobind };
-      if (boot === undefined) continue;
+      const conn = c.type === "unicast" ? c.conn : [];
+      ipcp.origin = { boot, enrol, autobind, conn };
+      // The order of spec/unicast.md 7.2: bootstrap or enroll; autobind;
+      // reg; conn.
+      if (boot === undefined && enrol === undefined) continue;
       try {
-        await this.bootstrapIpcp(ipcp, boot);
+        if (boot !== undefined) await this.bootstrapIpcp(ipcp, boot);
+        else await this.enrollIpcp(ipcp, enrol!);
         if (autobind) this.#autobind(ipcp);
       } catch (e) {
         throw new OuroborosError(
           "failed",
-          `Failed to bootstrap IPCP ${c.name}: ${
-            e instanceof Error ? e.message : e
-          }`,
+          `Failed to ${
+            boot !== undefined ? "bootstrap" : "enroll"
+          } IPCP ${c.name}: ${e instanceof Error ? e.message : e}`,
         );
       }
       for (const name of c.reg) {
         this.reg.ensureName(name);
         await this.registerName(ipcp, name);
+      }
+      for (const dst of conn) {
+        try {
+          await this.connectIpcp(ipcp, dst);
+        } catch (e) {
+          throw new OuroborosError(
+            "failed",
+            `Failed to connect IPCP ${c.name} to ${dst}: ${
+              e instanceof Error ? e.message : e
+            }`,
+          );
+        }
       }
     }
   }
@@ -307,6 +342,8 @@ export class Irmd {
       child,
       conn: undefined,
       layer: undefined,
+      enrolled: false,
+      enrolling: undefined,
       hash: type === "local" || type === "unicast" ? DEFAULT_LOCAL_HASH : "MD5",
       mplMs: undefined,
       regs: new Map(),
@@ -380,9 +417,9 @@ export class Irmd {
   }
 
   /**
-   * Brings a configured IPCP back after it died: created, bootstrapped and
-   * its names registered again, with a bounded number of tries and a
-   * growing back-off.
+   * Brings a configured IPCP back after it died: created, bootstrapped (or
+   * enrolled), its names registered and its connections made again, with a
+   * bounded number of tries and a growing back-off.
    */
   async #restartIpcp(dead: IpcpEntry): Promise<void> {
     const origin = dead.origin!;
@@ -409,14 +446,23 @@ export class Irmd {
         ipcp = await this.createIpcp(dead.name, dead.type);
         ipcp.origin = origin;
         ipcp.restarts = restarts;
-        if (origin.boot !== undefined) {
-          await this.bootstrapIpcp(ipcp, origin.boot);
+        if (origin.boot !== undefined || origin.enrol !== undefined) {
+          if (origin.boot !== undefined) {
+            await this.bootstrapIpcp(ipcp, origin.boot);
+          } else await this.enrollIpcp(ipcp, origin.enrol!);
           if (origin.autobind) this.#autobind(ipcp);
           for (const name of names) {
             if (this.reg.names.has(name)) await this.registerName(ipcp, name);
           }
         }
         log.info(`IPCP ${dead.name} restarted as ${ipcp.pid}.`);
+        // A member that cannot be reached now does not make the IPCP
+        // restart again: each failure is logged.
+        if (ipcp.layer !== undefined) {
+          for (const dst of origin.conn) {
+            await this.connectIpcp(ipcp, dst).catch(() => {});
+          }
+        }
         return;
       } catch (e) {
         log.error(
@@ -463,12 +509,7 @@ export class Irmd {
     ipcp: IpcpEntry,
     b: Req<"ipcp.bootstrap">,
   ): Promise<void> {
-    if (ipcp.layer !== undefined) {
-      throw new OuroborosError(
-        "exists",
-        `IPCP ${ipcp.name} is already bootstrapped in ${ipcp.layer}.`,
-      );
-    }
+    this.#notInLayer(ipcp);
     let res: Res<"ipcp.bootstrap">;
     try {
       res = await this.#ipcpConn(ipcp).request("ipcp.bootstrap", b, 15_000);
@@ -481,6 +522,143 @@ export class Irmd {
     ipcp.mplMs = res.mplMs;
     ipcp.layer = b.layer;
     log.info(`Bootstrapped IPCP ${ipcp.pid} in layer ${b.layer}.`);
+  }
+
+  /** Refuses an IPCP that is in a layer already, or joining one. */
+  #notInLayer(ipcp: IpcpEntry): void {
+    if (ipcp.layer !== undefined) {
+      throw new OuroborosError(
+        "exists",
+        `IPCP ${ipcp.name} is already ${
+          ipcp.enrolled ? "enrolled" : "bootstrapped"
+        } in ${ipcp.layer}.`,
+      );
+    }
+    if (ipcp.enrolling !== undefined) {
+      throw new OuroborosError(
+        "exists",
+        `IPCP ${ipcp.name} is enrolling already.`,
+      );
+    }
+  }
+
+  /**
+   * Enrolls an IPCP with `dst` (a member of the layer, or the layer's name)
+   * and records the layer it joined; with `layer`, that layer must be the
+   * one joined. Returns the layer.
+   */
+  async enrollIpcp(
+    ipcp: IpcpEntry,
+    dst: string,
+    layer?: string,
+  ): Promise<string> {
+    this.#notInLayer(ipcp);
+    let res: Res<"ipcp.enroll">;
+    ipcp.enrolling = { layer };
+    try {
+      res = await this.#ipcpConn(ipcp).request(
+        "ipcp.enroll",
+        { dst },
+        ENROLL_MS,
+      );
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      log.error(
+        `Failed to enroll IPCP ${ipcp.pid} (${ipcp.name}) with ${dst}: ${why}.`,
+      );
+      throw new OuroborosError("failed", why);
+    } finally {
+      ipcp.enrolling = undefined;
+    }
+    ipcp.hash = res.hash;
+    ipcp.mplMs = res.mplMs;
+    ipcp.layer = res.layer;
+    ipcp.enrolled = true;
+    log.info(`Enrolled IPCP ${ipcp.pid} in layer ${res.layer}.`);
+    if (layer !== undefined && res.layer !== layer) {
+      const why =
+        `enrolled with ${dst} in layer ${res.layer}, not in layer ${layer} as asked`;
+      log.error(`IPCP ${ipcp.pid} (${ipcp.name}) ${why}.`);
+      throw new OuroborosError("failed", why);
+    }
+    return res.layer;
+  }
+
+  /**
+   * Connects an IPCP to the member `dst`: the one component given, else
+   * mgmt then dt (spec/unicast.md 1.3). `qos` is the dt flow's (default
+   * raw); mgmt flows are always raw.
+   */
+  async connectIpcp(
+    ipcp: IpcpEntry,
+    dst: string,
+    component?: ConnectComponent,
+    qos?: QosCubeName,
+  ): Promise<void> {
+    if (component === "mgmt" && qos !== undefined && qos !== "raw") {
+      throw new OuroborosError(
+        "invalid",
+        "qos is for the dt component only (mgmt flows are always raw)",
+      );
+    }
+    const components: ConnectComponent[] = component === undefined
+      ? ["mgmt", "dt"]
+      : [component];
+    for (const comp of components) {
+      const cube = comp === "dt" ? qos ?? "raw" : "raw";
+      try {
+        await this.#ipcpConn(ipcp).request("ipcp.connect", {
+          dst,
+          component: comp,
+          qos: { ...QOS_CUBES[cube] },
+        }, CONNECT_MS);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        log.error(
+          `Failed to connect IPCP ${ipcp.pid} (${ipcp.name}) to ${dst} for ${comp}: ${why}.`,
+        );
+        throw new OuroborosError("failed", why);
+      }
+      log.info(
+        `Connected IPCP ${ipcp.pid} to ${dst} for ${comp}${
+          comp === "dt" ? ` (QoS ${cube})` : ""
+        }.`,
+      );
+    }
+  }
+
+  /**
+   * Disconnects an IPCP from the member `dst`: the one component given,
+   * else dt then mgmt, each tried even when the other fails.
+   */
+  async disconnectIpcp(
+    ipcp: IpcpEntry,
+    dst: string,
+    component?: ConnectComponent,
+  ): Promise<void> {
+    const components: ConnectComponent[] = component === undefined
+      ? ["dt", "mgmt"]
+      : [component];
+    const failures: string[] = [];
+    for (const comp of components) {
+      try {
+        await this.#ipcpConn(ipcp).request(
+          "ipcp.disconnect",
+          { dst, component: comp },
+          CONNECT_MS,
+        );
+        log.info(`Disconnected IPCP ${ipcp.pid} from ${dst} for ${comp}.`);
+      } catch (e) {
+        const why = e instanceof Error ? e.message : String(e);
+        log.error(
+          `Failed to disconnect IPCP ${ipcp.pid} (${ipcp.name}) from ${dst} for ${comp}: ${why}.`,
+        );
+        failures.push(components.length > 1 ? `${comp}: ${why}` : why);
+      }
+    }
+    if (failures.length > 0) {
+      throw new OuroborosError("failed", failures.join("; "));
+    }
   }
 
   async registerName(ipcp: IpcpEntry, name: string): Promise<void> {
@@ -564,20 +742,35 @@ export class Irmd {
       c.tag = { role: "ipcp", ipcp } satisfies PeerTag;
       ipcp.connected.resolve(c);
     } else if (h.role === "app") {
-      if (this.reg.procs.has(h.pid)) {
+      // An IPCP is also an application of the layers below it (its N-1
+      // flows): its process entry, made by autobind or irm bind ipcp,
+      // is its own, bindings and all.
+      const ipcp = [...this.ipcps.values()].find((i) => i.pid === h.pid);
+      const known = this.reg.procs.get(h.pid);
+      if (
+        this.#appConns.has(h.pid) || (known !== undefined && ipcp === undefined)
+      ) {
         throw new OuroborosError(
           "exists",
           `process ${h.pid} is already connected`,
         );
       }
       const prog = h.prog ?? "app";
-      const p = this.reg.addProcess(h.pid, prog);
-      for (const name of p.names.keys()) {
+      if (known !== undefined) {
         log.debug(
-          `Process ${h.pid} inherits name ${name} from program ${prog}.`,
+          `IPCP ${h.pid} (${
+            ipcp!.name
+          }) connected as an application; it keeps its names.`,
         );
+      } else {
+        const p = this.reg.addProcess(h.pid, prog);
+        for (const name of p.names.keys()) {
+          log.debug(
+            `Process ${h.pid} inherits name ${name} from program ${prog}.`,
+          );
+        }
+        log.debug(`New instance (${h.pid}) of ${prog} added.`);
       }
-      log.debug(`New instance (${h.pid}) of ${prog} added.`);
       this.#appConns.set(h.pid, c);
       c.tag = { role: "app", pid: h.pid } satisfies PeerTag;
     } else {
@@ -881,17 +1074,20 @@ export class Irmd {
     const pid = this.#app(c);
     log.info(`Allocating flow for ${pid} to ${r.name}.`);
     const deadline = Date.now() + r.timeoutMs;
-    // Local layers first, then unicast ones (the order in which C asks
-    // them), then the others; in creation order within a type.
-    const rank = (t: IpcpTypeName) =>
-      t === "local" ? 0 : t === "unicast" ? 1 : 2;
-    const candidates = [...this.ipcps.values()]
-      .filter((i) => i.layer !== undefined && i.conn !== undefined)
-      .sort((a, b) => rank(a.type) - rank(b.type) || a.created - b.created);
+    // Local layers first, then unicast ones, then UDP (irmd/layers.ts);
+    // never, for an IPCP's own flows, its own layer.
+    const { candidates, self } = layersFor(this.ipcps.values(), pid);
     if (candidates.length === 0) {
+      const layer = self?.layer ?? self?.enrolling?.layer;
       throw new OuroborosError(
         "unknown_name",
-        `no layer can reach ${r.name}: this node has no bootstrapped IPCP`,
+        self === undefined
+          ? `no layer can reach ${r.name}: this node has no bootstrapped IPCP`
+          : `no layer can reach ${r.name}: IPCP ${self.name} allocates its flows in the layers below ${
+            layer === undefined
+              ? "it, and this node has no other IPCP in a layer"
+              : `layer ${layer}, and this node has no IPCP in another layer`
+          }`,
       );
     }
     // Each layer in turn, in creation order: the first that knows the name
@@ -1042,6 +1238,61 @@ export class Irmd {
           );
         }
         return { pid: ipcp.pid };
+      },
+      "irm.ipcp.enroll": async (r, c) => {
+        tool(c);
+        if (r.type !== undefined && r.type !== "unicast") {
+          throw new OuroborosError(
+            "invalid",
+            `only unicast IPCPs enroll, not ${r.type} ones`,
+          );
+        }
+        const dst = r.dst ?? r.layer;
+        if (dst === undefined) {
+          throw new OuroborosError(
+            "invalid",
+            "give the member to enroll with (dst) or the layer's name (layer)",
+          );
+        }
+        let ipcp = this.ipcps.get(r.name);
+        if (
+          ipcp !== undefined && r.type !== undefined && ipcp.type !== r.type
+        ) {
+          throw new OuroborosError(
+            "invalid",
+            `IPCP ${r.name} is of type ${ipcp.type}, not ${r.type}.`,
+          );
+        }
+        if (ipcp !== undefined) this.#notInLayer(ipcp);
+        let created = false;
+        if (ipcp === undefined) {
+          ipcp = await this.createIpcp(r.name, "unicast");
+          created = true;
+        }
+        try {
+          const layer = await this.enrollIpcp(ipcp, dst, r.layer);
+          if (r.autobind) this.#autobind(ipcp);
+          return { layer };
+        } catch (e) {
+          // As for a bootstrap: an IPCP created for it goes with its failure.
+          if (!created) throw e;
+          const why = e instanceof Error ? e.message : String(e);
+          await this.destroyIpcp(r.name).catch(() => {});
+          throw new OuroborosError(
+            "failed",
+            `${why}; IPCP ${r.name}, created for this enrollment, was destroyed`,
+          );
+        }
+      },
+      "irm.ipcp.connect": async (r, c) => {
+        tool(c);
+        await this.connectIpcp(this.#ipcp(r.name), r.dst, r.component, r.qos);
+        return {};
+      },
+      "irm.ipcp.disconnect": async (r, c) => {
+        tool(c);
+        await this.disconnectIpcp(this.#ipcp(r.name), r.dst, r.component);
+        return {};
       },
       "irm.ipcp.list": (r, c) => {
         tool(c);

@@ -3,7 +3,9 @@
  * loopback ends with the round-robin and spill summaries and the bind step,
  * exits 0, and leaves no process and no temporary file behind. The same with
  * `--pi` (the server node on the aarch64 Deno): skipped, with the reason in
- * its name, where aarch64 programs cannot run; under CI=true it fails.
+ * its name, where aarch64 programs cannot run; under CI=true it fails. And
+ * `--unicast` (three nodes in a line, spec/unicast.md 9): every member has
+ * an address, A's route to C goes via B, A's pings to C are all answered.
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 // Deno wants --allow-all to read /proc; these look there through `sh`.
@@ -17,6 +19,10 @@ import {
 
 const REPO = decodeURIComponent(new URL("../", import.meta.url).pathname);
 const DEMO_TIMEOUT_MS = 60_000;
+/** --unicast: a route may wait for one LSA refresh (15 s); the demo allows 40 s. */
+const UNICAST_DEMO_TIMEOUT_MS = 90_000;
+/** --unicast runs on this port, away from the tutorial's 3435. */
+const UNICAST_PORT = 4060;
 /** With --pi, under emulation. */
 const PI_DEMO_TIMEOUT_MS = 300_000;
 
@@ -64,15 +70,12 @@ async function runDemo(
   }
 }
 
-/**
- * Runs the demo with `args` and checks what every run shows: round-robin,
- * spill, the bind, a clean end. Returns the output and the servers' pids.
- */
-async function checkDemo(
+/** `runDemo`, again a few times while its UDP port is in use. */
+async function runDemoWhenFree(
   tmp: string,
   args: readonly string[],
   timeoutMs: number,
-): Promise<{ stdout: string; all: string; pidOf: Record<string, number> }> {
+): Promise<Run> {
   let run = await runDemo(tmp, args, timeoutMs);
   // Another test may hold 127.0.0.1:3435 for a moment: try again later.
   for (
@@ -83,7 +86,41 @@ async function checkDemo(
     await new Promise((r) => setTimeout(r, 3000));
     run = await runDemo(tmp, args, timeoutMs);
   }
-  const { code, stdout, stderr } = run;
+  return run;
+}
+
+/** Nothing left: not `pids`, nothing that ran in `tmp`, no file in it. */
+async function checkNothingLeft(
+  tmp: string,
+  pids: readonly number[],
+): Promise<void> {
+  assertEquals(
+    await liveProcesses(pids),
+    [],
+    "oping server processes still run",
+  );
+  assertEquals(await processesMentioning(tmp), [], "processes left behind");
+  assertEquals(
+    [...Deno.readDirSync(tmp)].map((e) => e.name),
+    [],
+    "temporary files left behind",
+  );
+}
+
+/**
+ * Runs the demo with `args` and checks what every run shows: round-robin,
+ * spill, the bind, a clean end. Returns the output and the servers' pids.
+ */
+async function checkDemo(
+  tmp: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ stdout: string; all: string; pidOf: Record<string, number> }> {
+  const { code, stdout, stderr } = await runDemoWhenFree(
+    tmp,
+    args,
+    timeoutMs,
+  );
   const all = `stdout:\n${stdout}\nstderr:\n${stderr}`;
   assertEquals(code, 0, `./run-demo --quiet ${args.join(" ")} failed:\n${all}`);
 
@@ -136,17 +173,7 @@ async function checkDemo(
 
   // Nothing left: not the pids it printed, not anything that ran in its
   // temporary directory, and the directory itself is gone.
-  assertEquals(
-    await liveProcesses(Object.values(pidOf)),
-    [],
-    "oping server processes still run",
-  );
-  assertEquals(await processesMentioning(tmp), [], "processes left behind");
-  assertEquals(
-    [...Deno.readDirSync(tmp)].map((e) => e.name),
-    [],
-    "temporary files left behind",
-  );
+  await checkNothingLeft(tmp, Object.values(pidOf));
   return { stdout, all, pidOf };
 }
 
@@ -184,6 +211,130 @@ Deno.test("--pi: parsed, refused with a value, and in --help", () => {
   });
   assertEquals(parseDemoArgs(["--pi=yes"]).kind, "error");
   assertMatch(USAGE, /^ +--pi +run the server node on aarch64/m);
+});
+
+Deno.test(`./run-demo --quiet --unicast --port ${UNICAST_PORT}: A pings a server on C through B, nothing left`, async () => {
+  await withTmp(async (tmp) => {
+    const args = ["--unicast", "--port", String(UNICAST_PORT)];
+    const { code, stdout, stderr } = await runDemoWhenFree(
+      tmp,
+      args,
+      UNICAST_DEMO_TIMEOUT_MS,
+    );
+    const all = `stdout:\n${stdout}\nstderr:\n${stderr}`;
+    assertEquals(
+      code,
+      0,
+      `./run-demo --quiet ${args.join(" ")} failed:\n${all}`,
+    );
+    assert(!/==\d+==/.test(stdout), `log lines with --quiet:\n${stdout}`);
+
+    // Each member of layer uni, with its address; three different ones.
+    const addr: Record<string, string> = {};
+    for (
+      const m of stdout.matchAll(
+        /^ {2}([ABC]) {2}uni-([abc]) {2}address (\d+) +\((.+)\)$/gm,
+      )
+    ) {
+      assertEquals(m[2], m[1]!.toLowerCase(), m[0]);
+      addr[m[1]!] = m[3]!;
+    }
+    assertEquals(Object.keys(addr).sort(), ["A", "B", "C"], all);
+    assertEquals(new Set(Object.values(addr)).size, 3, all);
+    const { A: a, B: b, C: c } = addr as Record<"A" | "B" | "C", string>;
+    assertMatch(
+      stdout,
+      new RegExp(
+        `^A: uni-a bootstrapped layer uni; its address is ${a}\\.$`,
+        "m",
+      ),
+    );
+    for (const [n, peer] of [["B", "A"], ["C", "B"]] as const) {
+      const [m, p] = [n.toLowerCase(), peer.toLowerCase()];
+      assertMatch(
+        stdout,
+        new RegExp(
+          `^${n}: uni-${m} enrolled with uni-${p} \\(${peer} logged "Enrollment completed\\."\\); its address is ${
+            addr[n]
+          }\\.$`,
+          "m",
+        ),
+      );
+      assertMatch(
+        stdout,
+        new RegExp(
+          `^${n}: uni-${m} connected to uni-${p}: each added the other as dt neighbour `,
+          "m",
+        ),
+      );
+    }
+
+    // The forwarding tables: A and C reach each other via B.
+    assertMatch(
+      stdout,
+      new RegExp(`^ {2}A: .*\\b${c} \\(C\\) via ${b} \\(B\\)`, "m"),
+      all,
+    );
+    assertMatch(
+      stdout,
+      new RegExp(`^ {2}C: .*\\b${a} \\(A\\) via ${b} \\(B\\)`, "m"),
+      all,
+    );
+    assertMatch(
+      stdout,
+      new RegExp(`^ {2}B: .*\\b${a} \\(A\\) via ${a} \\(A\\)`, "m"),
+      all,
+    );
+    assertMatch(
+      stdout,
+      new RegExp(`^ {2}B: .*\\b${c} \\(C\\) via ${c} \\(C\\)`, "m"),
+      all,
+    );
+
+    // The pings, all answered, and the summary.
+    const server = /^The oping server on C is process (\d+);/m.exec(stdout);
+    assert(server !== null, all);
+    assertMatch(stdout, /^\$ oping -n oping -c 10 -i 200ms$/m);
+    const replies = [
+      ...stdout.matchAll(
+        /^ {4}64 bytes from oping: seq=(\d+) time=[\d.]+ ms$/gm,
+      ),
+    ].map((m) => Number(m[1]));
+    assertEquals(replies, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], all);
+    assertMatch(
+      stdout,
+      /^ {4}10 packets transmitted, 10 received, 0 out-of-order, 0% packet loss, /m,
+    );
+    assertMatch(
+      stdout,
+      /^10 packets sent from A, 10 answered by the oping server on C \(0% packet loss\)\.$/m,
+    );
+    assertMatch(
+      stdout,
+      new RegExp(
+        `^Every packet between A and C crossed B: A has no link to C, and A's forwarding table sends C's address ${c} via B's ${b}\\.$`,
+        "m",
+      ),
+    );
+    assertMatch(stdout, /\nDone\.\n$/);
+    await checkNothingLeft(tmp, [Number(server[1])]);
+  });
+});
+
+Deno.test("--unicast: parsed, refused with a value or with --pi, and in --help", () => {
+  assertEquals(parseDemoArgs(["--unicast", "-q", "--port", "4060"]), {
+    kind: "run",
+    opts: { unicast: true, quiet: true, port: 4060 },
+  });
+  assertEquals(parseDemoArgs(["--unicast=yes"]).kind, "error");
+  const both = parseDemoArgs(["--unicast", "--pi"]);
+  assertEquals(both.kind, "error");
+  assertMatch(
+    both.kind === "error" ? both.message : "",
+    /--unicast and --pi do not go together/,
+  );
+  assertEquals(parseDemoArgs(["--pi", "--unicast"]).kind, "error");
+  assertMatch(USAGE, /^ +--unicast +the three-node unicast layer/m);
 });
 
 const PI_NAME =

@@ -22,6 +22,8 @@ export interface NodeOptions {
   config?: string;
   /** Hosts file text, written to `<dir>/hosts`. */
   hosts?: string;
+  /** More files, by name in the node's directory, written before it starts. */
+  files?: Record<string, string>;
   debug?: boolean;
   /** Wait for this line before returning (default: the last registration or bootstrap). */
   ready?: RegExp;
@@ -59,6 +61,9 @@ export class Node {
     for (const n of ["oping", "irm"]) await Deno.symlink(LAUNCHER, node.bin(n));
     if (opts.hosts !== undefined) {
       await Deno.writeTextFile(`${dir}/hosts`, opts.hosts);
+    }
+    for (const [name, text] of Object.entries(opts.files ?? {})) {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
     }
     const args = ["--rundir", node.rundir];
     if (opts.config !== undefined) {

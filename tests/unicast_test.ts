@@ -203,21 +203,53 @@ Deno.test("a unicast server killed mid-flow: the client's flow goes down at once
   }
 });
 
-Deno.test("unicast enroll, connect, disconnect and an enrol stanza: refused clearly", async () => {
-  const node = await Node.start("uni1-refuse");
+Deno.test("unicast enroll and connect reach the IPCP; a member is not enrolled twice; enrol stanzas are read", async () => {
+  const node = await Node.start("uni1-enroll");
   try {
     await irm(node, "ipcp bootstrap type unicast name u1 layer net1");
-    for (
-      const [line, what] of [
-        ["ipcp enroll name u2 layer net1", "Enrollment"],
-        ["ipcp connect name u1 dst u2", "Connecting"],
-        ["ipcp disconnect name u1 dst u2", "Disconnecting"],
-      ] as const
-    ) {
-      const r = await node.run("irm", line.split(" "));
-      assert(r.code !== 0, `irm ${line} succeeded`);
-      assertMatch(r.stderr, new RegExp(`${what} is not supported yet`));
-    }
+    // In a layer already: refused by the irmd, the IPCP is not asked.
+    const again = await node.run(
+      "irm",
+      "ipcp enroll name u1 dst u0".split(" "),
+    );
+    assert(again.code !== 0, "enrolled a bootstrapped IPCP");
+    assertMatch(
+      again.stderr,
+      /^Failed to enroll IPCP: IPCP u1 is already bootstrapped in net1\.$/m,
+    );
+    // A new IPCP, made for the enrollment, with a layer nobody serves: the
+    // IPCP's answer (which names what it could not reach) comes back, and
+    // the IPCP goes with its failure.
+    const from = node.irmd.lines.length;
+    const r = await node.run(
+      "irm",
+      "ipcp enroll name u2 layer nowhere autobind".split(" "),
+      90_000,
+    );
+    assert(r.code !== 0, `irm ipcp enroll succeeded: ${r.stdout}`);
+    assertMatch(
+      r.stderr,
+      /^Failed to enroll IPCP: .*nowhere.*; IPCP u2, created for this enrollment, was destroyed\.$/m,
+    );
+    await node.irmd.waitFor(
+      /Failed to enroll IPCP \d+ \(u2\) with nowhere: /,
+      5000,
+      from,
+    );
+    await node.irmd.waitFor(/Destroyed IPCP \d+\./, 5000, from);
+    // Connect: the IPCP is asked and its refusal passed on.
+    const c = await node.run(
+      "irm",
+      "ipcp connect name u1 dst u2 component dt qos voice".split(" "),
+      90_000,
+    );
+    assert(c.code !== 0, `irm ipcp connect succeeded: ${c.stdout}`);
+    assertMatch(c.stderr, /^Failed to connect IPCP: .+\.$/m);
+    await node.irmd.waitFor(
+      /Failed to connect IPCP \d+ \(u1\) to u2 for dt: /,
+      5000,
+      from,
+    );
     // Options that do not fit: refused before anything is created.
     const bad = await node.run(
       "irm",
@@ -225,6 +257,12 @@ Deno.test("unicast enroll, connect, disconnect and an enrol stanza: refused clea
     );
     assert(bad.code !== 0);
     assertMatch(bad.stderr, /flat address policy mandates 4 byte addresses/);
+    const badEnroll = await node.run(
+      "irm",
+      "ipcp enroll name u3 dst u1 type local".split(" "),
+    );
+    assert(badEnroll.code !== 0);
+    assertMatch(badEnroll.stderr, /only unicast IPCPs enroll, not local ones/);
     assertEquals(
       (await irm(node, "ipcp list")).match(/unicast/g)?.length,
       1,
@@ -239,13 +277,23 @@ Deno.test("unicast enroll, connect, disconnect and an enrol stanza: refused clea
       file,
       `[unicast.u2]\nenrol = "u1"\nconn = ["u1"]\n`,
     );
+    const ok = await runCommand(LAUNCHER, ["irmd", "--check", "-c", file], {
+      timeoutMs: 20_000,
+    });
+    assertEquals(ok.code, 0, ok.stderr);
+    assertMatch(ok.stdout, /IPCP u2 \(unicast\): enrols with "u1"/);
+    assertMatch(ok.stdout, /connects to "u1" \(mgmt, then dt, raw\)/);
+    await Deno.writeTextFile(
+      file,
+      `[unicast.u2]\nenrol = "u1"\nrouting = "lfa"\n`,
+    );
     const r = await runCommand(LAUNCHER, ["irmd", "--check", "-c", file], {
       timeoutMs: 20_000,
     });
     assert(r.code !== 0, r.stdout);
     assertMatch(
       r.stderr,
-      /enrol\.conf:2:1: \[unicast\.u2\] enrol: enrollment is not supported yet/,
+      /enrol\.conf:3:1: \[unicast\.u2\] routing: routing is a bootstrap key: /,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

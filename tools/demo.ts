@@ -41,6 +41,11 @@ export const DEFAULT_PORT = 3435;
 const SERVER_IP = "127.0.0.1";
 const CLIENT_IP = "127.0.0.2";
 const NAMES = ["oping-server", "oping-server2"] as const;
+/** The nodes of --unicast (tools/demo_unicast.ts): A, B on links A-B and B-C, C. */
+export const UNICAST_A_IP = "127.0.0.1";
+export const UNICAST_B_IP_AB = "127.0.0.2";
+export const UNICAST_B_IP_BC = "127.0.0.3";
+export const UNICAST_C_IP = "127.0.0.4";
 const CLIENTS_PER_NAME = 6;
 const CLIENTS_AFTER_BIND = 3;
 
@@ -71,11 +76,20 @@ ${CLIENT_IP}) that pings oping-server (round-robin) and oping-server2 (spill)
 six times each, then binds one server to oping-server2. Everything runs in a
 temporary directory and is stopped and removed at the end (also on Ctrl-C).
 
+With --unicast it runs instead the three nodes in a line of spec/unicast.md
+(section 9): A on ${UNICAST_A_IP}, B on ${UNICAST_B_IP_AB} and ${UNICAST_B_IP_BC}, C on ${UNICAST_C_IP},
+linked by the UDP layers udp-ab and udp-bc, and a unicast layer "uni" over
+them: A bootstraps it, B enrolls with A and connects to it, C with B. A pings
+an "oping -l" server on C; every packet crosses B.
+
 Options:
-  -q, --quiet     print only the per-client lines and the summary
-                  (no configuration listings, no log lines)
-  -p, --port N    UDP port of both nodes (default ${DEFAULT_PORT}); choose
+  -q, --quiet     print only the results (per-client lines, addresses,
+                  pings) and the summary (no configuration listings, no log
+                  lines)
+  -p, --port N    UDP port of all nodes (default ${DEFAULT_PORT}); choose
                   another one when ${DEFAULT_PORT} is taken
+      --unicast   the three-node unicast layer instead of tutorial 05 (not
+                  with --pi)
       --pi        run the server node on aarch64, as on a Raspberry Pi: its
                   irmd, IPCP, oping servers and irm run from the bundle
                   (deno task bundle, built into the temporary directory) on
@@ -98,6 +112,8 @@ export interface DemoOptions {
   port?: number;
   /** The server node on the aarch64 Deno, from the bundle. */
   pi?: boolean;
+  /** The three-node unicast layer (tools/demo_unicast.ts) instead. */
+  unicast?: boolean;
 }
 
 /** Parsed command line: options, or a request for help, or an error. */
@@ -127,6 +143,12 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
         }
         opts.pi = true;
         break;
+      case "--unicast":
+        if (inline !== undefined) {
+          return { kind: "error", message: "--unicast takes no value." };
+        }
+        opts.unicast = true;
+        break;
       case "-p":
       case "--port": {
         const v = inline ?? args[++i];
@@ -147,14 +169,20 @@ export function parseDemoArgs(args: readonly string[]): DemoArgs {
         return { kind: "error", message: `unknown option "${a}".` };
     }
   }
+  if (opts.unicast && opts.pi) {
+    return {
+      kind: "error",
+      message: "--unicast and --pi do not go together.",
+    };
+  }
   return { kind: "run", opts };
 }
 
 /** A failure to report: what went wrong, and which node's log explains it. */
-class DemoError extends Error {
+export class DemoError extends Error {
   constructor(
     message: string,
-    readonly node?: DemoNode,
+    readonly node?: DemoNodeBase,
     readonly proc?: Proc,
   ) {
     super(message);
@@ -162,10 +190,12 @@ class DemoError extends Error {
 }
 
 /** Thrown into the steps once Ctrl-C (or another signal) ended the demo. */
-class Aborted extends Error {}
+export class Aborted extends Error {}
 
-interface DemoNode {
-  label: "server" | "client";
+/** One "machine" of a demo: an irmd with its own directory and files. */
+export interface DemoNodeBase {
+  /** How the narration and the log prefixes name the node. */
+  label: string;
   /** Its programs run from the bundle on the aarch64 Deno (--pi). */
   aarch64: boolean;
   ip: string;
@@ -176,6 +206,10 @@ interface DemoNode {
   irmd?: Proc;
 }
 
+interface DemoNode extends DemoNodeBase {
+  label: "server" | "client";
+}
+
 /** A `Flow <id> accepted by <pid> for <name>.` result of one client. */
 interface ClientResult {
   rtt: string;
@@ -183,7 +217,7 @@ interface ClientResult {
 }
 
 /** Writes one line; a closed terminal or pipe must not stop the cleanup. */
-function emit(stream: "out" | "err", line: string): void {
+export function emit(stream: "out" | "err", line: string): void {
   try {
     if (stream === "out") console.log(line);
     else console.error(line);
@@ -203,29 +237,48 @@ const useColour = (() => {
 function paint(code: string, s: string): string {
   return useColour ? `\x1b[${code}m${s}\x1b[0m` : s;
 }
-const bold = (s: string) => paint("1", s);
-const dim = (s: string) => paint("2", s);
-const red = (s: string) => paint("31", s);
-const green = (s: string) => paint("32", s);
+export const bold = (s: string): string => paint("1", s);
+export const dim = (s: string): string => paint("2", s);
+export const red = (s: string): string => paint("31", s);
+export const green = (s: string): string => paint("32", s);
 
-function escapeRe(s: string): string {
+export function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
-function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
+export function delay(
+  ms: number,
+): { promise: Promise<void>; cancel: () => void } {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const promise = new Promise<void>((r) => timer = setTimeout(r, ms));
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
-function portHint(port: number): string {
+/** `rerun`: the command line of this demo, before `--port`. */
+function portHint(port: number, rerun = "./run-demo"): string {
   const other = port === DEFAULT_PORT ? DEFAULT_PORT + 1 : port + 1;
   return `Another Ouroboros node (or a test) may be using it. Wait until it ` +
-    `has finished, or run the demo on another port: ./run-demo --port ${other}`;
+    `has finished, or run the demo on another port: ${rerun} --port ${other}`;
 }
 
-/** Whether this process can bind the UDP address (checked before starting). */
-function portProblem(ip: string, port: number): string | undefined {
+/** "a", "a and b", "a, b and c". */
+function andList(items: readonly string[]): string {
+  return items.length <= 1
+    ? items.join("")
+    : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
+}
+
+/**
+ * Whether this process can bind the UDP address (checked before starting);
+ * `needed` are all the loopback addresses the demo uses (for the message),
+ * `rerun` its command line.
+ */
+function portProblem(
+  ip: string,
+  port: number,
+  needed: readonly string[],
+  rerun: string,
+): string | undefined {
   try {
     const sock = Deno.listenDatagram({
       transport: "udp",
@@ -236,11 +289,11 @@ function portProblem(ip: string, port: number): string | undefined {
     return undefined;
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {
-      return `UDP port ${port} on ${ip} is in use. ${portHint(port)}`;
+      return `UDP port ${port} on ${ip} is in use. ${portHint(port, rerun)}`;
     }
     if (e instanceof Deno.errors.AddrNotAvailable) {
       return `Cannot bind ${ip}: the address is not available on this host ` +
-        `(the demo needs the loopback addresses ${SERVER_IP} and ${CLIENT_IP}, ` +
+        `(the demo needs the loopback addresses ${andList(needed)}, ` +
         `as Linux provides them).`;
     }
     return `Cannot bind UDP ${ip}:${port}: ${
@@ -635,57 +688,85 @@ export function describeArch(a: ProcessArch | undefined): string {
     : `${a.arch} (${a.program}, emulated by ${a.emulator})`;
 }
 
-class Demo {
-  readonly #quiet: boolean;
-  readonly #port: number;
-  readonly #pi: boolean;
+/**
+ * What a narrated demo is made of, whatever its scenario: the output
+ * (narration, results, followed logs), the processes it starts, waits with
+ * deadlines, and the run itself: signals, the report of a failure, and the
+ * cleanup that stops every process and removes the temporary directory.
+ * `Demo` (tutorial 05) and the unicast demo (tools/demo_unicast.ts) extend it.
+ */
+export abstract class NarratedDemo<N extends DemoNodeBase> {
+  protected readonly quiet: boolean;
+  protected readonly port: number;
   /** Deadlines are multiplied by this (PI_SLOWDOWN with --pi). */
-  readonly #slow: number;
-  #tmp = "";
-  #bundle = "";
-  #aborted = false;
-  readonly #procs: Proc[] = [];
-  readonly #tails: Promise<void>[] = [];
-  readonly #servers: Proc[] = [];
-  #server: DemoNode | undefined;
-  #client: DemoNode | undefined;
+  protected readonly slow: number;
+  protected tmp = "";
+  protected aborted = false;
+  protected readonly procs: Proc[] = [];
+  protected readonly tails: Promise<void>[] = [];
 
-  constructor(opts: DemoOptions) {
-    this.#quiet = opts.quiet ?? false;
-    this.#port = opts.port ?? DEFAULT_PORT;
-    this.#pi = opts.pi ?? false;
-    this.#slow = this.#pi ? PI_SLOWDOWN : 1;
+  constructor(opts: { quiet: boolean; port: number; slow: number }) {
+    this.quiet = opts.quiet;
+    this.port = opts.port;
+    this.slow = opts.slow;
+  }
+
+  /** The loopback addresses whose UDP port must be free before starting. */
+  protected abstract addresses(): readonly string[];
+
+  /** The scenario. */
+  protected abstract steps(): Promise<void>;
+
+  /** The irmds started, in the order to stop them (after everything else). */
+  protected abstract irmdsInStopOrder(): (Proc | undefined)[];
+
+  /** Checks and preparations before anything starts; false to give up. */
+  protected ready(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+
+  /** The command line that runs this demo again (before `--port N`). */
+  protected rerun(): string {
+    return "./run-demo";
+  }
+
+  /** Where a node's commands run, as the narration says it. */
+  protected where(node: N): string {
+    return `${node.label} node`;
   }
 
   /** A deadline, longer where the server node is emulated. */
-  #ms(base: number): number {
-    return base * this.#slow;
+  protected ms(base: number): number {
+    return base * this.slow;
   }
 
   // ------------------------------------------------------------ output
 
   /** Narration: shown unless --quiet. */
-  #say(line = ""): void {
-    if (!this.#quiet) emit("out", line);
+  protected say(line = ""): void {
+    if (!this.quiet) emit("out", line);
   }
 
   /** Results: shown always. */
-  #result(line: string): void {
+  protected result(line: string): void {
     emit("out", line);
   }
 
-  #step(n: number, title: string): void {
-    this.#say();
-    this.#say(bold(`== Step ${n}: ${title}`));
+  protected step(n: number, title: string): void {
+    this.say();
+    this.say(bold(`== Step ${n}: ${title}`));
   }
 
-  #command(cmd: string, where: string): void {
-    this.#say(`${bold(`$ ${cmd}`)}   ${dim(`(${where})`)}`);
+  protected command(cmd: string, where: string): void {
+    this.say(`${bold(`$ ${cmd}`)}   ${dim(`(${where})`)}`);
   }
 
-  /** Prints the lines of `p` as they come, with a prefix (not with --quiet). */
-  #follow(p: Proc, prefix: string): void {
-    if (this.#quiet) return;
+  /**
+   * Prints the lines of `p` as they come, with a prefix (not with --quiet):
+   * dim, or marked ">" and bold where they match `highlight`.
+   */
+  protected follow(p: Proc, prefix: string, highlight?: RegExp): void {
+    if (this.quiet) return;
     const tail = async () => {
       let i = 0;
       for (;;) {
@@ -697,34 +778,40 @@ class Demo {
           ended = true;
         }
         while (i < p.lines.length) {
-          emit("out", dim(`  ${prefix} ${p.lines[i++]}`));
+          const l = p.lines[i++]!;
+          emit(
+            "out",
+            highlight?.test(l)
+              ? bold(`> ${prefix} ${l}`)
+              : dim(`  ${prefix} ${l}`),
+          );
         }
         if (ended) return;
       }
     };
-    this.#tails.push(tail());
+    this.tails.push(tail());
   }
 
   // ------------------------------------------------------------ processes
 
-  #spawn(label: string, cmd: string[], node: DemoNode): Proc {
-    if (this.#aborted) throw new Aborted("interrupted");
+  protected spawn(label: string, cmd: string[], node: N): Proc {
+    if (this.aborted) throw new Aborted("interrupted");
     const p = new Proc(label, cmd, {
       [RUNDIR_ENV]: node.rundir,
       NO_COLOR: "1",
       ...(node.aarch64 ? aarch64Env() : {}),
     });
-    this.#procs.push(p);
+    this.procs.push(p);
     return p;
   }
 
-  #check(): void {
-    if (this.#aborted) throw new Aborted("interrupted");
+  protected check(): void {
+    if (this.aborted) throw new Aborted("interrupted");
   }
 
   /** Waits for `ready` on the irmd's output, failing early on an error line or exit. */
-  async #waitIrmd(
-    node: DemoNode,
+  protected async waitIrmd(
+    node: N,
     ready: RegExp,
     timeoutMs: number,
     from = 0,
@@ -735,7 +822,7 @@ class Demo {
     try {
       line = await irmd.waitFor(re, timeoutMs, from);
     } catch (e) {
-      this.#check();
+      this.check();
       const exited = e instanceof Error && / exited without /.test(e.message);
       throw new DemoError(
         exited
@@ -750,8 +837,8 @@ class Demo {
     // An error line: explain the usual causes.
     if (/address already in use/.test(line)) {
       throw new DemoError(
-        `UDP port ${this.#port} on ${node.ip} is in use: the ${node.label} ` +
-          `IPCP could not bind it. ${portHint(this.#port)}`,
+        `UDP port ${this.port} on ${node.ip} is in use: the ${node.label} ` +
+          `IPCP could not bind it. ${portHint(this.port, this.rerun())}`,
         node,
       );
     }
@@ -766,20 +853,25 @@ class Demo {
   // ------------------------------------------------------------ steps
 
   async run(): Promise<number> {
-    for (const ip of [SERVER_IP, CLIENT_IP]) {
-      const problem = portProblem(ip, this.#port);
+    for (const ip of this.addresses()) {
+      const problem = portProblem(
+        ip,
+        this.port,
+        this.addresses(),
+        this.rerun(),
+      );
       if (problem !== undefined) {
         emit("err", red(`Error: ${problem}`));
         return 1;
       }
     }
-    if (this.#pi && !await this.#aarch64Ready()) return 1;
+    if (!await this.ready()) return 1;
 
     const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
     const interrupted = Promise.withResolvers<Deno.Signal>();
     const handlers = signals.map((sig) => {
       const h = () => {
-        if (this.#aborted) {
+        if (this.aborted) {
           emit("err", dim("(still shutting down, please wait)"));
         }
         interrupted.resolve(sig);
@@ -791,7 +883,7 @@ class Demo {
       for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
     };
     try {
-      this.#tmp = await Deno.makeTempDir({ prefix: "o7s-demo-" });
+      this.tmp = await Deno.makeTempDir({ prefix: "o7s-demo-" });
     } catch (e) {
       unlisten();
       emit(
@@ -805,7 +897,7 @@ class Demo {
       return 1;
     }
 
-    const main = this.#steps();
+    const main = this.steps();
     type Outcome =
       | { kind: "ok" }
       | { kind: "error"; error: unknown }
@@ -829,7 +921,7 @@ class Demo {
       ]);
       grace.cancel();
     }
-    this.#aborted = true;
+    this.aborted = true;
 
     if (outcome.kind === "signal") {
       emit(
@@ -837,14 +929,14 @@ class Demo {
         red(`\nInterrupted (${outcome.signal}): shutting everything down...`),
       );
     } else if (outcome.kind === "error") {
-      this.#report(outcome.error);
+      this.report(outcome.error);
     }
 
-    const clean = await this.#cleanup(settled);
+    const clean = await this.cleanup(settled);
     unlisten();
 
     if (outcome.kind === "ok" && clean) {
-      this.#result(green("Done."));
+      this.result(green("Done."));
       return 0;
     }
     if (outcome.kind === "ok") {
@@ -853,6 +945,188 @@ class Demo {
     }
     emit("err", outcome.kind === "signal" ? "Stopped." : "Cleaned up.");
     return outcome.kind === "signal" ? 130 : 1;
+  }
+  protected report(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    emit("err", red(`\nError: ${msg}`));
+    if (!(e instanceof DemoError)) {
+      if (e instanceof Error && e.stack !== undefined) {
+        emit("err", dim(e.stack));
+      }
+      return;
+    }
+    const show = (title: string, p: Proc, prefix: string) => {
+      const last = p.lines.slice(-15);
+      if (last.length === 0) return;
+      emit("err", `${title}:`);
+      for (const l of last) emit("err", `  ${prefix} ${l}`);
+    };
+    if (e.proc !== undefined) {
+      show(`Output of ${e.proc.label}`, e.proc, "|");
+    }
+    if (e.node?.irmd !== undefined) {
+      show(
+        `Last log lines of the ${e.node.label} node`,
+        e.node.irmd,
+        `${e.node.label} |`,
+      );
+    }
+  }
+
+  protected async cat(
+    node: N,
+    files: readonly string[] = [node.conf, node.hosts],
+  ): Promise<void> {
+    for (const f of files) {
+      this.say(bold(`$ cat ${f}`));
+      const text = await Deno.readTextFile(f);
+      for (const l of text.trimEnd().split("\n")) this.say(`    ${l}`);
+    }
+  }
+
+  protected async startIrmd(node: N, ready: RegExp): Promise<void> {
+    const args = ["--rundir", node.rundir, "-c", node.conf, "--debug"];
+    this.say();
+    const program = node.aarch64 ? `${node.dir}/bin/irmd` : "irmd";
+    this.command(`${program} ${args.join(" ")}`, this.where(node));
+    const irmd = this.spawn(
+      `${node.label} irmd`,
+      node.aarch64 ? [program, ...args] : selfCommand("irmd", args),
+      node,
+    );
+    node.irmd = irmd;
+    this.follow(irmd, `${node.label} |`);
+    await this.waitIrmd(
+      node,
+      /IPC Resource Manager daemon started/,
+      this.ms(IRMD_START_MS),
+    );
+    await this.waitIrmd(node, ready, this.ms(IRMD_READY_MS));
+  }
+
+  // ------------------------------------------------------------ cleanup
+
+  /** Stops everything, removes the directory; false when something was left. */
+  protected async cleanup(settled: Promise<unknown>): Promise<boolean> {
+    let clean = true;
+    const stopAll = async () => {
+      // Clients and tools first, then the oping servers, then the irmds.
+      const irmds = this.irmdsInStopOrder().filter((
+        p,
+      ): p is Proc => p !== undefined);
+      const others = this.procs.filter((p) => !irmds.includes(p));
+      const stops = await Promise.all(
+        others.map((p) => p.stop(this.ms(SERVER_STOP_MS))),
+      );
+      for (const [i, st] of stops.entries()) {
+        if (st.signal === "SIGKILL") {
+          clean = false;
+          emit(
+            "err",
+            red(`${others[i]!.label} ignored SIGTERM and was killed.`),
+          );
+        }
+      }
+      for (const irmd of irmds) {
+        const st = await irmd.stop(this.ms(IRMD_STOP_MS));
+        if (st.signal === "SIGKILL") {
+          clean = false;
+          emit(
+            "err",
+            red(
+              `The ${irmd.label} did not exit within ${
+                this.ms(IRMD_STOP_MS) / 1000
+              } s and was killed.`,
+            ),
+          );
+        }
+      }
+    };
+    if (this.procs.length > 0) await stopAll();
+    // The steps end once their processes are gone; wait for them (bounded)
+    // so that nothing starts or writes after this point.
+    const d = delay(this.ms(MAIN_SETTLE_MS));
+    await Promise.race([settled, d.promise]);
+    d.cancel();
+    await stopAll();
+    const t = delay(2000);
+    await Promise.race([Promise.all(this.tails), t.promise]);
+    t.cancel();
+
+    // Last resort: anything still running that belongs to this demo (an
+    // IPCP whose irmd had to be killed, say) is killed.
+    if (this.tmp !== "") {
+      let left = await processesMentioning(this.tmp);
+      if (left.length > 0) {
+        clean = false;
+        emit("err", red(`Killing leftover processes: ${left.join(" ")}.`));
+        for (const line of await describeProcesses(left)) {
+          emit("err", `  ${line}`);
+        }
+        for (const pid of left) {
+          try {
+            Deno.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
+        const deadline = Date.now() + this.ms(LEFTOVER_MS);
+        while (
+          (left = await liveProcesses(left)).length > 0 &&
+          Date.now() < deadline
+        ) {
+          const w = delay(50);
+          await w.promise;
+        }
+        if (left.length > 0) {
+          emit("err", red(`Processes still running: ${left.join(" ")}.`));
+        }
+      }
+      try {
+        await Deno.remove(this.tmp, { recursive: true });
+      } catch (e) {
+        clean = false;
+        emit(
+          "err",
+          red(
+            `Could not remove ${this.tmp}: ${
+              e instanceof Error ? e.message : String(e)
+            }`,
+          ),
+        );
+      }
+      if (clean) this.say(`Removed ${this.tmp}.`);
+    }
+    return clean;
+  }
+}
+
+class Demo extends NarratedDemo<DemoNode> {
+  readonly #pi: boolean;
+  #bundle = "";
+  readonly #servers: Proc[] = [];
+  #server: DemoNode | undefined;
+  #client: DemoNode | undefined;
+
+  constructor(opts: DemoOptions) {
+    super({
+      quiet: opts.quiet ?? false,
+      port: opts.port ?? DEFAULT_PORT,
+      slow: opts.pi ? PI_SLOWDOWN : 1,
+    });
+    this.#pi = opts.pi ?? false;
+  }
+
+  protected override addresses(): readonly string[] {
+    return [SERVER_IP, CLIENT_IP];
+  }
+
+  protected override irmdsInStopOrder(): (Proc | undefined)[] {
+    return [this.#client?.irmd, this.#server?.irmd];
+  }
+
+  protected override async ready(): Promise<boolean> {
+    return !this.#pi || await this.#aarch64Ready();
   }
 
   /** --pi: whether aarch64 programs run here; installs the aarch64 Deno. */
@@ -894,21 +1168,21 @@ class Demo {
 
   /** --pi: builds the bundle and shows that the aarch64 Deno runs it. */
   async #prepareAarch64(): Promise<void> {
-    this.#check();
-    this.#bundle = `${this.#tmp}/ouroboros.js`;
-    this.#command(
+    this.check();
+    this.#bundle = `${this.tmp}/ouroboros.js`;
+    this.command(
       `deno bundle -q --platform deno -o ${this.#bundle} main.ts`,
       "deno task bundle, into the working directory",
     );
     try {
       await buildBundle(this.#bundle);
     } catch (e) {
-      this.#check();
+      this.check();
       throw new DemoError(e instanceof Error ? e.message : String(e));
     }
-    this.#check();
+    this.check();
     const probe = ["eval", "console.log(Deno.build.arch)"];
-    this.#command(
+    this.command(
       `${AARCH64_DENO} ${probe[0]} '${probe[1]}'`,
       "the aarch64 Deno",
     );
@@ -916,19 +1190,19 @@ class Demo {
       NO_COLOR: "1",
       ...aarch64Env(),
     });
-    this.#procs.push(p);
+    this.procs.push(p);
     let r: { code: number; stdout: string; stderr: string };
     try {
       r = await p.exit(ARCH_PROBE_MS);
     } catch {
-      this.#check();
+      this.check();
       throw new DemoError(
         `the aarch64 Deno did not answer within ${ARCH_PROBE_MS / 1000} s.`,
         undefined,
         p,
       );
     }
-    this.#check();
+    this.check();
     if (r.code !== 0 || r.stdout.trim() !== "aarch64") {
       throw new DemoError(
         `the aarch64 Deno did not run (exit code ${r.code}).`,
@@ -936,7 +1210,7 @@ class Demo {
         p,
       );
     }
-    this.#result(
+    this.result(
       `The aarch64 Deno runs: Deno.build.arch is ${r.stdout.trim()}.`,
     );
   }
@@ -958,12 +1232,12 @@ class Demo {
     );
     nodeRows(client);
     const archs = await processArch(rows.map(([, pid]) => pid));
-    this.#say();
-    this.#say(
+    this.say();
+    this.say(
       "Where each process runs (from /proc/<pid>/exe and its command line):",
     );
     for (const [label, pid] of rows) {
-      this.#result(
+      this.result(
         `${label.padEnd(15)} process ${String(pid).padEnd(7)} runs ${
           describeArch(archs.get(pid))
         }`,
@@ -986,46 +1260,19 @@ class Demo {
     }
   }
 
-  #report(e: unknown): void {
-    const msg = e instanceof Error ? e.message : String(e);
-    emit("err", red(`\nError: ${msg}`));
-    if (!(e instanceof DemoError)) {
-      if (e instanceof Error && e.stack !== undefined) {
-        emit("err", dim(e.stack));
-      }
-      return;
-    }
-    const show = (title: string, p: Proc, prefix: string) => {
-      const last = p.lines.slice(-15);
-      if (last.length === 0) return;
-      emit("err", `${title}:`);
-      for (const l of last) emit("err", `  ${prefix} ${l}`);
-    };
-    if (e.proc !== undefined) {
-      show(`Output of ${e.proc.label}`, e.proc, "|");
-    }
-    if (e.node?.irmd !== undefined) {
-      show(
-        `Last log lines of the ${e.node.label} node`,
-        e.node.irmd,
-        `${e.node.label} |`,
-      );
-    }
-  }
-
-  async #steps(): Promise<void> {
-    const port = this.#port;
-    this.#say(bold("Ouroboros tutorial 05 on one machine"));
-    this.#say(
+  protected override async steps(): Promise<void> {
+    const port = this.port;
+    this.say(bold("Ouroboros tutorial 05 on one machine"));
+    this.say(
       `Two "machines" as two irmds on loopback: a server node on ${SERVER_IP} ` +
         `and a client node on ${CLIENT_IP},`,
     );
-    this.#say(
+    this.say(
       `both with a UDP layer "wifi-network" on port ${port}. ` +
-        `Working directory: ${this.#tmp}`,
+        `Working directory: ${this.tmp}`,
     );
     if (this.#pi) {
-      this.#say(
+      this.say(
         `--pi: the server node runs as on a Raspberry Pi: its programs run ` +
           `from the bundle on the aarch64 Deno${
             Deno.build.arch === "aarch64"
@@ -1037,72 +1284,72 @@ class Demo {
     }
 
     // ---- 1: files
-    this.#step(1, "configuration files and hosts files");
+    this.step(1, "configuration files and hosts files");
     const server = await this.#makeNode("server", SERVER_IP, this.#pi);
     const client = await this.#makeNode("client", CLIENT_IP, false);
     this.#server = server;
     this.#client = client;
-    this.#say(
+    this.say(
       `The server node registers oping-server (round-robin) and oping-server2 ` +
         `(spill, the default);`,
     );
     if (server.aarch64) {
-      this.#say(
+      this.say(
         `its programs are ${server.dir}/bin/oping (and irmd, irm), scripts ` +
           `that run the bundle on the aarch64 Deno (as /usr/bin/oping would ` +
           `on the Pi):`,
       );
-      await this.#cat(server, [`${server.dir}/bin/oping`]);
+      await this.cat(server, [`${server.dir}/bin/oping`]);
     } else {
-      this.#say(
+      this.say(
         `its programs are ${server.dir}/bin/oping, a link to the ouroboros launcher ` +
           `(as /usr/bin/oping would be).`,
       );
     }
-    await this.#cat(server);
-    this.#say(
+    await this.cat(server);
+    this.say(
       `The client node only needs the layer, and hosts lines that map the MD5 ` +
         `of each name to the server:`,
     );
-    await this.#cat(client);
+    await this.cat(client);
 
     // ---- 2: irmds
-    this.#step(
+    this.step(
       2,
       "start the irmds (with --debug, like the tutorial's debug build)",
     );
-    await this.#startIrmd(server, /Registered oping-server2 with IPCP \d+/);
-    this.#say(
+    await this.startIrmd(server, /Registered oping-server2 with IPCP \d+/);
+    this.say(
       `The server node is up: IPCP wifi1 is bootstrapped in wifi-network on ` +
         `${SERVER_IP}:${port} and both names are registered.`,
     );
-    await this.#startIrmd(
+    await this.startIrmd(
       client,
       /Bootstrapped IPCP \d+ in layer wifi-network/,
     );
-    this.#say(
+    this.say(
       `The client node is up: IPCP wifi1 is bootstrapped in wifi-network on ` +
         `${CLIENT_IP}:${port}.`,
     );
 
     // ---- 3: oping servers
-    this.#step(3, "two oping servers on the server node");
-    this.#say(
+    this.step(3, "two oping servers on the server node");
+    this.say(
       "Each inherits both names from the program oping, and accepts flows for them.",
     );
     for (const tag of ["A", "B"]) await this.#startServer(server, tag);
     const [a, b] = this.#servers;
-    this.#result(
+    this.result(
       `Server A is process ${a!.pid}, server B is process ${b!.pid}.`,
     );
     if (this.#pi) await this.#showArchitectures(server, client);
 
     // ---- 4: clients
-    this.#step(4, `clients on the client node, one after another`);
+    this.step(4, `clients on the client node, one after another`);
     const seen = new Map<string, string[]>();
     let first = true;
     for (const name of NAMES) {
-      this.#command(
+      this.command(
         `oping -n ${name} -c 1`,
         `client node, ${CLIENTS_PER_NAME} times`,
       );
@@ -1126,13 +1373,13 @@ class Demo {
     const alternates = rr[0] !== rr[1] &&
       rr.every((t, i) => t === rr[i % 2]);
     const sticks = new Set(spill).size === 1;
-    this.#result("");
-    this.#result(
+    this.result("");
+    this.result(
       `oping-server: ${rr.join(" ")} (round-robin: ${
         alternates ? "alternating" : "NOT alternating"
       })`,
     );
-    this.#result(
+    this.result(
       `oping-server2: ${spill.join(" ")} (spill: ${
         sticks ? "same process" : "NOT the same process"
       })`,
@@ -1151,19 +1398,19 @@ class Demo {
     }
 
     // ---- 5: bind
-    this.#step(5, "bind the other server to oping-server2");
+    this.step(5, "bind the other server to oping-server2");
     const spillTag = spill[0]!;
     const other = spillTag === "A" ? b! : a!;
     const otherTag = spillTag === "A" ? "B" : "A";
-    this.#say(
+    this.say(
       `To guarantee that oping-server2 goes to one specific process, bind it ` +
         `to the name (the tutorial's command):`,
     );
     await this.#bind(server, other.pid);
-    this.#result(
+    this.result(
       `Bound server process ${other.pid} (server ${otherTag}) to oping-server2.`,
     );
-    this.#command(
+    this.command(
       "oping -n oping-server2 -c 1",
       `client node, ${CLIENTS_AFTER_BIND} times`,
     );
@@ -1180,8 +1427,8 @@ class Demo {
       bound.push(this.#tag(r.pid));
     }
     const allOther = bound.every((t) => t === otherTag);
-    this.#result("");
-    this.#result(
+    this.result("");
+    this.result(
       `oping-server2 after the bind: ${bound.join(" ")} (bound process: ${
         allOther ? `always server ${otherTag}` : "NOT always the bound process"
       })`,
@@ -1194,7 +1441,7 @@ class Demo {
     }
 
     // ---- 6: shutdown (done by the cleanup, narrated here)
-    this.#step(
+    this.step(
       6,
       "shut down: SIGTERM to the oping servers, then to the irmds",
     );
@@ -1205,8 +1452,8 @@ class Demo {
     ip: string,
     aarch64: boolean,
   ): Promise<DemoNode> {
-    this.#check();
-    const dir = `${this.#tmp}/${label}`;
+    this.check();
+    const dir = `${this.tmp}/${label}`;
     const node: DemoNode = {
       label,
       aarch64,
@@ -1228,7 +1475,7 @@ class Demo {
         await Deno.symlink(LAUNCHER, `${dir}/bin/${n}`);
       }
     }
-    const port = this.#port === DEFAULT_PORT ? "" : `port=${this.#port}\n`;
+    const port = this.port === DEFAULT_PORT ? "" : `port=${this.port}\n`;
     const udp = `[udp.wifi1]
 bootstrap="wifi-network"
 ip="${ip}"
@@ -1255,49 +1502,18 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     return node;
   }
 
-  async #cat(
-    node: DemoNode,
-    files: readonly string[] = [node.conf, node.hosts],
-  ): Promise<void> {
-    for (const f of files) {
-      this.#say(bold(`$ cat ${f}`));
-      const text = await Deno.readTextFile(f);
-      for (const l of text.trimEnd().split("\n")) this.#say(`    ${l}`);
-    }
-  }
-
-  async #startIrmd(node: DemoNode, ready: RegExp): Promise<void> {
-    const args = ["--rundir", node.rundir, "-c", node.conf, "--debug"];
-    this.#say();
-    const program = node.aarch64 ? `${node.dir}/bin/irmd` : "irmd";
-    this.#command(`${program} ${args.join(" ")}`, `${node.label} node`);
-    const irmd = this.#spawn(
-      `${node.label} irmd`,
-      node.aarch64 ? [program, ...args] : selfCommand("irmd", args),
-      node,
-    );
-    node.irmd = irmd;
-    this.#follow(irmd, `${node.label} |`);
-    await this.#waitIrmd(
-      node,
-      /IPC Resource Manager daemon started/,
-      this.#ms(IRMD_START_MS),
-    );
-    await this.#waitIrmd(node, ready, this.#ms(IRMD_READY_MS));
-  }
-
   async #startServer(node: DemoNode, tag: string): Promise<void> {
     const irmd = node.irmd!;
     const from = irmd.lines.length;
-    this.#say();
-    this.#command(`${node.dir}/bin/oping -l`, `server node, server ${tag}`);
-    const p = this.#spawn(
+    this.say();
+    this.command(`${node.dir}/bin/oping -l`, `server node, server ${tag}`);
+    const p = this.spawn(
       `oping server ${tag}`,
       [`${node.dir}/bin/oping`, "-l"],
       node,
     );
     this.#servers.push(p);
-    this.#follow(p, `${node.label} | [oping ${tag}]`);
+    this.follow(p, `${node.label} | [oping ${tag}]`);
     // "This process accepts flows for:" follows "New instance (<pid>)".
     const accepts = await this.#waitServer(
       node,
@@ -1327,7 +1543,7 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     const exited = p.status.then(() => "exited" as const);
     try {
       const r = await Promise.race([
-        irmd.waitFor(re, this.#ms(SERVER_ACCEPT_MS), from),
+        irmd.waitFor(re, this.ms(SERVER_ACCEPT_MS), from),
         exited,
       ]);
       if (r === "exited") {
@@ -1339,11 +1555,11 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
       }
       return irmd.lines.indexOf(r, from);
     } catch (e) {
-      this.#check();
+      this.check();
       if (e instanceof DemoError) throw e;
       throw new DemoError(
         `${p.label} (process ${p.pid}) did not accept flows within ${
-          this.#ms(SERVER_ACCEPT_MS) / 1000
+          this.ms(SERVER_ACCEPT_MS) / 1000
         } s.`,
         node,
         p,
@@ -1367,25 +1583,25 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
   ): Promise<ClientResult> {
     const irmd = server.irmd!;
     const from = irmd.lines.length;
-    const p = this.#spawn(
+    const p = this.spawn(
       `client ${name} ${n}`,
       [`${client.dir}/bin/oping`, "-n", name, "-c", "1"],
       client,
     );
     let r: { code: number; stdout: string; stderr: string };
     try {
-      r = await p.exit(this.#ms(CLIENT_RUN_MS));
+      r = await p.exit(this.ms(CLIENT_RUN_MS));
     } catch {
-      this.#check();
+      this.check();
       throw new DemoError(
         `oping -n ${name} -c 1 did not finish within ${
-          this.#ms(CLIENT_RUN_MS) / 1000
+          this.ms(CLIENT_RUN_MS) / 1000
         } s.`,
         client,
         p,
       );
     }
-    this.#check();
+    this.check();
     if (r.code !== 0) {
       throw new DemoError(
         `oping -n ${name} -c 1 failed (exit code ${r.code}).`,
@@ -1405,23 +1621,23 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
     try {
       line = await irmd.waitFor(
         new RegExp(`Flow \\d+ accepted by \\d+ for ${escapeRe(name)}\\.`),
-        this.#ms(FLOW_LINE_MS),
+        this.ms(FLOW_LINE_MS),
         from,
       );
     } catch {
-      this.#check();
+      this.check();
       throw new DemoError(
         `the server irmd did not log which process accepted the flow for ${name}.`,
         server,
       );
     }
     const pid = Number(/accepted by (\d+)/.exec(line)![1]);
-    if (showOutput && !this.#quiet) {
-      this.#say("  The first client's output:");
-      for (const l of p.out) this.#say(`  client | [oping] ${l}`);
+    if (showOutput && !this.quiet) {
+      this.say("  The first client's output:");
+      for (const l of p.out) this.say(`  client | [oping] ${l}`);
     }
     const tag = this.#tag(pid);
-    this.#result(
+    this.result(
       bold(
         `${name.padEnd(13)} client ${n}/${total}: rtt ${
           rtt.padEnd(9)
@@ -1440,143 +1656,55 @@ ${SERVER_IP} f87b9400fa8f3d568b1481da7a99d122 #oping-server2
       "name",
       "oping-server2",
     ];
-    this.#command(`irm ${args.join(" ")}`, "server node");
-    if (this.#quiet) {
-      this.#result(`$ irm ${args.join(" ")}`);
+    this.command(`irm ${args.join(" ")}`, "server node");
+    if (this.quiet) {
+      this.result(`$ irm ${args.join(" ")}`);
     }
     const irmd = server.irmd!;
     const from = irmd.lines.length;
-    const p = this.#spawn("irm", [`${server.dir}/bin/irm`, ...args], server);
+    const p = this.spawn("irm", [`${server.dir}/bin/irm`, ...args], server);
     let r: { code: number; stdout: string; stderr: string };
     try {
-      r = await p.exit(this.#ms(IRM_RUN_MS));
+      r = await p.exit(this.ms(IRM_RUN_MS));
     } catch {
-      this.#check();
+      this.check();
       throw new DemoError(
-        `irm did not finish within ${this.#ms(IRM_RUN_MS) / 1000} s.`,
+        `irm did not finish within ${this.ms(IRM_RUN_MS) / 1000} s.`,
         server,
         p,
       );
     }
-    this.#check();
-    for (const l of p.lines) this.#say(`    ${l}`);
+    this.check();
+    for (const l of p.lines) this.say(`    ${l}`);
     if (r.code !== 0) {
       throw new DemoError(`irm failed (exit code ${r.code}).`, server, p);
     }
     try {
       await irmd.waitFor(
         new RegExp(`Bound process ${pid} to name oping-server2\\.`),
-        this.#ms(FLOW_LINE_MS),
+        this.ms(FLOW_LINE_MS),
         from,
       );
     } catch {
-      this.#check();
+      this.check();
       throw new DemoError(
         `the server irmd did not log the binding of process ${pid}.`,
         server,
       );
     }
   }
-
-  // ------------------------------------------------------------ cleanup
-
-  /** Stops everything, removes the directory; false when something was left. */
-  async #cleanup(settled: Promise<unknown>): Promise<boolean> {
-    let clean = true;
-    const stopAll = async () => {
-      // Clients and tools first, then the oping servers, then the irmds.
-      const irmds = [this.#client?.irmd, this.#server?.irmd].filter((
-        p,
-      ): p is Proc => p !== undefined);
-      const others = this.#procs.filter((p) => !irmds.includes(p));
-      const stops = await Promise.all(
-        others.map((p) => p.stop(this.#ms(SERVER_STOP_MS))),
-      );
-      for (const [i, st] of stops.entries()) {
-        if (st.signal === "SIGKILL") {
-          clean = false;
-          emit(
-            "err",
-            red(`${others[i]!.label} ignored SIGTERM and was killed.`),
-          );
-        }
-      }
-      for (const irmd of irmds) {
-        const st = await irmd.stop(this.#ms(IRMD_STOP_MS));
-        if (st.signal === "SIGKILL") {
-          clean = false;
-          emit(
-            "err",
-            red(
-              `The ${irmd.label} did not exit within ${
-                this.#ms(IRMD_STOP_MS) / 1000
-              } s and was killed.`,
-            ),
-          );
-        }
-      }
-    };
-    if (this.#procs.length > 0) await stopAll();
-    // The steps end once their processes are gone; wait for them (bounded)
-    // so that nothing starts or writes after this point.
-    const d = delay(this.#ms(MAIN_SETTLE_MS));
-    await Promise.race([settled, d.promise]);
-    d.cancel();
-    await stopAll();
-    const t = delay(2000);
-    await Promise.race([Promise.all(this.#tails), t.promise]);
-    t.cancel();
-
-    // Last resort: anything still running that belongs to this demo (an
-    // IPCP whose irmd had to be killed, say) is killed.
-    if (this.#tmp !== "") {
-      let left = await processesMentioning(this.#tmp);
-      if (left.length > 0) {
-        clean = false;
-        emit("err", red(`Killing leftover processes: ${left.join(" ")}.`));
-        for (const line of await describeProcesses(left)) {
-          emit("err", `  ${line}`);
-        }
-        for (const pid of left) {
-          try {
-            Deno.kill(pid, "SIGKILL");
-          } catch {
-            // gone already
-          }
-        }
-        const deadline = Date.now() + this.#ms(LEFTOVER_MS);
-        while (
-          (left = await liveProcesses(left)).length > 0 &&
-          Date.now() < deadline
-        ) {
-          const w = delay(50);
-          await w.promise;
-        }
-        if (left.length > 0) {
-          emit("err", red(`Processes still running: ${left.join(" ")}.`));
-        }
-      }
-      try {
-        await Deno.remove(this.#tmp, { recursive: true });
-      } catch (e) {
-        clean = false;
-        emit(
-          "err",
-          red(
-            `Could not remove ${this.#tmp}: ${
-              e instanceof Error ? e.message : String(e)
-            }`,
-          ),
-        );
-      }
-      if (clean) this.#say(`Removed ${this.#tmp}.`);
-    }
-    return clean;
-  }
 }
 
 /** Runs the demo; resolves to the exit status (0 success, 1 failure, 130 interrupted). */
 export async function runDemo(opts: DemoOptions = {}): Promise<number> {
+  if (opts.unicast) {
+    // Imported when needed: tools/demo_unicast.ts builds on this module.
+    const { runUnicastDemo } = await import("./demo_unicast.ts");
+    return await runUnicastDemo({
+      ...(opts.quiet === undefined ? {} : { quiet: opts.quiet }),
+      ...(opts.port === undefined ? {} : { port: opts.port }),
+    });
+  }
   return await new Demo(opts).run();
 }
 
@@ -1591,5 +1719,7 @@ if (import.meta.main) {
     emit("err", `demo: ${parsed.message} Try: ./run-demo --help`);
     Deno.exit(2);
   }
-  Deno.exit(await runDemo(parsed.opts));
+  // Not a top-level await: this module must finish evaluating, so that
+  // tools/demo_unicast.ts (which imports it) can be imported meanwhile.
+  void runDemo(parsed.opts).then((code) => Deno.exit(code));
 }

@@ -10,7 +10,10 @@
  */
 import { checkName } from "../lib/util/names.ts";
 import { parseDnsAddress } from "../lib/util/ip.ts";
-import { DEFAULT_PORT as DEFAULT_UDP_PORT } from "../lib/wire/udp_wire.ts";
+import {
+  DEFAULT_PORT as DEFAULT_UDP_PORT,
+  type QosCubeName,
+} from "../lib/wire/udp_wire.ts";
 import { isIPv4, isIPv6 } from "../lib/util/ip.ts";
 import {
   DEFAULT_LOCAL_HASH,
@@ -22,6 +25,7 @@ import {
   DEFAULT_SOCKET_BUFFER,
   type IpcpTypeName,
   type Method,
+  QOS_CUBE_NAMES,
   type Req,
   type Res,
   SOCKET_BUFFER_MAX,
@@ -87,6 +91,10 @@ export function systemParseEnv(): ParseEnv {
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
 export const BOOTSTRAP_TIMEOUT_MS = 60_000;
+/** The irmd may create the IPCP (30 s), then gives the enrollment 30 s. */
+export const ENROLL_TIMEOUT_MS = 75_000;
+/** The irmd gives each of the two components 30 s. */
+export const CONNECT_TIMEOUT_MS = 65_000;
 
 // ---------------------------------------------------------------------------
 // Usage texts
@@ -171,30 +179,29 @@ const USAGE = {
     "      DIRECTORY_POLICY = {DHT}\n" +
     "      ROUTING_POLICY = {link_state lfa ecmp}\n" +
     "      CONG_POLICY = {none mb-ecn}\n" +
-    "A unicast layer has one member for now: enroll and connect are not\n" +
-    "supported yet.",
+    'Other members join the layer with "irm ipcp enroll" and link up with\n' +
+    '"irm ipcp connect".',
   ipcpEnroll: "Usage: irm ipcp enroll\n" +
     "                name <ipcp name>\n" +
-    "                layer <layer to enroll in>\n" +
-    "                [type [TYPE]]\n" +
-    "                [dst <destination to enroll with>]\n" +
-    "                [autobind]\n\n" +
-    "Enrollment is not supported yet: a unicast layer has one member for\n" +
-    'now, its bootstrapper (see "irm ipcp bootstrap help"); UDP and local\n' +
-    "IPCPs are bootstrapped, never enrolled.",
+    "                dst <member to enroll with> | layer <layer to enroll in>\n" +
+    "                [type unicast] (create the IPCP if it does not exist;\n" +
+    "                   unicast, the default, is the only type that enrolls)\n" +
+    "                [autobind] (bind the IPCP to its name and its layer's\n" +
+    "                   name once enrolled)\n\n" +
+    "Without dst, the IPCP enrolls with the layer's name (a member that\n" +
+    "accepts for it); with both, the layer joined must be the one named.\n" +
+    "The IPCP reaches the member through the layers below it: register\n" +
+    "the member's name (or the layer's) in one of them.",
   ipcpConnect: "Usage: irm ipcp connect\n" +
     "                name <ipcp name>\n" +
     "                dst <name of destination IPCP>\n" +
-    "                [component {dt mgmt}]\n" +
-    "                [qos {raw best voice video data}]\n\n" +
-    "Connecting is not supported yet: a unicast layer has one member for\n" +
-    "now; UDP and local IPCPs never connect.",
+    "                [component {dt mgmt}] (default: mgmt, then dt)\n" +
+    "                [qos {raw best voice video data}] (of the dt flow,\n" +
+    "                   default: raw; mgmt flows are always raw)",
   ipcpDisconnect: "Usage: irm ipcp disconnect\n" +
     "                name <ipcp name>\n" +
     "                dst <name of destination IPCP>\n" +
-    "                [component {dt mgmt}]\n\n" +
-    "Disconnecting is not supported yet: a unicast layer has one member\n" +
-    "for now; UDP and local IPCPs never connect.",
+    "                [component {dt mgmt}] (default: dt, then mgmt)",
   ipcpList: "Usage: irm ipcp list\n" +
     "                [name <ipcp name>]\n" +
     "                [type [TYPE]]\n" +
@@ -577,29 +584,10 @@ function ipcpCmd(w: Words, ctx: Ctx): IrmCall {
     case "bootstrap":
       return bootstrap(w, ctx);
     case "enroll":
+      return enroll(w);
     case "connect":
-    case "disconnect": {
-      const usage = op === "enroll"
-        ? USAGE.ipcpEnroll
-        : op === "connect"
-        ? USAGE.ipcpConnect
-        : USAGE.ipcpDisconnect;
-      const lv: Level = { path: `irm ipcp ${op}`, usage };
-      if (w.rest().some((a) => HELP_WORDS.includes(a))) throw help(lv);
-      const what = op === "enroll"
-        ? "Enrollment"
-        : op === "connect"
-        ? "Connecting"
-        : "Disconnecting";
-      throw fail(
-        lv,
-        `${what} is not supported yet: a unicast layer has one member for now ` +
-          `(bootstrap it with "irm ipcp bootstrap type unicast"); UDP and local IPCPs never ${
-            op === "enroll" ? "enroll" : "connect"
-          }.`,
-        false,
-      );
-    }
+    case "disconnect":
+      return connect(w, op);
     case "list": {
       const lv: Level = { path: "irm ipcp list", usage: USAGE.ipcpList };
       const o = options(w, lv, [
@@ -1007,6 +995,119 @@ function bootstrap(w: Words, ctx: Ctx): IrmCall {
     body,
     timeoutMs: BOOTSTRAP_TIMEOUT_MS,
     failure: "Failed to bootstrap IPCP",
+    render: SILENT,
+  });
+}
+
+// ---------------------------------------------------------------------------
+// irm ipcp enroll / connect / disconnect (spec/unicast.md 7.1)
+
+function enroll(w: Words): IrmCall {
+  const lv: Level = { path: "irm ipcp enroll", usage: USAGE.ipcpEnroll };
+  const o = options(w, lv, [
+    { kw: "name", arg: "<ipcp name>" },
+    { kw: "dst", arg: "<member name>" },
+    { kw: "layer", arg: "<layer name>" },
+    { kw: "type", arg: "<type>" },
+    { kw: "autobind" },
+  ]);
+  const name = checkedName(
+    lv,
+    required(o, lv, "name", "<ipcp name>"),
+    "IPCP name",
+  );
+  const body: Req<"irm.ipcp.enroll"> = { name, autobind: o.has("autobind") };
+  const dst = one(o, "dst");
+  if (dst !== undefined) body.dst = checkedName(lv, dst, "destination name");
+  const layer = one(o, "layer");
+  if (layer !== undefined) body.layer = checkedName(lv, layer, "layer name");
+  if (dst === undefined && layer === undefined) {
+    throw fail(
+      lv,
+      `${lv.path}: "dst <member name>" or "layer <layer name>" is missing.`,
+    );
+  }
+  const typeWord = one(o, "type");
+  if (typeWord !== undefined) {
+    const type = parseType(lv, typeWord);
+    if (type !== "unicast") {
+      throw fail(
+        lv,
+        `${lv.path}: only unicast IPCPs enroll, not ${type} ones (a ${type} IPCP is bootstrapped: irm ipcp bootstrap).`,
+      );
+    }
+    body.type = type;
+  }
+  return call({
+    method: "irm.ipcp.enroll",
+    body,
+    timeoutMs: ENROLL_TIMEOUT_MS,
+    failure: "Failed to enroll IPCP",
+    render: SILENT,
+  });
+}
+
+const COMPONENTS = { dt: "dt", mgmt: "mgmt" } as const;
+/** The QoS cube words, in the order of the usage text. */
+const QOS_WORDS = Object.fromEntries(
+  QOS_CUBE_NAMES.map((q) => [q, q]),
+) as Record<QosCubeName, QosCubeName>;
+
+function connect(w: Words, op: "connect" | "disconnect"): IrmCall {
+  const lv: Level = op === "connect"
+    ? { path: "irm ipcp connect", usage: USAGE.ipcpConnect }
+    : { path: "irm ipcp disconnect", usage: USAGE.ipcpDisconnect };
+  const specs: OptSpec[] = [
+    { kw: "name", arg: "<ipcp name>" },
+    { kw: "dst", arg: "<member name>" },
+    { kw: "component", arg: "dt|mgmt" },
+  ];
+  if (op === "connect") {
+    specs.push({ kw: "qos", arg: QOS_CUBE_NAMES.join("|") });
+  }
+  const o = options(w, lv, specs);
+  const name = checkedName(
+    lv,
+    required(o, lv, "name", "<ipcp name>"),
+    "IPCP name",
+  );
+  const dst = checkedName(
+    lv,
+    required(o, lv, "dst", "<member name>"),
+    "destination name",
+  );
+  const compWord = one(o, "component");
+  const component = compWord === undefined
+    ? undefined
+    : unicastWord(lv, "component", compWord, COMPONENTS);
+  if (op === "disconnect") {
+    const body: Req<"irm.ipcp.disconnect"> = { name, dst };
+    if (component !== undefined) body.component = component;
+    return call({
+      method: "irm.ipcp.disconnect",
+      body,
+      timeoutMs: CONNECT_TIMEOUT_MS,
+      failure: "Failed to disconnect IPCP",
+      render: SILENT,
+    });
+  }
+  const body: Req<"irm.ipcp.connect"> = { name, dst };
+  if (component !== undefined) body.component = component;
+  const qosWord = one(o, "qos");
+  if (qosWord !== undefined) {
+    if (component === "mgmt") {
+      throw fail(
+        lv,
+        `${lv.path}: qos is for the dt component only (mgmt flows are always raw).`,
+      );
+    }
+    body.qos = unicastWord(lv, "qos", qosWord, QOS_WORDS);
+  }
+  return call({
+    method: "irm.ipcp.connect",
+    body,
+    timeoutMs: CONNECT_TIMEOUT_MS,
+    failure: "Failed to connect IPCP",
     render: SILENT,
   });
 }

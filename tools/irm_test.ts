@@ -480,25 +480,250 @@ Deno.test("ipcp stats: a local IPCP has no socket", () => {
   );
 });
 
-Deno.test("ipcp enroll, connect, disconnect: recognised, not supported yet", () => {
-  for (
-    const [word, op] of [["e", "enroll"], ["co", "connect"], [
-      "di",
-      "disconnect",
-    ]] as const
-  ) {
-    const e = errorText(`ipcp ${word} name a dst b`);
-    assertStringIncludes(
-      e,
-      "is not supported yet: a unicast layer has one member for now",
-    );
-    assertEquals(e.includes("Usage"), false);
-    assertStringIncludes(helpText(`ipcp ${op} help`), `Usage: irm ipcp ${op}`);
-  }
-  assertStringIncludes(
-    errorText("ipcp enroll name u2 layer net1 type unicast autobind"),
-    "Enrollment is not supported yet",
+Deno.test("ipcp enroll: dst, layer or both, type unicast, autobind", () => {
+  assertEquals(sent("ipcp enroll name u2 dst u1"), {
+    method: "irm.ipcp.enroll",
+    body: { name: "u2", dst: "u1", autobind: false },
+  });
+  assertEquals(sent("ipcp enroll name u2 layer net1").body, {
+    name: "u2",
+    layer: "net1",
+    autobind: false,
+  });
+  assertEquals(
+    sent("ipcp enroll layer net1 dst u1 type unicast autobind name u2").body,
+    { name: "u2", dst: "u1", layer: "net1", type: "unicast", autobind: true },
   );
+  // Prefixes: e is enroll; d dst, l layer, t type, a autobind; u unicast.
+  assertEquals(sent("ipcp e n u2 d u1 l net1 t u a").body, {
+    name: "u2",
+    dst: "u1",
+    layer: "net1",
+    type: "unicast",
+    autobind: true,
+  });
+  const c = req("ipcp enroll name u2 dst u1");
+  assertEquals(c.failure, "Failed to enroll IPCP");
+  // Longer than the irmd's own limits: creating the IPCP, then enrolling.
+  assert(c.timeoutMs > 60_000, `${c.timeoutMs}`);
+  assert(c.method === "irm.ipcp.enroll");
+  assertEquals(c.render({ layer: "net1" }), "");
+});
+
+Deno.test("ipcp enroll: what is missing or wrong", () => {
+  const cases: [string, string][] = [
+    ["ipcp enroll dst u1", 'irm ipcp enroll: "name <ipcp name>" is missing.'],
+    [
+      "ipcp enroll name u2",
+      'irm ipcp enroll: "dst <member name>" or "layer <layer name>" is missing.',
+    ],
+    [
+      "ipcp enroll name u2 autobind type unicast",
+      'irm ipcp enroll: "dst <member name>" or "layer <layer name>" is missing.',
+    ],
+    [
+      "ipcp enroll name u2 dst u1 type udp4",
+      "irm ipcp enroll: only unicast IPCPs enroll, not udp4 ones (a udp4 IPCP is bootstrapped: irm ipcp bootstrap).",
+    ],
+    [
+      "ipcp enroll name u2 dst u1 type local",
+      "irm ipcp enroll: only unicast IPCPs enroll, not local ones (a local IPCP is bootstrapped: irm ipcp bootstrap).",
+    ],
+    [
+      "ipcp enroll name u2 dst u1 type tcp",
+      'irm ipcp enroll: unknown IPCP type "tcp".',
+    ],
+    [
+      "ipcp enroll name u2 dst u1 type broadcast",
+      "IPCP type broadcast is not supported yet.",
+    ],
+    [
+      "ipcp enroll name u2 dst u1 dst u3",
+      'irm ipcp enroll: "dst" is given more than once.',
+    ],
+    [
+      "ipcp enroll name u2 dst",
+      "irm ipcp enroll: dst needs a value: dst <member name>.",
+    ],
+    [
+      "ipcp enroll name u2 dst u1 ip 1.2.3.4",
+      '"ip" is unknown, try "irm ipcp enroll help".',
+    ],
+    [
+      "ipcp enroll name u2 dst u1 hash SHA3_256",
+      '"hash" is unknown, try "irm ipcp enroll help".',
+    ],
+  ];
+  for (const [line, msg] of cases) {
+    assertEquals(firstLine(errorText(line)), msg, line);
+  }
+  assertEquals(
+    firstLine(errorText(["ipcp", "enroll", "name", "", "dst", "u1"])),
+    "irm ipcp enroll: empty IPCP name.",
+  );
+  assertEquals(
+    firstLine(errorText(["ipcp", "enroll", "name", "u2", "layer", ""])),
+    "irm ipcp enroll: empty layer name.",
+  );
+  const long = "x".repeat(256);
+  assertEquals(
+    firstLine(errorText(["ipcp", "enroll", "name", "u2", "dst", long])),
+    "irm ipcp enroll: destination name is 256 bytes long in UTF-8, at most 255 allowed.",
+  );
+  // A usage error is its line, then the usage.
+  assertStringIncludes(
+    errorText("ipcp enroll name u2"),
+    "\nUsage: irm ipcp enroll",
+  );
+});
+
+Deno.test("ipcp connect: both components, or one; the dt flow's QoS", () => {
+  assertEquals(sent("ipcp connect name u2 dst u1"), {
+    method: "irm.ipcp.connect",
+    body: { name: "u2", dst: "u1" },
+  });
+  assertEquals(sent("ipcp connect name u2 dst u1 component dt").body, {
+    name: "u2",
+    dst: "u1",
+    component: "dt",
+  });
+  assertEquals(sent("ipcp connect name u2 dst u1 component mgmt").body, {
+    name: "u2",
+    dst: "u1",
+    component: "mgmt",
+  });
+  for (const q of ["raw", "best", "voice", "video", "data"]) {
+    assertEquals(sent(`ipcp connect name u2 dst u1 qos ${q}`).body, {
+      name: "u2",
+      dst: "u1",
+      qos: q,
+    });
+  }
+  assertEquals(
+    sent("ipcp connect qos video component dt dst u1 name u2").body,
+    { name: "u2", dst: "u1", component: "dt", qos: "video" },
+  );
+  // Prefixes: co is connect; c component, q qos.
+  assertEquals(sent("ipcp co n u2 d u1 c dt q voice").body, {
+    name: "u2",
+    dst: "u1",
+    component: "dt",
+    qos: "voice",
+  });
+  const c = req("ipcp connect name u2 dst u1");
+  assertEquals(c.failure, "Failed to connect IPCP");
+  assert(c.timeoutMs > 60_000, `${c.timeoutMs}`);
+});
+
+Deno.test("ipcp disconnect: both components, or one", () => {
+  assertEquals(sent("ipcp disconnect name u2 dst u1"), {
+    method: "irm.ipcp.disconnect",
+    body: { name: "u2", dst: "u1" },
+  });
+  assertEquals(sent("ipcp di n u2 d u1 c mgmt"), {
+    method: "irm.ipcp.disconnect",
+    body: { name: "u2", dst: "u1", component: "mgmt" },
+  });
+  assertEquals(sent("ipcp disconnect name u2 dst u1 component dt").body, {
+    name: "u2",
+    dst: "u1",
+    component: "dt",
+  });
+  assertEquals(
+    req("ipcp disconnect name u2 dst u1").failure,
+    "Failed to disconnect IPCP",
+  );
+});
+
+Deno.test("ipcp connect, disconnect: what is missing or wrong", () => {
+  const cases: [string, string][] = [
+    ["ipcp connect dst u1", 'irm ipcp connect: "name <ipcp name>" is missing.'],
+    [
+      "ipcp connect name u2",
+      'irm ipcp connect: "dst <member name>" is missing.',
+    ],
+    [
+      "ipcp disconnect name u2",
+      'irm ipcp disconnect: "dst <member name>" is missing.',
+    ],
+    [
+      "ipcp connect name u2 dst u1 component data",
+      'irm ipcp connect: unknown component "data" (dt, mgmt).',
+    ],
+    [
+      "ipcp connect name u2 dst u1 component DT",
+      'irm ipcp connect: unknown component "DT" (dt, mgmt).',
+    ],
+    [
+      "ipcp disconnect name u2 dst u1 component all",
+      'irm ipcp disconnect: unknown component "all" (dt, mgmt).',
+    ],
+    [
+      "ipcp connect name u2 dst u1 qos fast",
+      'irm ipcp connect: unknown qos "fast" (raw, best, voice, video, data).',
+    ],
+    [
+      "ipcp connect name u2 dst u1 component mgmt qos raw",
+      "irm ipcp connect: qos is for the dt component only (mgmt flows are always raw).",
+    ],
+    [
+      "ipcp connect name u2 dst u1 qos best component mgmt",
+      "irm ipcp connect: qos is for the dt component only (mgmt flows are always raw).",
+    ],
+    [
+      "ipcp connect name u2 dst u1 component",
+      "irm ipcp connect: component needs a value: component dt|mgmt.",
+    ],
+    [
+      "ipcp connect name u2 dst u1 qos",
+      "irm ipcp connect: qos needs a value: qos raw|best|voice|video|data.",
+    ],
+    [
+      "ipcp disconnect name u2 dst u1 qos raw",
+      '"qos" is unknown, try "irm ipcp disconnect help".',
+    ],
+    [
+      "ipcp connect name u2 dst u1 layer l",
+      '"layer" is unknown, try "irm ipcp connect help".',
+    ],
+    [
+      "ipcp connect name u2 dst u1 component dt component mgmt",
+      'irm ipcp connect: "component" is given more than once.',
+    ],
+  ];
+  for (const [line, msg] of cases) {
+    assertEquals(firstLine(errorText(line)), msg, line);
+  }
+  assertEquals(
+    firstLine(errorText(["ipcp", "connect", "name", "u2", "dst", ""])),
+    "irm ipcp connect: empty destination name.",
+  );
+  assertStringIncludes(
+    errorText("ipcp connect name u2 dst u1 qos fast"),
+    "\nUsage: irm ipcp connect",
+  );
+});
+
+Deno.test("ipcp enroll, connect, disconnect: help says what they do", () => {
+  const e = helpText("ipcp enroll help");
+  assertStringIncludes(
+    e,
+    "dst <member to enroll with> | layer <layer to enroll in>",
+  );
+  assertStringIncludes(e, "[type unicast]");
+  assertStringIncludes(e, "[autobind]");
+  const c = helpText("ipcp connect -h");
+  assertStringIncludes(c, "[component {dt mgmt}] (default: mgmt, then dt)");
+  assertStringIncludes(c, "[qos {raw best voice video data}]");
+  assertStringIncludes(
+    helpText("ipcp disconnect --help"),
+    "[component {dt mgmt}] (default: dt, then mgmt)",
+  );
+  for (const op of ["enroll", "connect", "disconnect", "bootstrap"]) {
+    const h = helpText(`ipcp ${op} help`);
+    assertEquals(h.includes("not supported yet:"), false, op);
+    assertEquals(h.includes("one member for now"), false, op);
+  }
 });
 
 Deno.test("ipcp bootstrap type unicast: the options of spec/unicast.md 7.1, defaults left to the IPCP", () => {
@@ -638,12 +863,9 @@ Deno.test("keywords match by prefix, first in table order", () => {
   assertEquals(req("ipcp d n a").method, "irm.ipcp.destroy");
   assertEquals(req("ipcp des n a").method, "irm.ipcp.destroy");
   assertEquals(req("ipcp b n a l x").method, "irm.ipcp.bootstrap");
-  assertStringIncludes(errorText("ipcp co n a"), "Connecting is not supported");
-  assertStringIncludes(
-    errorText("ipcp di n a"),
-    "Disconnecting is not supported",
-  );
-  assertStringIncludes(errorText("ipcp e n a"), "Enrollment is not supported");
+  assertEquals(req("ipcp co n a d b").method, "irm.ipcp.connect");
+  assertEquals(req("ipcp di n a d b").method, "irm.ipcp.disconnect");
+  assertEquals(req("ipcp e n a d b").method, "irm.ipcp.enroll");
   // top level: ipcp bind unbind name process help
   assertEquals(req("b pro oping n x").method, "irm.bind.program");
   assertEquals(req("u proc 42 n x").method, "irm.unbind.process");

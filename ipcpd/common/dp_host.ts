@@ -7,7 +7,10 @@
  *
  * A Worker blocked in epoll_wait cannot run onmessage, nor be terminated:
  * every command is a ring record followed by an eventfd write, and stop()
- * waits for the Worker's "stopped" before it terminates it.
+ * waits for the Worker's "stopped" before it terminates it. A command with
+ * bytes (sendBytes) is its record and the raw records of the bytes, written
+ * all at once; commands that find the ring full wait in a backlog, in the
+ * order they were given.
  */
 import {
   closeFd,
@@ -26,15 +29,21 @@ import {
   type DpKind,
   DpWord,
   encodeCommand,
+  hasBytes,
   isDpEvent,
   type MgmtFrame,
   Op,
   wordView,
 } from "./dp_msg.ts";
-import { ringBuffer, RingWriter } from "./ring.ts";
+import { RECORD_BYTES, recordsFor, ringBuffer, RingWriter } from "./ring.ts";
 
 /** Records in the command ring. */
 const RING_RECORDS = 4096;
+/**
+ * The most bytes a command carries (sendBytes): what fits the ring with its
+ * record, about 256 KiB (an N-1 packet is at most MAX_N1_PACKET).
+ */
+export const MAX_COMMAND_BYTES = (RING_RECORDS - 1) * RECORD_BYTES;
 /** Management frames in flight to this thread, at most. */
 export const MGMT_BACKLOG = 1024;
 /** How long the Worker may take to start (its module loads first: long
@@ -45,6 +54,14 @@ const RING_RETRY_MS = 1;
 
 export interface DatapathEvents {
   mgmt(frames: MgmtFrame[]): void;
+  /**
+   * Packets of an N-1 flow for the control thread (unicast), in order:
+   * what a control-mode flow read, or the DT packets for this member's
+   * components. Optional: the UDP and local IPCPs have no N-1 flows.
+   */
+  n1?(id: number, sdus: Uint8Array[]): void;
+  /** An N-1 flow ended; its descriptor is closed (not after N1Remove). */
+  n1Down?(id: number, reason: string): void;
   attached(eid: number): void;
   detached(eid: number, reason: string): void;
   /** [eid, last receive, last send] triples. */
@@ -84,6 +101,13 @@ export interface DatapathCounters {
   txErrors: number;
   wakeups: number;
   noRoute: number;
+  ttlExpired: number;
+  n1Dropped: number;
+}
+
+interface Queued {
+  readonly c: DpCommand;
+  readonly bytes: Uint8Array | undefined;
 }
 
 export class Datapath {
@@ -93,7 +117,7 @@ export class Datapath {
   readonly #counters: Float64Array;
   readonly #words: Int32Array;
   readonly #o: DatapathOptions;
-  #backlog: DpCommand[] = [];
+  #backlog: Queued[] = [];
   #retry: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   #onStopped: (() => void) | undefined;
@@ -167,16 +191,50 @@ export class Datapath {
    */
   send(c: DpCommand, wake = true): void {
     if (this.#stopped) return;
-    if (this.#backlog.length > 0 || !this.#write(c)) {
-      this.#backlog.push(c);
-      this.#retry ??= setTimeout(() => this.#flushBacklog(), RING_RETRY_MS);
+    const q = { c, bytes: undefined };
+    if (this.#backlog.length > 0 || !this.#write(q)) {
+      this.#queue(q);
       return;
     }
     if (wake || this.#ring.pending > RING_RECORDS / 2) this.#wake();
   }
 
-  #write(c: DpCommand): boolean {
-    return this.#ring.write((v, at) => encodeCommand(v, at, c));
+  /**
+   * Gives the data path a command that carries bytes (Op.N1Write: the
+   * packet; Op.Tables: the encoded tables) and wakes it; in order with
+   * send(). The bytes are copied (into the ring, or kept while it is full).
+   * Throws a RangeError for an op without bytes or more than
+   * MAX_COMMAND_BYTES.
+   */
+  sendBytes(c: DpCommand, bytes: Uint8Array): void {
+    if (!hasBytes(c.op)) throw new RangeError(`op ${c.op} carries no bytes`);
+    if (recordsFor(bytes.length) > RING_RECORDS) {
+      throw new RangeError(
+        `a command of ${bytes.length} bytes, at most ${MAX_COMMAND_BYTES}`,
+      );
+    }
+    if (this.#stopped) return;
+    if (this.#backlog.length > 0 || !this.#write({ c, bytes })) {
+      this.#queue({ c, bytes: bytes.slice() });
+      return;
+    }
+    this.#wake();
+  }
+
+  #queue(q: Queued): void {
+    this.#backlog.push(q);
+    this.#retry ??= setTimeout(() => this.#flushBacklog(), RING_RETRY_MS);
+  }
+
+  #write(q: Queued): boolean {
+    const { c, bytes } = q;
+    if (bytes === undefined) {
+      return this.#ring.write((v, at) => encodeCommand(v, at, c));
+    }
+    return this.#ring.writeWithBytes(
+      (v, at) => encodeCommand(v, at, c, bytes.length),
+      bytes,
+    );
   }
 
   #wake(): void {
@@ -211,6 +269,8 @@ export class Datapath {
       txErrors: c[DpCounter.TxErrors]!,
       wakeups: c[DpCounter.Wakeups]!,
       noRoute: c[DpCounter.NoRoute]!,
+      ttlExpired: c[DpCounter.TtlExpired]!,
+      n1Dropped: c[DpCounter.N1Dropped]!,
     };
   }
 
@@ -231,6 +291,16 @@ export class Datapath {
         } finally {
           Atomics.add(this.#words, DpWord.MgmtTaken, x.frames.length);
         }
+        return;
+      case "n1":
+        try {
+          ev.n1?.(x.id, x.sdus);
+        } finally {
+          Atomics.add(this.#words, DpWord.MgmtTaken, x.sdus.length);
+        }
+        return;
+      case "n1Down":
+        ev.n1Down?.(x.id, x.reason);
         return;
       case "attached":
         ev.attached(x.eid);
@@ -290,7 +360,11 @@ export class Datapath {
     });
     // A full ring is drained by a live data path within a pass; if the
     // record still does not fit, the data path is not running anyway.
-    for (let i = 0; i < 100 && !this.#write({ op: Op.Stop }); i++) {
+    for (
+      let i = 0;
+      i < 100 && !this.#write({ c: { op: Op.Stop }, bytes: undefined });
+      i++
+    ) {
       await new Promise((r) => setTimeout(r, 5));
     }
     this.#wake();

@@ -17,11 +17,30 @@
  *   LAYER     a unicast layer was bootstrapped: its DT settings (our
  *             address, the DT field sizes, the initial TTL)
  *
+ * The unicast IPCP's N-1 flows (its flows in the layers below, each a Unix
+ * stream connection to the lower IPCP's data socket, attach frame already
+ * written by the control thread):
+ *
+ *   N1_ADD    an N-1 flow: its id and its connection's descriptor, which
+ *             the data path owns from then on; packets read on it go to
+ *             the control thread (event "n1") until N1_DT
+ *   N1_DT     the flow carries DT packets now, of cube qc
+ *   N1_REMOVE close the flow's connection (no event follows)
+ *   N1_WRITE  + bytes: one packet to write on the flow
+ *   TABLES    + bytes: the forwarding tables (unicast/datapath.ts's
+ *             encodeTables)
+ *
+ * A command "+ bytes" is its record, with the length of the bytes, followed
+ * by ceil(length / 64) raw records of them, written all at once
+ * (RingWriter.writeWithBytes); CommandReader puts them back together.
+ *
  * Data path -> control: postMessage of DpEvent (the control thread waits
  * in its event loop anyway): management frames that arrived, applications
  * attached and gone, flow activity for liveness (at most every
- * ACTIVITY_MS), log lines, accept failures, "stopped". No data packet is
- * ever among them.
+ * ACTIVITY_MS), log lines, accept failures, "stopped"; in a unicast IPCP,
+ * the packets of its N-1 flows that are not data (CEP, enrollment, LSAs,
+ * the DT packets for its FA and DHT) and N-1 flows that went down. No data
+ * packet of an application is ever among them.
  *
  * Counters live in shared memory (DpCounter indices), written by the data
  * path and read by the control thread when asked for statistics.
@@ -45,7 +64,24 @@ export const Op = {
   Remove: 4,
   Stop: 5,
   Layer: 6,
+  N1Add: 7,
+  N1Dt: 8,
+  N1Remove: 9,
+  N1Write: 10,
+  Tables: 11,
 } as const;
+
+/**
+ * The largest packet on an N-1 flow: a DT packet of the largest payload
+ * (65535 bytes) with the longest DT header (19 bytes). An N1_WRITE carries
+ * at most this; a longer frame read on an N-1 flow breaks the flow.
+ */
+export const MAX_N1_PACKET = 65535 + 19;
+
+/** Whether a command is followed by bytes (RingWriter.writeWithBytes). */
+export function hasBytes(op: number): boolean {
+  return op === Op.N1Write || op === Op.Tables;
+}
 
 export type DpCommand =
   | { readonly op: typeof Op.Socket; readonly fd: number }
@@ -71,14 +107,32 @@ export type DpCommand =
     readonly addrSize: number;
     readonly eidSize: number;
     readonly maxTtl: number;
-  };
+  }
+  | {
+    readonly op: typeof Op.N1Add;
+    /** the N-1 flow's id, chosen by the control thread (u32) */
+    readonly id: number;
+    /** its connection to the lower IPCP; the data path's from now on */
+    readonly fd: number;
+  }
+  | { readonly op: typeof Op.N1Dt; readonly id: number; readonly qc: number }
+  | { readonly op: typeof Op.N1Remove; readonly id: number }
+  /** + bytes: the packet */
+  | { readonly op: typeof Op.N1Write; readonly id: number }
+  /** + bytes: the forwarding tables */
+  | { readonly op: typeof Op.Tables };
 
 // Record layout: [0] op; [4..8) eid or fd; [8..12) peer eid; [12] allocated;
 // [13] address length; [16..32) token; [32..60) address. LAYER: [4] addr
 // size, [5] eid size, [6] max TTL, [8..16) our address (big-endian u64).
+// The N-1 flows' (all big-endian): [4..8) the flow's id (u32); N1_ADD
+// [8..12) fd (i32); N1_DT [12] qc; N1_WRITE and TABLES [8..12) the length
+// of the bytes that follow (u32; TABLES has no id).
 const OFF_A = 4;
 const OFF_B = 8;
 const OFF_FLAG = 12;
+const OFF_QC = 12;
+const OFF_BYTES = 8;
 const OFF_ALEN = 13;
 const OFF_TOKEN = 16;
 const OFF_ADDR = 32;
@@ -87,9 +141,20 @@ if (OFF_ADDR + MAX_ADDR_BYTES > RECORD_BYTES) {
   throw new Error("a data-path record does not fit its ring slot");
 }
 
-/** Writes a command into a zeroed record at `at`. */
-export function encodeCommand(v: DataView, at: number, c: DpCommand): void {
+/**
+ * Writes a command into a zeroed record at `at`; `bytes`: the length of the
+ * bytes that follow it, for a command that has them.
+ */
+export function encodeCommand(
+  v: DataView,
+  at: number,
+  c: DpCommand,
+  bytes = 0,
+): void {
   v.setUint8(at, c.op);
+  if (bytes !== 0 && !hasBytes(c.op)) {
+    throw new RangeError(`op ${c.op} carries no bytes`);
+  }
   switch (c.op) {
     case Op.Socket:
       v.setInt32(at + OFF_A, c.fd);
@@ -125,7 +190,30 @@ export function encodeCommand(v: DataView, at: number, c: DpCommand): void {
       v.setUint8(at + 6, c.maxTtl);
       v.setBigUint64(at + 8, c.addr);
       return;
+    case Op.N1Add:
+      v.setUint32(at + OFF_A, c.id);
+      v.setInt32(at + OFF_B, c.fd);
+      return;
+    case Op.N1Dt:
+      v.setUint32(at + OFF_A, c.id);
+      v.setUint8(at + OFF_QC, c.qc);
+      return;
+    case Op.N1Remove:
+      v.setUint32(at + OFF_A, c.id);
+      return;
+    case Op.N1Write:
+      v.setUint32(at + OFF_A, c.id);
+      v.setUint32(at + OFF_BYTES, bytes);
+      return;
+    case Op.Tables:
+      v.setUint32(at + OFF_BYTES, bytes);
+      return;
   }
+}
+
+/** The length of the bytes that follow the record at `at` (0: none). */
+export function bytesAfter(v: DataView, at: number): number {
+  return hasBytes(v.getUint8(at)) ? v.getUint32(at + OFF_BYTES) : 0;
 }
 
 /** Reads the record at `at`; undefined for an unknown op. */
@@ -164,10 +252,67 @@ export function decodeCommand(v: DataView, at: number): DpCommand | undefined {
         maxTtl: v.getUint8(at + 6),
         addr: v.getBigUint64(at + 8),
       };
+    case Op.N1Add:
+      return { op, id: v.getUint32(at + OFF_A), fd: v.getInt32(at + OFF_B) };
+    case Op.N1Dt:
+      return { op, id: v.getUint32(at + OFF_A), qc: v.getUint8(at + OFF_QC) };
+    case Op.N1Remove:
+    case Op.N1Write:
+      return { op, id: v.getUint32(at + OFF_A) };
+    case Op.Tables:
+      return { op };
     default:
       return undefined;
   }
 }
+
+/**
+ * The reading side's commands: the ring's records, one at a time, made
+ * into commands again, with the bytes of those that carry them put back
+ * together from the raw records that follow.
+ */
+export class CommandReader {
+  #c: DpCommand | undefined;
+  #bytes: Uint8Array | undefined;
+  #have = 0;
+
+  /**
+   * One record of the ring (valid only during the call): `take` gets each
+   * whole command, in order, with its bytes (empty for a command that has
+   * none; its own copy). Unknown ops are skipped.
+   */
+  record(
+    v: DataView,
+    at: number,
+    take: (c: DpCommand, bytes: Uint8Array) => void,
+  ): void {
+    const bytes = this.#bytes;
+    if (bytes !== undefined) {
+      const n = Math.min(RECORD_BYTES, bytes.length - this.#have);
+      bytes.set(
+        new Uint8Array(v.buffer, v.byteOffset + at, n),
+        this.#have,
+      );
+      this.#have += n;
+      if (this.#have < bytes.length) return;
+      const c = this.#c!;
+      this.#c = this.#bytes = undefined;
+      take(c, bytes);
+      return;
+    }
+    const c = decodeCommand(v, at);
+    const len = bytesAfter(v, at);
+    if (len > 0 && c !== undefined) {
+      this.#c = c;
+      this.#bytes = new Uint8Array(len);
+      this.#have = 0;
+      return;
+    }
+    if (c !== undefined) take(c, EMPTY);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** Counters of the data path, as indices into its shared Float64Array. */
 export const DpCounter = {
@@ -193,12 +338,22 @@ export const DpCounter = {
   Wakeups: 10,
   /** DT packets for an address this node has no route to (unicast). */
   NoRoute: 11,
+  /** DT packets not for this node that arrived with TTL 0 or 1 (unicast). */
+  TtlExpired: 12,
+  /**
+   * Data packets dropped because an N-1 flow's queue was full: the lower
+   * layer did not take them fast enough (unicast).
+   */
+  N1Dropped: 13,
 } as const;
-export const DP_COUNTERS = 12;
+export const DP_COUNTERS = 14;
 
 /** Int32 indices of the shared control words (after the counters). */
 export const DpWord = {
-  /** Management frames the control thread has taken (it adds to this). */
+  /**
+   * Management frames (and packets of "n1" events) the control thread has
+   * taken (it adds to this).
+   */
   MgmtTaken: 0,
 } as const;
 const DP_WORDS = 2;
@@ -262,6 +417,14 @@ export type DpEvent =
   /** Running, in thread `tid`. */
   | { readonly t: "ready"; readonly tid: number }
   | { readonly t: "mgmt"; readonly frames: MgmtFrame[] }
+  /**
+   * Packets of N-1 flow `id`, in order: all it read while in control mode,
+   * or the DT packets (header and all) for this member's components once
+   * it carries DT. Bounded as "mgmt" is (DpInit.mgmtBacklog, MgmtTaken).
+   */
+  | { readonly t: "n1"; readonly id: number; readonly sdus: Uint8Array[] }
+  /** N-1 flow `id` ended (the data path closed it); not after N1_REMOVE. */
+  | { readonly t: "n1Down"; readonly id: number; readonly reason: string }
   | { readonly t: "attached"; readonly eid: number }
   | { readonly t: "detached"; readonly eid: number; readonly reason: string }
   /** [eid, last receive, last send] triples (Date.now() times). */
@@ -276,6 +439,8 @@ const EVENT_TYPES = new Set([
   "listening",
   "ready",
   "mgmt",
+  "n1",
+  "n1Down",
   "attached",
   "detached",
   "activity",

@@ -5,10 +5,15 @@
  * and then does what the irmd asks. It exits when the irmd goes away, or
  * on SIGTERM/SIGINT.
  */
-import { connectCtrl, type CtrlConn } from "../../lib/ipc/ctrl.ts";
+import {
+  connectCtrl,
+  type CtrlConn,
+  type Handlers,
+} from "../../lib/ipc/ctrl.ts";
 import type { Req, Res } from "../../lib/ipc/proto.ts";
 import { irmdSocketPath, resolveRundir } from "../../lib/ipc/rundir.ts";
 import { Logger, setupLogging } from "../../lib/util/log.ts";
+import { OuroborosError } from "../../lib/util/errors.ts";
 
 const log = new Logger("ipcpd/ipcp");
 
@@ -26,6 +31,15 @@ export interface Ipcp {
   bootstrap(
     b: Req<"ipcp.bootstrap">,
   ): Res<"ipcp.bootstrap"> | Promise<Res<"ipcp.bootstrap">>;
+  /**
+   * Joins a layer through `dst` (unicast IPCPs); an IPCP without it refuses
+   * to enroll.
+   */
+  enroll?(r: Req<"ipcp.enroll">): Promise<Res<"ipcp.enroll">>;
+  /** Opens one component's N-1 flow to a member (unicast IPCPs). */
+  connect?(r: Req<"ipcp.connect">): Promise<void>;
+  /** Closes one component's N-1 flow to a member (unicast IPCPs). */
+  disconnect?(r: Req<"ipcp.disconnect">): Promise<void>;
   register(name: string, hash: Uint8Array): void | Promise<void>;
   unregister(name: string, hash: Uint8Array): void | Promise<void>;
   allocate(r: Req<"ipcp.flow.alloc">): Promise<Res<"ipcp.flow.alloc">>;
@@ -38,6 +52,60 @@ export interface Ipcp {
 function usage(type: string): string {
   return `Usage: ouroboros ipcpd-${type} --name <ipcp> [--rundir DIR] [--debug]\n` +
     "Started by the irmd (irm ipcp create / a configuration file), not by hand.";
+}
+
+/**
+ * The refusal of an IPCP of `type` (the name it was called by) that has no
+ * enroll, or no connect and disconnect.
+ */
+export function notServed(
+  type: string,
+  what: "enroll" | "connect",
+): OuroborosError {
+  const why = type === "unicast"
+    ? "this IPCP has no enrollment and no N-1 flows yet; bootstrap it into a layer of its own"
+    : what === "enroll"
+    ? `only a unicast IPCP joins a layer through one of its members; a ${type} IPCP is bootstrapped`
+    : `only a unicast IPCP has N-1 flows to other members; a ${type} IPCP has none`;
+  return new OuroborosError("invalid", `${type} IPCPs do not ${what}: ${why}`);
+}
+
+/**
+ * The handlers of the requests that the irmd sends an IPCP, routed to
+ * `ipcp` (an IPCP of `type`, the name it was called by).
+ */
+export function ipcpHandlers(type: string, ipcp: Ipcp): Handlers {
+  return {
+    "ipcp.bootstrap": (b) => ipcp.bootstrap(b),
+    "ipcp.enroll": (r) => {
+      if (ipcp.enroll === undefined) throw notServed(type, "enroll");
+      return ipcp.enroll(r);
+    },
+    "ipcp.connect": async (r) => {
+      if (ipcp.connect === undefined) throw notServed(type, "connect");
+      await ipcp.connect(r);
+      return {};
+    },
+    "ipcp.disconnect": async (r) => {
+      if (ipcp.disconnect === undefined) throw notServed(type, "connect");
+      await ipcp.disconnect(r);
+      return {};
+    },
+    "ipcp.reg": async (r) => {
+      await ipcp.register(r.name, r.hash);
+      return {};
+    },
+    "ipcp.unreg": async (r) => {
+      await ipcp.unregister(r.name, r.hash);
+      return {};
+    },
+    "ipcp.flow.alloc": (r) => ipcp.allocate(r),
+    "ipcp.flow.dealloc": (r) => {
+      ipcp.deallocate(r.handle);
+      return {};
+    },
+    "ipcp.stats": () => ipcp.stats(),
+  };
 }
 
 /**
@@ -87,23 +155,11 @@ export async function runIpcp(
   }
   let ctrl: CtrlConn;
   try {
-    ctrl = await connectCtrl(irmdSocketPath(rundir), {
-      "ipcp.bootstrap": (b) => ipcp.bootstrap(b),
-      "ipcp.reg": async (r) => {
-        await ipcp.register(r.name, r.hash);
-        return {};
-      },
-      "ipcp.unreg": async (r) => {
-        await ipcp.unregister(r.name, r.hash);
-        return {};
-      },
-      "ipcp.flow.alloc": (r) => ipcp.allocate(r),
-      "ipcp.flow.dealloc": (r) => {
-        ipcp.deallocate(r.handle);
-        return {};
-      },
-      "ipcp.stats": () => ipcp.stats(),
-    }, { onProblem: (m) => log.warn(`irmd connection: ${m}`) });
+    ctrl = await connectCtrl(
+      irmdSocketPath(rundir),
+      ipcpHandlers(type, ipcp),
+      { onProblem: (m) => log.warn(`irmd connection: ${m}`) },
+    );
   } catch (e) {
     await ipcp.stop();
     log.error(

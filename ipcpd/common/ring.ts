@@ -9,6 +9,12 @@
  * the records read (each only ever written by its own side, with Atomics),
  * then `capacity` records of RECORD_BYTES. The counters wrap at 2^32; their
  * difference is the number of records waiting.
+ *
+ * A record may carry bytes that do not fit it (writeWithBytes): it is then
+ * followed by ceil(length / RECORD_BYTES) raw records of those bytes, all
+ * published by one store, so the reader sees the whole run or none of it.
+ * The reader knows the run's length from the first record (its codec says
+ * where; dp_msg.ts's CommandReader puts the bytes back together).
  */
 
 /** Bytes per record. */
@@ -58,8 +64,18 @@ class RingView {
   }
 }
 
+/** The records a record with `bytes` extra bytes takes: 1 + its raw ones. */
+export function recordsFor(bytes: number): number {
+  return 1 + Math.ceil(bytes / RECORD_BYTES);
+}
+
 /** The writing side (one thread). */
 export class RingWriter extends RingView {
+  /** Records that can be written now. */
+  get free(): number {
+    return this.capacity - this.pending;
+  }
+
   /**
    * Writes one record: `fill` gets a view of the record's RECORD_BYTES at
    * `offset` (zeroed). False when the ring is full (nothing written).
@@ -73,6 +89,42 @@ export class RingWriter extends RingView {
     fill(this.view, at);
     // The store publishes the record: the reader loads the counter first.
     Atomics.store(this.counters, WRITTEN, (written + 1) | 0);
+    return true;
+  }
+
+  /**
+   * Writes one record, as write() does, followed by `bytes` in raw records
+   * (the last one zero-padded), all or nothing: false when the ring has no
+   * room for the whole run now. Throws a RangeError for a run that could
+   * never fit (more records than the ring holds).
+   */
+  writeWithBytes(
+    fill: (view: DataView, offset: number) => void,
+    bytes: Uint8Array,
+  ): boolean {
+    const n = recordsFor(bytes.length);
+    if (n > this.capacity) {
+      throw new RangeError(
+        `${bytes.length} bytes take ${n} records, the ring holds ${this.capacity}`,
+      );
+    }
+    const written = Atomics.load(this.counters, WRITTEN);
+    const read = Atomics.load(this.counters, READ);
+    if (this.capacity - ((written - read) >>> 0) < n) return false;
+    const mask = this.capacity - 1;
+    const at = ((written >>> 0) & mask) * RECORD_BYTES;
+    this.bytes.fill(0, at, at + RECORD_BYTES);
+    fill(this.view, at);
+    for (let i = 1, from = 0; i < n; i++, from += RECORD_BYTES) {
+      const slot = (((written >>> 0) + i) & mask) * RECORD_BYTES;
+      const part = bytes.subarray(from, from + RECORD_BYTES);
+      this.bytes.set(part, slot);
+      if (part.length < RECORD_BYTES) {
+        this.bytes.fill(0, slot + part.length, slot + RECORD_BYTES);
+      }
+    }
+    // One store publishes the whole run.
+    Atomics.store(this.counters, WRITTEN, (written + n) | 0);
     return true;
   }
 }

@@ -511,3 +511,128 @@ export function checkUnicastConfig(c: IpcpConfig): Result<UnicastLayer> {
     },
   });
 }
+
+// ---------------------------------------------------------------------------
+// The exchange (spec/unicast.md 1.3, 2.3)
+
+/** An enrollment N-1 flow as the exchange sees it: one message per SDU. */
+export interface SduFlow {
+  send(sdu: Uint8Array): void;
+  /** The next SDU; rejects after `ms`, or when the flow ends. */
+  recv(ms: number): Promise<Uint8Array>;
+}
+
+/**
+ * How long the enrollee waits for the response: C's 1 s is its CEP
+ * timeout left on the flow (spec 8); a busy enroller deserves longer.
+ */
+export const ENROLL_RESP_MS = 5000;
+/** How long the enroller waits for the request, then for the ack (C: ever). */
+export const ENROLL_SERVE_MS = 10_000;
+/** Clocks further apart than this beyond the round trip get a warning. */
+export const ENROLL_WARN_OFFSET_MS = 20;
+
+/** The wall clock as C's timespec: seconds and nanoseconds. */
+function timespec(ms: number): { tSec: bigint; tNsec: number } {
+  const s = Math.floor(ms / 1000);
+  return { tSec: BigInt(s), tNsec: Math.round((ms - s * 1000) * 1e6) };
+}
+
+/** The layer configuration an enroller hands out: `conf`, its DHT peer `addr`. */
+export function configForEnrollee(conf: IpcpConfig, addr: bigint): IpcpConfig {
+  const out = structuredClone(conf);
+  const dht = out.unicast?.dir.dht;
+  if (dht !== undefined) dht.peer = addr;
+  return out;
+}
+
+/**
+ * Serves one enrollment on `flow` (after the CEP exchange): reads the
+ * request, answers with `conf` as configForEnrollee makes it, and waits for
+ * the ack. Returns the enrollee's result (0: it is up); throws an Error
+ * that says what went wrong (a timeout, a message that is not the next
+ * one of the exchange).
+ */
+export async function serveEnrollment(
+  flow: SduFlow,
+  conf: IpcpConfig,
+  addr: bigint,
+  wallMs: () => number = Date.now,
+  waitMs = ENROLL_SERVE_MS,
+): Promise<number> {
+  const req = decodeEnrollReq(await flow.recv(waitMs));
+  if (!req.ok) throw new Error(`bad enrollment request: ${req.error}`);
+  flow.send(encodeEnrollResp({
+    id: req.value.id,
+    ...timespec(wallMs()),
+    response: 0,
+    conf: configForEnrollee(conf, addr),
+  }));
+  const ack = decodeEnrollAck(await flow.recv(waitMs));
+  if (!ack.ok) throw new Error(`bad enrollment ack: ${ack.error}`);
+  if (!sameBytes(ack.value.id, req.value.id)) {
+    // C only warns; the result is what counts
+    throw new Error("the enrollment ack is for another enrollment");
+  }
+  return ack.value.result;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** What an enrollee learned from its enroller. */
+export interface Enrolled {
+  /** the configuration as received (the DHT peer is the enroller) */
+  conf: IpcpConfig;
+  layer: UnicastLayer;
+  /** the enroller's clock minus ours at the middle of the round trip (ms) */
+  offsetMs: number;
+  rttMs: number;
+}
+
+/**
+ * The enrollee's side up to the ack (after the CEP exchange): sends the
+ * request with `id`, checks the response. The caller starts its member
+ * with the result and then sends `encodeEnrollAck({ id, result })`.
+ * Throws an Error that says why the enrollment failed.
+ */
+export async function requestEnrollment(
+  flow: SduFlow,
+  id: Uint8Array,
+  wallMs: () => number = Date.now,
+  waitMs = ENROLL_RESP_MS,
+): Promise<Enrolled> {
+  const sent = wallMs();
+  flow.send(encodeEnrollReq({ id }));
+  let bytes: Uint8Array;
+  try {
+    bytes = await flow.recv(waitMs);
+  } catch (e) {
+    throw new Error(
+      `no enrollment response: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  const got = wallMs();
+  const r = decodeEnrollResp(bytes);
+  if (!r.ok) throw new Error(`bad enrollment response: ${r.error}`);
+  const resp = r.value;
+  if (!sameBytes(resp.id, id)) {
+    throw new Error("the enrollment response is for another enrollment");
+  }
+  if (resp.response < 0) {
+    throw new Error(`the enroller refused (${resp.response})`);
+  }
+  if (resp.conf === undefined) {
+    throw new Error("the enrollment response carries no configuration");
+  }
+  const layer = checkUnicastConfig(resp.conf);
+  if (!layer.ok) throw new Error(`cannot run that layer: ${layer.error}`);
+  const remote = Number(resp.tSec) * 1000 + resp.tNsec / 1e6;
+  return {
+    conf: resp.conf,
+    layer: layer.value,
+    offsetMs: remote - (sent + got) / 2,
+    rttMs: got - sent,
+  };
+}

@@ -1,31 +1,45 @@
 /**
  * ipcpd-unicast, the control side: a member of a unicast layer
- * (spec/unicast.md 1). This first step runs a layer of one member: it
- * bootstraps (a flat random address, the member alone in its routing and
- * its DHT) and carries flows between programs of its own node through the
- * layer's real wire formats. Enrollment, connections and N-1 flows come
- * later; the components are laid out for them:
+ * (spec/unicast.md 1). It bootstraps a layer or enrolls into one, connects
+ * to neighbours over N-1 flows of the layers below it, and carries its
+ * programs' flows to members anywhere in the layer. The components:
  *
  * - addr_auth.ts: the member's address;
+ * - connmgr.ts: the N-1 flows, allocated and accepted through this
+ *   IPCP's irmd as any program's (an application session of its own), and
+ *   their CEP exchange;
+ * - enroll.ts: the enrollment exchange, served and joined;
+ * - routing.ts (`LinkState`): LSAs on the mgmt flows, the forwarding
+ *   tables over the dt flows;
  * - dt_node.ts: where a DT packet goes (this member by endpoint id, or
- *   the N-1 flow of the forwarding table; none yet);
- * - routing.ts (`LinkState`): the forwarding tables; with no neighbour it
- *   has no route, and its timers run all the same;
+ *   the N-1 flow of the forwarding table);
  * - directory.ts over dir.ts (`Dht`): name hash -> address;
- * - flow_alloc.ts over fa.ts: FLOW_REQ / FLOW_REPLY for the applications'
+ * - flow_alloc.ts over fa.ts: FLOW_REQ / FLOW_REPLY for the programs'
  *   flows;
- * - datapath.ts: the flows' data packets, in the data-path Worker.
+ * - datapath.ts: the flows' data packets and the dt N-1 flows, in the
+ *   data-path Worker.
  *
- * FA and DHT messages for this member's own address are encoded as DT
- * packets and decoded again here, on the control thread, and handed to the
- * component their endpoint id names (FA 0, DHT 1): every one goes through
- * the DT and FA codecs, and none crosses to the data path and back (a
- * later step sends those for other addresses to the data path's N-1
- * flows). The flows' data packets never reach this thread: the data path
- * writes the DT header, loops the packet and delivers it.
+ * The data path owns every N-1 flow's connection. What this thread reads
+ * of them (CEPs, enrollment messages, LSAs, and the DT packets for this
+ * member's FA and DHT) comes as `n1` events; what it writes (the same, and
+ * the FA and DHT messages it routes itself by its copy of the forwarding
+ * tables) goes as N1Write commands. FA and DHT messages for this member's
+ * own address are decoded again here, never leaving the thread. The
+ * flows' data packets never reach this thread.
  */
 import type { CtrlConn } from "../../lib/ipc/ctrl.ts";
-import { type Req, type Res, udpKeysIn } from "../../lib/ipc/proto.ts";
+import {
+  type FlowGrant,
+  type QosSpec,
+  type Req,
+  type Res,
+  udpKeysIn,
+} from "../../lib/ipc/proto.ts";
+import { encodeAttach } from "../../lib/ipc/dataplane.ts";
+import { putU32 } from "../../lib/ipc/framing.ts";
+import { Ouroboros } from "../../lib/app/dev.ts";
+import { closeFd, describe, unixConnect, writeFd } from "../../lib/sys/mod.ts";
+import { QOS_CUBES } from "../../lib/wire/udp_wire.ts";
 import { OuroborosError } from "../../lib/util/errors.ts";
 import { Logger } from "../../lib/util/log.ts";
 import { toHex } from "../../lib/wire/hex.ts";
@@ -52,10 +66,20 @@ import { addrMemoryHex, flatAddress } from "./addr_auth.ts";
 import { Directory } from "./directory.ts";
 import { DT_DEFAULT, dtLayoutOf, EID_DHT, EID_FA, QC_BE } from "./dt.ts";
 import { DtNode, type DtRoute } from "./dt_node.ts";
-import type { IpcpConfig, UnicastLayer } from "./enroll.ts";
-import { FlowAllocator } from "./flow_alloc.ts";
-import { bootstrapConfig } from "./layer.ts";
-import { LinkState, type LsOutput } from "./routing.ts";
+import {
+  encodeEnrollAck,
+  ENROLL_ID_LEN,
+  ENROLL_WARN_OFFSET_MS,
+  type IpcpConfig,
+  requestEnrollment,
+  serveEnrollment,
+  type UnicastLayer,
+} from "./enroll.ts";
+import { FlowAllocator, qosCube } from "./flow_alloc.ts";
+import { bootstrapConfig, sha3OfDirHash } from "./layer.ts";
+import { type ForwardingTables, LinkState, type LsOutput } from "./routing.ts";
+import { ConnMgr, type N1Flow } from "./connmgr.ts";
+import { encodeTables } from "./datapath.ts";
 
 const ipcpLog = new Logger("ipcpd/ipcp");
 const log = new Logger("ipcpd/unicast");
@@ -74,6 +98,16 @@ const REQ_ARR_MS = 20_000;
 /** The data path's side, replaced by a record in the unit tests. */
 export interface UnicastPorts {
   command(c: DpCommand): void;
+  /** A command with a payload (N1Write, Tables). */
+  bytes(c: DpCommand, payload: Uint8Array): void;
+}
+
+/** The irmd's side of the N-1 flows, replaced in the unit tests. */
+export interface N1Session {
+  allocateGrant(name: string, opts: { qos: QosSpec }): Promise<FlowGrant>;
+  acceptGrant(): Promise<FlowGrant>;
+  close(): Promise<void>;
+  readonly done: Promise<void>;
 }
 
 /** What drops the control thread counted. */
@@ -90,7 +124,7 @@ function isSha3(a: string): a is Sha3Algo {
   return (SHA3_ALGOS as readonly string[]).includes(a);
 }
 
-/** A running member: its components, once bootstrapped. */
+/** A running member: its components, once bootstrapped or enrolled. */
 interface Member {
   readonly layer: UnicastLayer;
   readonly config: IpcpConfig;
@@ -111,6 +145,33 @@ function timer(ms: number, f: () => void): () => void {
   return () => clearTimeout(t);
 }
 
+/** The component names of irm and the IPC protocol, as the CEP calls them. */
+const COMP_OF = { dt: "dt", mgmt: "management" } as const;
+
+/**
+ * An N-1 flow's connection to its IPCP's data socket, its attach frame
+ * written (a fresh socket takes 24 bytes at once): the descriptor the data
+ * path takes over.
+ */
+function openGrant(grant: FlowGrant): number {
+  const c = unixConnect(grant.path);
+  if (!c.ok) {
+    throw new Error(`cannot reach ${grant.path}: ${describe(c)}`);
+  }
+  const attach = encodeAttach(grant.handle, grant.token);
+  const frame = new Uint8Array(4 + attach.length);
+  putU32(frame, 0, attach.length);
+  frame.set(attach, 4);
+  const w = writeFd(c.value, frame);
+  if (!w.ok || w.value !== frame.length) {
+    closeFd(c.value);
+    throw new Error(
+      `cannot attach to ${grant.path}: ${w.ok ? "a short write" : describe(w)}`,
+    );
+  }
+  return c.value;
+}
+
 export class UnicastIpcp implements Ipcp {
   readonly dataPath: string;
   readonly counters: UnicastCounters = {
@@ -122,34 +183,66 @@ export class UnicastIpcp implements Ipcp {
   #ports: UnicastPorts;
   #ctrl: CtrlConn | undefined;
   #m: Member | undefined;
+  /** Set while an enrollment is under way. */
+  #enrolling = false;
+  /** How this member got its layer. */
+  #joined: "bootstrapped" | "enrolled" = "bootstrapped";
   /** Registered names: hex of the hash -> the name (for log lines). */
   #regs = new Map<string, string>();
   #routingTimer: (() => void) | undefined;
   #stopped = false;
   #notices = new EndedNotices();
+  #session: Promise<N1Session> | undefined;
+  #makeSession: () => Promise<N1Session>;
+  #accepting = false;
+  readonly conns: ConnMgr;
   /** Called when the data path fails and the IPCP cannot go on. */
   onFatal: (why: string) => void = () => {};
 
   /**
-   * `ports` replaces the data path (the unit tests); without it
-   * startDataSocket() starts the real one.
+   * `ports` replaces the data path and `session` the irmd's application
+   * session (the unit tests); without them startDataSocket() starts the
+   * real data path and the first need opens the real session.
    */
   constructor(
     readonly name: string,
     readonly rundir: string,
     ports?: UnicastPorts,
+    session?: () => Promise<N1Session>,
+    open: (g: FlowGrant) => number = openGrant,
   ) {
     this.dataPath = dataSocketPath(rundir);
     this.#ports = ports ?? {
       command: (c) => this.#data?.dp.send(c, c.op !== Op.Add),
+      bytes: (c, b) => this.#data?.dp.sendBytes(c, b),
     };
+    this.#makeSession = session ??
+      (() => Ouroboros.connect({ prog: "ipcpd-unicast", rundir }));
+    this.conns = new ConnMgr({
+      allocate: async (dst, qos) =>
+        await (await this.#n1Session()).allocateGrant(dst, { qos }),
+      open,
+      add: (id, fd) => this.#ports.command({ op: Op.N1Add, id, fd }),
+      dt: (id, qc) => this.#ports.command({ op: Op.N1Dt, id, qc }),
+      write: (id, sdu) => this.#ports.bytes({ op: Op.N1Write, id }, sdu),
+      remove: (id) => this.#ports.command({ op: Op.N1Remove, id }),
+      timer,
+    }, {
+      addr: () => this.#m?.addr,
+      cube: (q) => qosCube(q),
+      up: (f) => this.#connUp(f),
+      sdu: (f, sdu) => this.#connSdu(f, sdu),
+      down: (f, why) => this.#connDown(f, why),
+      enroll: (f) => this.#serveEnrollment(f),
+      log: (level, text) => log[level](text),
+    });
   }
 
   attachCtrl(ctrl: CtrlConn): void {
     this.#ctrl = ctrl;
   }
 
-  /** This member's address, once bootstrapped. */
+  /** This member's address, once bootstrapped or enrolled. */
   get address(): bigint | undefined {
     return this.#m?.addr;
   }
@@ -163,6 +256,16 @@ export class UnicastIpcp implements Ipcp {
     return this.#m?.config;
   }
 
+  /** The routing core, once a member (for tests and statistics). */
+  get routing(): LinkState | undefined {
+    return this.#m?.routing;
+  }
+
+  /** The directory, once a member. */
+  get directory(): Directory | undefined {
+    return this.#m?.dir;
+  }
+
   /** The open flows: handle -> its peer's handle when the peer is ours. */
   pairs(): Map<number, number | undefined> {
     return this.#m?.fa.pairs() ?? new Map();
@@ -174,10 +277,12 @@ export class UnicastIpcp implements Ipcp {
 
   /** The data-path events, as the data path reports them. */
   readonly events: DatapathEvents = {
-    mgmt: () => {}, // no N-1 flows yet
+    mgmt: () => {}, // no lower layer of its own: N-1 flows come as n1
     attached: (eid) => this.#m?.fa.attached(eid),
     detached: (eid, reason) => this.#m?.fa.detached(eid, reason),
-    activity: () => {}, // both ends of every flow are here
+    activity: () => {}, // flows end with their N-1 flows or applications
+    n1: (id, sdus) => this.conns.n1(id, sdus),
+    n1Down: (id, reason) => this.conns.n1Down(id, reason),
     ...dataPathTrouble(log, () => this.dataPath, (e) => this.onFatal(e)),
   };
 
@@ -192,15 +297,47 @@ export class UnicastIpcp implements Ipcp {
     });
   }
 
+  // ------------------------------------------------------------ the irmd session
+
+  /** The application session on the irmd for the N-1 flows, opened once. */
+  #n1Session(): Promise<N1Session> {
+    if (this.#session === undefined) {
+      const s = this.#makeSession();
+      this.#session = s;
+      s.catch(() => {
+        if (this.#session === s) this.#session = undefined;
+      });
+    }
+    return this.#session;
+  }
+
+  /** Takes the N-1 flows the irmd gives this IPCP, for as long as it runs. */
+  async #acceptLoop(): Promise<void> {
+    if (this.#accepting) return;
+    this.#accepting = true;
+    try {
+      const s = await this.#n1Session();
+      while (!this.#stopped) {
+        const grant = await s.acceptGrant();
+        void this.conns.accepted(grant);
+      }
+    } catch (e) {
+      if (!this.#stopped) {
+        log.warn(
+          `No longer accepting N-1 flows: ${
+            e instanceof Error ? e.message : e
+          }.`,
+        );
+      }
+    } finally {
+      this.#accepting = false;
+    }
+  }
+
   // ------------------------------------------------------------ control
 
   bootstrap(b: Req<"ipcp.bootstrap">): Res<"ipcp.bootstrap"> {
-    if (this.#m !== undefined) {
-      throw new OuroborosError(
-        "exists",
-        `IPCP ${this.name} is already bootstrapped in ${this.#m.layer.name}`,
-      );
-    }
+    this.#notMember();
     ipcpLog.info("Bootstrapping...");
     const fail = (why: string): never => {
       ipcpLog.info("Finished bootstrapping: -1.");
@@ -220,9 +357,41 @@ export class UnicastIpcp implements Ipcp {
     }
     const c = bootstrapConfig(b.layer, hash, b.unicast);
     if (!c.ok) return fail(c.error);
-    const { layer, config } = c.value;
+    const started = this.#start(c.value.layer, c.value.config, hash);
+    if (started !== undefined) return fail(started);
+    log.debug(
+      `Bootstrapped unicast IPCP with pid ${Deno.pid} in layer ${b.layer}, names hashed with ${hash}.`,
+    );
+    ipcpLog.info("Finished bootstrapping: 0.");
+    return { hash, mplMs: UNICAST_MPL_MS };
+  }
+
+  #notMember(): void {
+    if (this.#m !== undefined) {
+      throw new OuroborosError(
+        "exists",
+        `IPCP ${this.name} is already ${this.#joined} in layer ${this.#m.layer.name}`,
+      );
+    }
+    if (this.#enrolling) {
+      throw new OuroborosError(
+        "exists",
+        `IPCP ${this.name} is enrolling`,
+      );
+    }
+  }
+
+  /**
+   * Starts the member's components with a vetted configuration; returns
+   * why it cannot, or undefined.
+   */
+  #start(
+    layer: UnicastLayer,
+    config: IpcpConfig,
+    hash: Sha3Algo,
+  ): string | undefined {
     const layout = dtLayoutOf(layer.uni.dt);
-    if (!layout.ok) return fail(layout.error);
+    if (!layout.ok) return layout.error;
     const addr = flatAddress(layer.uni.dt.addrSize);
     const now = Date.now();
     const dt = new DtNode({
@@ -288,11 +457,167 @@ export class UnicastIpcp implements Ipcp {
         addrMemoryHex(addr, layer.uni.dt.addrSize)
       }).`,
     );
-    log.debug(
-      `Bootstrapped unicast IPCP with pid ${Deno.pid} in layer ${b.layer}, names hashed with ${hash}.`,
-    );
-    ipcpLog.info("Finished bootstrapping: 0.");
-    return { hash, mplMs: UNICAST_MPL_MS };
+    void this.#acceptLoop();
+    return undefined;
+  }
+
+  /**
+   * Enrolls into the layer of `dst` (a member's name, or the layer's, in a
+   * lower layer): an N-1 flow to it, the enrollment exchange, then this
+   * member starts with the layer's configuration and a fresh address. No
+   * connection is made: `connect` does that.
+   */
+  async enroll(r: Req<"ipcp.enroll">): Promise<Res<"ipcp.enroll">> {
+    this.#notMember();
+    this.#enrolling = true;
+    const id = crypto.getRandomValues(new Uint8Array(ENROLL_ID_LEN));
+    const tag = `[${toHex(id)}]`;
+    let f: N1Flow | undefined;
+    try {
+      log.info(`${tag} Requesting enrollment with ${r.dst}.`);
+      try {
+        f = await this.conns.connect(r.dst, "enrollment", QOS_CUBES.raw);
+      } catch (e) {
+        throw new OuroborosError(
+          "failed",
+          `cannot enroll with ${r.dst}: ${e instanceof Error ? e.message : e}`,
+        );
+      }
+      let got;
+      try {
+        got = await requestEnrollment(f, id);
+      } catch (e) {
+        throw new OuroborosError(
+          "failed",
+          `enrollment with ${r.dst} failed: ${
+            e instanceof Error ? e.message : e
+          }`,
+        );
+      }
+      if (
+        Math.abs(got.offsetMs) > got.rttMs / 2 + ENROLL_WARN_OFFSET_MS
+      ) {
+        log.warn(
+          `${tag} Clock offset above threshold: ${
+            Math.round(got.offsetMs)
+          } ms.`,
+        );
+      }
+      const hash = sha3OfDirHash(got.layer.dirHashAlgo);
+      const why = hash === undefined
+        ? `unknown directory hash ${got.layer.dirHashAlgo}`
+        : this.#start(got.layer, got.conf, hash);
+      f.send(encodeEnrollAck({ id, result: why === undefined ? 0 : -1 }));
+      if (why !== undefined || hash === undefined) {
+        throw new OuroborosError(
+          "failed",
+          `cannot run layer ${got.layer.name}: ${why}`,
+        );
+      }
+      this.#joined = "enrolled";
+      log.info(`${tag} Enrolled with ${r.dst} in layer ${got.layer.name}.`);
+      return { layer: got.layer.name, hash, mplMs: UNICAST_MPL_MS };
+    } finally {
+      this.#enrolling = false;
+      if (f !== undefined) {
+        // The ack is written before the connection is closed: the data
+        // path handles the two in order.
+        this.conns.give(f, "enrollment over");
+      }
+    }
+  }
+
+  async #serveEnrollment(f: N1Flow): Promise<void> {
+    const m = this.#m;
+    if (m === undefined) return;
+    log.info(`Serving an enrollment on N-1 flow ${f.id}.`);
+    try {
+      const result = await serveEnrollment(f, m.config, m.addr);
+      if (result === 0) log.info("Enrollment completed.");
+      else log.warn(`Enrollment failed at the enrollee (${result}).`);
+    } catch (e) {
+      log.warn(
+        `Enrollment failed: ${e instanceof Error ? e.message : e}.`,
+      );
+    }
+  }
+
+  /** Connects to `dst` (a member's name in a lower layer) for a component. */
+  async connect(r: Req<"ipcp.connect">): Promise<void> {
+    this.#member();
+    const comp = COMP_OF[r.component];
+    const qos = r.component === "mgmt" ? QOS_CUBES.raw : r.qos;
+    try {
+      const f = await this.conns.connect(r.dst, comp, qos);
+      log.info(`Connected ${f.describe()}.`);
+    } catch (e) {
+      throw new OuroborosError(
+        "failed",
+        e instanceof Error ? e.message : String(e),
+      );
+    }
+  }
+
+  /** Ends the connections to `dst` of a component that this IPCP made. */
+  disconnect(r: Req<"ipcp.disconnect">): Promise<void> {
+    this.#member();
+    const comp = COMP_OF[r.component];
+    const fs = this.conns.allocatedTo(r.dst, comp);
+    if (fs.length === 0) {
+      return Promise.reject(
+        new OuroborosError(
+          "not_found",
+          `IPCP ${this.name} has no ${r.component} connection to ${r.dst} (it can end only those it made)`,
+        ),
+      );
+    }
+    for (const f of fs) this.conns.give(f, "disconnected");
+    return Promise.resolve();
+  }
+
+  // ------------------------------------------------------------ connections
+
+  #connUp(f: N1Flow): void {
+    const m = this.#m;
+    if (m === undefined) return;
+    const now = Date.now();
+    if (f.comp === "management") {
+      log.info(`Added management neighbour ${f.nb} (N-1 flow ${f.id}).`);
+      this.#routingOut(m.routing.mgmtUp(f.id, f.nb, now));
+    } else if (f.comp === "dt") {
+      log.info(`Added dt neighbour ${f.nb} (N-1 flow ${f.id}).`);
+      this.#routingOut(m.routing.dtUp(f.id, f.nb, f.qc, now));
+    }
+  }
+
+  #connSdu(f: N1Flow, sdu: Uint8Array): void {
+    const m = this.#m;
+    if (m === undefined) return;
+    if (f.comp === "management") {
+      const before = m.routing.stats.selfConflicts;
+      this.#routingOut(m.routing.receive(f.id, sdu, Date.now()));
+      if (m.routing.stats.selfConflicts > before) {
+        log.error(
+          `An LSA from ${f.nb} claims an adjacency of our address ${m.addr}: another member has our address, or a forger.`,
+        );
+      }
+    } else if (f.comp === "dt") {
+      // A DT packet for one of this member's components.
+      this.#route(m.dt.arrived(sdu));
+    }
+  }
+
+  #connDown(f: N1Flow, why: string): void {
+    const m = this.#m;
+    if (m === undefined || this.#stopped) return;
+    const now = Date.now();
+    if (f.comp === "management") {
+      log.info(`Removed management neighbour ${f.nb}: ${why}.`);
+      this.#routingOut(m.routing.mgmtDown(f.id, now));
+    } else if (f.comp === "dt") {
+      log.info(`Removed dt neighbour ${f.nb}: ${why}.`);
+      this.#routingOut(m.routing.dtDown(f.id, now));
+    }
   }
 
   /** Runs routing's timers (LSA refresh, timeouts); reschedules itself. */
@@ -301,6 +626,7 @@ export class UnicastIpcp implements Ipcp {
     if (m === undefined || this.#stopped) return;
     this.#routingOut(m.routing.tick(Date.now()));
     const ms = Math.max(1, m.routing.nextDeadline() - Date.now());
+    this.#routingTimer?.();
     this.#routingTimer = timer(Math.min(ms, 0x7fff_ffff), () => {
       this.#routingTimer = undefined;
       this.#routingTick();
@@ -308,8 +634,23 @@ export class UnicastIpcp implements Ipcp {
   }
 
   #routingOut(out: LsOutput): void {
-    // LSAs go on mgmt N-1 flows: with none, routing sends nothing.
-    if (out.tables !== null) this.#m?.dt.setTables(out.tables);
+    for (const s of out.send) {
+      this.#ports.bytes({ op: Op.N1Write, id: s.flow }, s.sdu);
+    }
+    if (out.tables !== null) this.#setTables(out.tables);
+  }
+
+  #setTables(t: ForwardingTables): void {
+    const m = this.#m;
+    if (m === undefined) return;
+    m.dt.setTables(t);
+    this.#ports.bytes({ op: Op.Tables }, encodeTables(t));
+    const hops = [...t.nextHops].map(([d, h]) => `${d} via ${h.join("/")}`);
+    log.debug(
+      `Forwarding tables: ${
+        hops.length === 0 ? "no routes" : hops.join(", ")
+      }.`,
+    );
   }
 
   /** A DT packet from this member's FA or DHT. */
@@ -321,6 +662,10 @@ export class UnicastIpcp implements Ipcp {
       route = m.dt.send(dst, eid, QC_BE, payload);
     } catch (e) {
       log.warn(`Cannot send a DT packet to ${dst}: ${(e as Error).message}.`);
+      return;
+    }
+    if (route.t === "forward") {
+      this.#ports.bytes({ op: Op.N1Write, id: route.flow }, route.bytes);
       return;
     }
     // Delivered from a fresh task: a component never runs inside the
@@ -337,8 +682,8 @@ export class UnicastIpcp implements Ipcp {
       return;
     }
     if (route.t === "forward") {
-      // No N-1 flows yet: routing never has a next hop.
-      this.counters.noRoute++;
+      // The data path forwards what arrives; a packet here is ours.
+      this.#ports.bytes({ op: Op.N1Write, id: route.flow }, route.bytes);
       return;
     }
     const p = route.packet;
@@ -378,7 +723,7 @@ export class UnicastIpcp implements Ipcp {
     if (this.#m === undefined) {
       throw new OuroborosError(
         "invalid",
-        `IPCP ${this.name} is not bootstrapped`,
+        `IPCP ${this.name} is not bootstrapped or enrolled`,
       );
     }
     return this.#m;
@@ -444,8 +789,9 @@ export class UnicastIpcp implements Ipcp {
       dropped: {
         short: (d?.short ?? 0) + this.counters.malformed,
         oversized: 0,
-        badMgmt: this.#m?.fa.stats.malformed ?? 0,
-        mgmtOverflow: 0,
+        badMgmt: (this.#m?.fa.stats.malformed ?? 0) +
+          (this.#m?.routing.stats.malformed ?? 0),
+        mgmtOverflow: d?.mgmtOverflow ?? 0,
         unknownEid: (d?.unknownEid ?? 0) + this.counters.unknownEid +
           (d?.noRoute ?? 0) + this.counters.noRoute,
         wrongSource: 0,
@@ -464,7 +810,11 @@ export class UnicastIpcp implements Ipcp {
     this.#routingTimer = undefined;
     this.#m?.fa.stop();
     this.#m?.dir.stop();
+    this.conns.stop();
     this.#notices.flush();
+    const s = this.#session;
+    this.#session = undefined;
+    if (s !== undefined) await s.then((x) => x.close(), () => {});
     await closeDataPath(this.#data, this.dataPath);
     this.#data = undefined;
   }

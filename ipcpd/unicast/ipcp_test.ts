@@ -25,6 +25,21 @@ async function rig(onFlowReq: OnFlowReq = () => ({ oap: new Uint8Array(0) })) {
   const commands: DpCommand[] = [];
   const ipcp = new UnicastIpcp("u1", irmd.rundir, {
     command: (c) => commands.push(c),
+    bytes: (c) => commands.push(c),
+  }, () => {
+    // No lower layer: nothing to allocate, nothing ever accepted.
+    let close = () => {};
+    const done = new Promise<void>((r) => close = r);
+    return Promise.resolve({
+      allocateGrant: () => Promise.reject(new Error("no lower layer")),
+      acceptGrant: () =>
+        done.then(() => Promise.reject(new Error("session closed"))),
+      close: () => {
+        close();
+        return Promise.resolve();
+      },
+      done,
+    });
   });
   ipcp.attachCtrl(irmd.ctrl);
   return {

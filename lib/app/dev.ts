@@ -26,7 +26,7 @@ import { irmdSocketPath, resolveRundir } from "../ipc/rundir.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
 import { CRC_LEN, FlowEnd, type FlowStats, HEADER_LEN } from "../frct/frct.ts";
 
-export type { FlowStats };
+export type { FlowGrant, FlowStats };
 
 /**
  * The maximum packet lifetime of the layer below a flow, for FRCT's timers
@@ -173,11 +173,24 @@ export class Ouroboros implements AsyncDisposable {
 
   /** Allocates a flow to a name. */
   async allocate(name: string, opts: AllocOptions = {}): Promise<Flow> {
+    const grant = await this.allocateGrant(name, opts);
+    return this.#attach(grant, opts.io ?? "async");
+  }
+
+  /**
+   * Allocates a flow to a name and returns the irmd's grant without
+   * attaching to it: for a program that moves the flow's packets itself
+   * (an IPCP's N-1 flows, in its data path), by the protocol of
+   * lib/ipc/dataplane.ts on a connection to `grant.path`.
+   */
+  async allocateGrant(
+    name: string,
+    opts: Omit<AllocOptions, "io"> = {},
+  ): Promise<FlowGrant> {
     const timeoutMs = opts.timeoutMs ?? DEFAULT_ALLOC_TIMEOUT_MS;
     const qos = qosOf(opts.qos);
-    let grant: FlowGrant;
     try {
-      grant = await this.#ctrl.request(
+      return await this.#ctrl.request(
         "flow.alloc",
         { name, qos, timeoutMs },
         timeoutMs + 5000,
@@ -185,21 +198,26 @@ export class Ouroboros implements AsyncDisposable {
     } catch (e) {
       throw irmdError(e);
     }
-    return this.#attach(grant, opts.io ?? "async");
   }
 
   /** Waits for an incoming flow for any name this process serves. */
   async accept(opts: AcceptOptions = {}): Promise<Flow> {
-    let grant: FlowGrant;
+    const grant = await this.acceptGrant(opts);
+    return this.#attach(grant, opts.io ?? "async");
+  }
+
+  /** accept(), returning the grant unattached (as allocateGrant does). */
+  async acceptGrant(
+    opts: Omit<AcceptOptions, "io"> = {},
+  ): Promise<FlowGrant> {
     try {
       const body = opts.timeoutMs === undefined
         ? {}
         : { timeoutMs: opts.timeoutMs };
-      grant = await this.#ctrl.request("flow.accept", body);
+      return await this.#ctrl.request("flow.accept", body);
     } catch (e) {
       throw irmdError(e);
     }
-    return this.#attach(grant, opts.io ?? "async");
   }
 
   async #attach(grant: FlowGrant, io: FlowIo): Promise<Flow> {

@@ -84,9 +84,17 @@ export interface UnicastIpcpConfig {
   type: "unicast";
   /** The IPCP name (the key after the type). */
   name: string;
-  /** From bootstrap = "<layer>"; absent => create only, no bootstrap. */
+  /**
+   * From bootstrap = "<layer>"; absent (and no enrol) => create only, no
+   * bootstrap.
+   */
   layer?: string;
-  /** The layer's name hash (hash = "SHA3_256" by default). */
+  /**
+   * From enrol = "<member or layer name>": enroll with it instead of
+   * bootstrapping (never with `layer`).
+   */
+  enrol?: string;
+  /** The layer's name hash (hash = "SHA3_256" by default; bootstrap only). */
   hash: Sha3Algo;
   /** The layer's settings given (the others take their defaults). */
   unicast: UnicastParams;
@@ -94,6 +102,8 @@ export interface UnicastIpcpConfig {
   reg: string[];
   /** Bind the IPCP to its own name and its layer's name (autobind = true). */
   autobind: boolean;
+  /** Members to connect to (mgmt then dt, raw) once in the layer. */
+  conn: string[];
 }
 
 export type IpcpConfig = UdpIpcpConfig | LocalIpcpConfig | UnicastIpcpConfig;
@@ -167,6 +177,44 @@ const UNICAST_KEYS = [
   "dht_t_replicate",
   "congestion",
 ] as const;
+
+/** The keys of a unicast stanza that only a bootstrap reads. */
+const UNICAST_BOOTSTRAP_KEYS: readonly string[] = [
+  ...UNICAST_KEYS.filter((k) =>
+    !["bootstrap", "enrol", "conn", "autobind", "reg"].includes(k)
+  ),
+  "addr_auth",
+];
+
+/**
+ * Keys given to a stanza that neither bootstraps nor enrolls: the IPCP is
+ * only created, so they could not take effect. An error, at the first.
+ */
+function idleKeys(
+  f: Fail,
+  keys: readonly string[],
+  allowed: readonly string[],
+  what: string,
+): Result<void> | undefined {
+  const idle = keys.filter((k) => !allowed.includes(k));
+  if (idle.length === 0) return undefined;
+  const others = idle.slice(1);
+  return f(
+    idle[0],
+    `has no effect without ${what}${
+      others.length === 0
+        ? ""
+        : `, nor ${others.length === 1 ? "has" : "have"} ${listed(others)}`
+    } (a stanza without it only creates the IPCP)`,
+  );
+}
+
+/** "a", "a and b", "a, b and c". */
+function listed(keys: readonly string[]): string {
+  return keys.length === 1
+    ? keys[0]!
+    : `${keys.slice(0, -1).join(", ")} and ${keys.at(-1)}`;
+}
 
 /**
  * The integer keys of a unicast stanza: the field each sets and its range
@@ -691,6 +739,10 @@ function localStanza(
         );
     }
   }
+  if (cfg.layer === undefined) {
+    const idle = idleKeys(f, Object.keys(v), [], 'bootstrap = "<layer>"');
+    if (idle !== undefined && !idle.ok) return idle;
+  }
   return ok(cfg);
 }
 
@@ -737,8 +789,14 @@ function unicastStanza(
     unicast: {},
     reg: [],
     autobind: false,
+    conn: [],
   };
   const u = cfg.unicast;
+  const both = <X>(key: string): Result<X> =>
+    f(
+      key,
+      "bootstrap and enrol together: an IPCP either bootstraps a layer or enrols in one (keep one of them)",
+    );
   const word = <W extends string>(
     key: string,
     value: TomlValue,
@@ -780,21 +838,33 @@ function unicastStanza(
     }
     switch (key) {
       case "bootstrap": {
+        if (cfg.enrol !== undefined) return both(key);
         const l = layerName(f, key, value);
         if (!l.ok) return l;
         cfg.layer = l.value;
         break;
       }
-      case "enrol":
-        return f(
-          key,
-          "enrollment is not supported yet (a unicast layer has one member for now: bootstrap it)",
-        );
-      case "conn":
-        return f(
-          key,
-          "connecting to other members is not supported yet (a unicast layer has one member for now)",
-        );
+      case "enrol": {
+        if (cfg.layer !== undefined) return both(key);
+        if (typeof value !== "string") {
+          return f(
+            key,
+            `expected a string (the member or the layer to enrol with), found ${
+              describeValue(value)
+            }`,
+          );
+        }
+        const why = checkName(value, "destination name");
+        if (why !== undefined) return f(key, why);
+        cfg.enrol = value;
+        break;
+      }
+      case "conn": {
+        const a = memberNames(f, key, value);
+        if (!a.ok) return a;
+        cfg.conn = a.value;
+        break;
+      }
       case "hash": {
         const h = sha3Key(f, key, value, "a unicast layer");
         if (!h.ok) return h;
@@ -866,7 +936,47 @@ function unicastStanza(
         );
     }
   }
+  const keys = Object.keys(v);
+  if (cfg.enrol !== undefined) {
+    // C reads none of them then; we say so rather than drop them.
+    const boot = keys.filter((k) => UNICAST_BOOTSTRAP_KEYS.includes(k));
+    if (boot.length > 0) {
+      return f(
+        boot[0],
+        `${listed(boot)} ${
+          boot.length === 1 ? "is a bootstrap key" : "are bootstrap keys"
+        }: an IPCP that enrols learns the layer's settings from the member it enrols with (remove ${
+          boot.length === 1 ? "it" : "them"
+        }, or bootstrap instead of enrol)`,
+      );
+    }
+  } else if (cfg.layer === undefined) {
+    const idle = idleKeys(
+      f,
+      keys,
+      [],
+      'bootstrap = "<layer>" or enrol = "<member>"',
+    );
+    if (idle !== undefined && !idle.ok) return idle;
+  }
   return ok(cfg);
+}
+
+/** Reads `conn`: an array of distinct member names. */
+function memberNames(f: Fail, key: string, value: TomlValue): Result<string[]> {
+  const a = stringArray(f, key, value, "strings (member names)");
+  if (!a.ok) return a;
+  const seen = new Set<string>();
+  for (let i = 0; i < a.value.length; i++) {
+    const n = a.value[i] ?? "";
+    const why = checkName(n, "member name");
+    if (why !== undefined) return f(key, `element ${i + 1}: ${why}`);
+    if (seen.has(n)) {
+      return f(key, `element ${i + 1}: duplicate member ${short(n)}`);
+    }
+    seen.add(n);
+  }
+  return a;
 }
 
 function udpStanza(
@@ -979,6 +1089,17 @@ function udpStanza(
       undefined,
       `missing required key "ip" (the IPv${family} address to bind)`,
     );
+  }
+  if (layer === undefined) {
+    // The socket's keys describe the IPCP (ip is required even so); a
+    // registration needs a layer.
+    const idle = idleKeys(
+      f,
+      Object.keys(v),
+      UDP_KEYS.filter((k) => k !== "reg"),
+      'bootstrap = "<layer>"',
+    );
+    if (idle !== undefined && !idle.ok) return idle;
   }
   const cfg: UdpIpcpConfig = {
     type: family === 6 ? "udp6" : "udp4",
@@ -1366,21 +1487,38 @@ export function formatConfigSummary(cfg: Config): string {
         : c.reg.map((n) => JSON.stringify(n)).join(", ")
     }`;
     if (c.type === "unicast") {
-      const set = Object.entries(c.unicast).map(([k, x]) => `${k} ${x}`);
-      out.push(
-        `  IPCP ${c.name} (unicast): ${layer}, names hashed with ${c.hash}`,
-      );
-      out.push(
-        `    layer settings: ${
-          set.length === 0
-            ? "the defaults"
-            : `${set.join(", ")}; defaults otherwise`
-        }`,
-      );
+      if (c.enrol !== undefined) {
+        out.push(
+          `  IPCP ${c.name} (unicast): enrols with ${
+            JSON.stringify(c.enrol)
+          }, from which it learns the layer and its settings`,
+        );
+      } else {
+        const set = Object.entries(c.unicast).map(([k, x]) => `${k} ${x}`);
+        out.push(
+          `  IPCP ${c.name} (unicast): ${layer}, names hashed with ${c.hash}`,
+        );
+        if (c.layer !== undefined) {
+          out.push(
+            `    layer settings: ${
+              set.length === 0
+                ? "the defaults"
+                : `${set.join(", ")}; defaults otherwise`
+            }`,
+          );
+        }
+      }
       if (c.autobind) {
         out.push(`    binds itself to its name and its layer's name`);
       }
       out.push(regs);
+      if (c.conn.length > 0) {
+        out.push(
+          `    connects to ${
+            c.conn.map((n) => JSON.stringify(n)).join(", ")
+          } (mgmt, then dt, raw)`,
+        );
+      }
       continue;
     }
     if (c.type === "local") {

@@ -84,8 +84,9 @@ function unicastFrom(v: Obj): UnicastIpcpConfig | undefined {
   const params = UnicastParams.parse(v.unicast, "unicast");
   if (
     typeof v.name !== "string" || hash === undefined || !isStrings(v.reg) ||
-    typeof v.autobind !== "boolean" || !params.ok ||
-    (v.layer !== undefined && typeof v.layer !== "string")
+    typeof v.autobind !== "boolean" || !params.ok || !isStrings(v.conn) ||
+    (v.layer !== undefined && typeof v.layer !== "string") ||
+    (v.enrol !== undefined && typeof v.enrol !== "string")
   ) {
     return undefined;
   }
@@ -96,8 +97,10 @@ function unicastFrom(v: Obj): UnicastIpcpConfig | undefined {
     unicast: params.value,
     reg: v.reg,
     autobind: v.autobind,
+    conn: v.conn,
   };
   if (typeof v.layer === "string") out.layer = v.layer;
+  if (typeof v.enrol === "string") out.enrol = v.enrol;
   return out;
 }
 

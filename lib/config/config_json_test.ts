@@ -97,13 +97,21 @@ Deno.test("JSON that is not a configuration is refused, not trusted", () => {
 
 Deno.test("a unicast stanza comes back from its JSON unchanged; a bad one is refused", () => {
   const cfg = unwrap(parseConfig(
-    `[unicast.u1]\nbootstrap = "net1"\nhash = "SHA3_512"\nrouting = "lfa"\ndht_k = 4\nreg = ["oping"]\nautobind = true\n\n[unicast.u2]\n`,
+    `[unicast.u1]\nbootstrap = "net1"\nhash = "SHA3_512"\nrouting = "lfa"\ndht_k = 4\nreg = ["oping"]\nautobind = true\nconn = ["u0"]\n\n[unicast.u2]\n\n` +
+      `[unicast.u3]\nenrol = "net1"\nconn = ["u1", "u2"]\nautobind = true\n`,
     "/etc/u.conf",
     "/etc",
   ));
   const back = unwrap(configFromJson(configToJson(cfg)));
   assertEquals(back, cfg);
   assert(!("layer" in back.ipcps[1]!));
+  assert(!("enrol" in back.ipcps[1]!));
+  const u3 = back.ipcps[2];
+  assert(u3?.type === "unicast");
+  assertEquals([u3.enrol, u3.layer, u3.conn], ["net1", undefined, [
+    "u1",
+    "u2",
+  ]]);
   const good = JSON.parse(configToJson(cfg));
   for (
     const spoil of [
@@ -111,6 +119,10 @@ Deno.test("a unicast stanza comes back from its JSON unchanged; a bad one is ref
       (v: typeof good) => v.ipcps[0].unicast.routing = "rip",
       (v: typeof good) => v.ipcps[0].hash = "MD5",
       (v: typeof good) => delete v.ipcps[0].unicast,
+      (v: typeof good) => delete v.ipcps[0].conn,
+      (v: typeof good) => v.ipcps[0].conn = "u0",
+      (v: typeof good) => v.ipcps[2].conn = [1],
+      (v: typeof good) => v.ipcps[2].enrol = ["net1"],
     ]
   ) {
     const v = structuredClone(good);

@@ -231,6 +231,7 @@ Deno.test("shipped conf/irmd.conf parses and demonstrates every key", async () =
         unicast: { routing: "link-state" },
         reg: ["oping-server"],
         autobind: false,
+        conn: [],
       },
     ],
   });
@@ -278,6 +279,7 @@ prog = ["/bin/a", "/bin/b", "/bin/c"]
 args = ["", "-x -y"]
 
 [udp4.v4]
+bootstrap = "four"
 ip = "10.0.0.1"
 port = 1
 dns = "10.0.0.53"
@@ -314,6 +316,7 @@ dns = "[fd00::53]:5353"
       {
         type: "udp4",
         name: "v4",
+        layer: "four",
         ip: "10.0.0.1",
         port: 1,
         dns: "10.0.0.53",
@@ -402,6 +405,8 @@ bootstrap = "other"
 hash = "SHA3_512"
 autobind = true
 [local.l3]
+[local.l4]
+bootstrap = "fourth"
 hash = "sha3_224"
 autobind = false
 `,
@@ -426,7 +431,15 @@ autobind = false
       autobind: true,
     },
     // No bootstrap: created only.
-    { type: "local", name: "l3", hash: "SHA3_224", reg: [], autobind: false },
+    { type: "local", name: "l3", hash: "SHA3_256", reg: [], autobind: false },
+    {
+      type: "local",
+      name: "l4",
+      layer: "fourth",
+      hash: "SHA3_224",
+      reg: [],
+      autobind: false,
+    },
   ]);
   assertEquals(
     formatConfigSummary(cfg).split("\n").slice(3),
@@ -437,9 +450,11 @@ autobind = false
       "  IPCP l 2 (local): layer other, names hashed with SHA3_512",
       "    binds itself to its name and its layer's name",
       "    registers no names",
-      "  IPCP l3 (local): created only, not bootstrapped, names hashed with SHA3_224",
+      "  IPCP l3 (local): created only, not bootstrapped, names hashed with SHA3_256",
       "    registers no names",
-      "Configuration OK: 0 names, 4 IPCPs.",
+      "  IPCP l4 (local): layer fourth, names hashed with SHA3_224",
+      "    registers no names",
+      "Configuration OK: 0 names, 5 IPCPs.",
     ],
   );
 });
@@ -465,7 +480,7 @@ Deno.test("names are any UTF-8 up to 255 bytes, in names and in reg", () => {
   const long = "é".repeat(127) + "x"; // 255 bytes
   const cfg = unwrap(parseConfig(
     `[name."${long}"]\nprog = ["/bin/a"]\n[name."名前 with spaces"]\nprog = ["/bin/b"]\n` +
-      `[udp."ipcp é"]\nip = "127.0.0.1"\nreg = ["${long}", "名前 with spaces", "__proto__"]\n`,
+      `[udp."ipcp é"]\nbootstrap = "l"\nip = "127.0.0.1"\nreg = ["${long}", "名前 with spaces", "__proto__"]\n`,
     "t.conf",
   ));
   assertEquals(cfg.names.map((n) => n.name), [long, "名前 with spaces"]);
@@ -609,14 +624,89 @@ const MALFORMED: [string, string, string][] = [
     "not supported yet: broadcast, eth-llc, eth-dix)",
   ],
   [
-    "unicast: enrol is not supported yet",
-    `[unicast.u2]\nautobind = true\nenrol = "u1"\n`,
-    "t.conf:3:1: [unicast.u2] enrol: enrollment is not supported yet (a unicast layer has one member for now: bootstrap it)",
+    "unicast: bootstrap and enrol together",
+    `[unicast.u2]\nautobind = true\nbootstrap = "net"\n  enrol = "u1"\n`,
+    "t.conf:4:3: [unicast.u2] enrol: bootstrap and enrol together: an IPCP either bootstraps a layer or enrols in one (keep one of them)",
   ],
   [
-    "unicast: conn is not supported yet",
-    `[unicast.u1]\nbootstrap = "net"\n  conn = ["u2"]\n`,
-    "t.conf:3:3: [unicast.u1] conn: connecting to other members is not supported yet (a unicast layer has one member for now)",
+    "unicast: enrol and bootstrap together",
+    `[unicast.u2]\nenrol = "u1"\nbootstrap = "net"\n`,
+    "t.conf:3:1: [unicast.u2] bootstrap: bootstrap and enrol together: an IPCP either bootstraps a layer or enrols in one (keep one of them)",
+  ],
+  [
+    "unicast: a bootstrap key in an enrol stanza",
+    `[unicast.u2]\nenrol = "u1"\nreg = ["a"]\nhash = "SHA3_512"\n`,
+    "t.conf:4:1: [unicast.u2] hash: hash is a bootstrap key: an IPCP that enrols learns the layer's settings from the member it enrols with (remove it, or bootstrap instead of enrol)",
+  ],
+  [
+    "unicast: bootstrap keys in an enrol stanza, named",
+    `[unicast.u2]\nmax_ttl = 9\nenrol = "u1"\naddr_auth = "flat"\nrouting = "lfa"\n`,
+    "t.conf:2:1: [unicast.u2] max_ttl: max_ttl, addr_auth and routing are bootstrap keys: an IPCP that enrols learns the layer's settings from the member it enrols with (remove them, or bootstrap instead of enrol)",
+  ],
+  [
+    "unicast: enrol not a string",
+    `[unicast.u2]\nenrol = ["u1"]\n`,
+    "t.conf:2:1: [unicast.u2] enrol: expected a string (the member or the layer to enrol with), found an array",
+  ],
+  [
+    "unicast: enrol empty",
+    `[unicast.u2]\nenrol = ""\n`,
+    "t.conf:2:1: [unicast.u2] enrol: empty destination name",
+  ],
+  [
+    "unicast: enrol too long",
+    `[unicast.u2]\nenrol = "${"x".repeat(256)}"\n`,
+    "t.conf:2:1: [unicast.u2] enrol: destination name is 256 bytes long in UTF-8, at most 255 allowed",
+  ],
+  [
+    "unicast: conn not an array",
+    `[unicast.u1]\nbootstrap = "net"\n  conn = "u2"\n`,
+    't.conf:3:3: [unicast.u1] conn: expected an array of strings (member names), found a string ("u2")',
+  ],
+  [
+    "unicast: conn with a number",
+    `[unicast.u1]\nbootstrap = "net"\nconn = ["u2", 3]\n`,
+    "t.conf:3:1: [unicast.u1] conn: expected an array of strings (member names), but element 2 is an integer (3)",
+  ],
+  [
+    "unicast: conn with an empty name",
+    `[unicast.u1]\nenrol = "net"\nconn = ["u2", ""]\n`,
+    "t.conf:3:1: [unicast.u1] conn: element 2: empty member name",
+  ],
+  [
+    "unicast: conn with a member twice",
+    `[unicast.u1]\nenrol = "net"\nconn = ["u2", "u3", "u2"]\n`,
+    't.conf:3:1: [unicast.u1] conn: element 3: duplicate member "u2"',
+  ],
+  [
+    "unicast: conn without bootstrap or enrol",
+    `[unicast.u1]\nconn = ["u2"]\n`,
+    't.conf:2:1: [unicast.u1] conn: has no effect without bootstrap = "<layer>" or enrol = "<member>" (a stanza without it only creates the IPCP)',
+  ],
+  [
+    "unicast: reg, autobind and settings without bootstrap or enrol",
+    `[unicast.u1]\nreg = ["a"]\nautobind = true\nrouting = "lfa"\n`,
+    't.conf:2:1: [unicast.u1] reg: has no effect without bootstrap = "<layer>" or enrol = "<member>", nor have autobind and routing (a stanza without it only creates the IPCP)',
+  ],
+  [
+    "local: reg without bootstrap",
+    `[local.l]\nreg = ["a"]\n`,
+    't.conf:2:1: [local.l] reg: has no effect without bootstrap = "<layer>" (a stanza without it only creates the IPCP)',
+  ],
+  [
+    "local: hash and autobind without bootstrap",
+    `[local.l]\n  hash = "SHA3_512"\nautobind = false\n`,
+    't.conf:2:3: [local.l] hash: has no effect without bootstrap = "<layer>", nor has autobind (a stanza without it only creates the IPCP)',
+  ],
+  [
+    "udp: reg without bootstrap",
+    `[udp.u]\nip = "127.0.0.1"\nport = 4000\nreg = ["a"]\n`,
+    't.conf:4:1: [udp.u] reg: has no effect without bootstrap = "<layer>" (a stanza without it only creates the IPCP)',
+  ],
+  [
+    "udp6: reg without bootstrap",
+    `[udp6.u]\nreg = []\nip = "::1"\n`,
+    't.conf:2:1: [udp6.u] reg: has no effect without bootstrap = "<layer>" (a stanza without it only creates the IPCP)',
   ],
   [
     "unicast: unknown key",
@@ -1191,6 +1281,7 @@ congestion = "mb-ecn"
     },
     reg: ["oping"],
     autobind: true,
+    conn: [],
   }]);
   const summary = formatConfigSummary(cfg);
   assertStringIncludes(
@@ -1215,9 +1306,12 @@ congestion = "lfa"
 autobind = false
 
 [unicast.c]
+bootstrap = "n"
 routing = "ecmp"
 congestion = "none"
 directory = "dht"
+
+[unicast.d]
 `,
     "u.conf",
   ));
@@ -1225,17 +1319,106 @@ directory = "dht"
     {},
     { routing: "link-state", congestion: "mb-ecn" },
     { routing: "ecmp", congestion: "none", directory: "dht" },
+    {},
   ]);
-  const [a, b, c] = cfg.ipcps;
+  const [a, b, , d] = cfg.ipcps;
   assert(
-    a?.type === "unicast" && b?.type === "unicast" && c?.type === "unicast",
+    a?.type === "unicast" && b?.type === "unicast" && d?.type === "unicast",
   );
   assertEquals(a.hash, "SHA3_256");
   assertEquals(a.autobind, false);
   assertEquals(b.autobind, false);
-  assertEquals(c.layer, undefined);
+  // Created only.
+  assertEquals(d.layer, undefined);
+  assertEquals(d.enrol, undefined);
   assertStringIncludes(
     formatConfigSummary(cfg),
     "layer settings: the defaults",
+  );
+});
+
+Deno.test("a [unicast.<name>] stanza that enrols: enrol, conn, autobind, reg; in the summary", () => {
+  const cfg = unwrap(parseConfig(
+    `[unicast.u2]
+enrol = "u1"
+autobind = true
+reg = ["oping"]
+conn = ["u1", "u3"]
+
+[unicast.u4]
+enrol = "net1"
+
+[unicast.u5]
+bootstrap = "net2"
+conn = ["u6"]
+`,
+    "u.conf",
+  ));
+  assertEquals(cfg.ipcps, [
+    {
+      type: "unicast",
+      name: "u2",
+      enrol: "u1",
+      hash: "SHA3_256",
+      unicast: {},
+      reg: ["oping"],
+      autobind: true,
+      conn: ["u1", "u3"],
+    },
+    {
+      type: "unicast",
+      name: "u4",
+      enrol: "net1",
+      hash: "SHA3_256",
+      unicast: {},
+      reg: [],
+      autobind: false,
+      conn: [],
+    },
+    {
+      type: "unicast",
+      name: "u5",
+      layer: "net2",
+      hash: "SHA3_256",
+      unicast: {},
+      reg: [],
+      autobind: false,
+      conn: ["u6"],
+    },
+  ]);
+  assertEquals(formatConfigSummary(cfg).split("\n").slice(1), [
+    "  no names",
+    '  IPCP u2 (unicast): enrols with "u1", from which it learns the layer and its settings',
+    "    binds itself to its name and its layer's name",
+    '    registers "oping"',
+    '    connects to "u1", "u3" (mgmt, then dt, raw)',
+    '  IPCP u4 (unicast): enrols with "net1", from which it learns the layer and its settings',
+    "    registers no names",
+    "  IPCP u5 (unicast): layer net2, names hashed with SHA3_256",
+    "    layer settings: the defaults",
+    "    registers no names",
+    '    connects to "u6" (mgmt, then dt, raw)',
+    "Configuration OK: 0 names, 3 IPCPs.",
+  ]);
+});
+
+Deno.test("stanzas that only create an IPCP: no key that needs a layer", () => {
+  const cfg = unwrap(parseConfig(
+    `[udp.a]\nip = "127.0.0.1"\nport = 4000\nhosts = "/h"\n[local.b]\n[unicast.c]\n`,
+    "t.conf",
+  ));
+  assertEquals(cfg.ipcps.map((c) => c.layer), [
+    undefined,
+    undefined,
+    undefined,
+  ]);
+  assertEquals(
+    formatConfigSummary(cfg).split("\n").filter((l) => l.includes("IPCP")),
+    [
+      "  IPCP a (udp4): created only, not bootstrapped, 127.0.0.1:4000",
+      "  IPCP b (local): created only, not bootstrapped, names hashed with SHA3_256",
+      "  IPCP c (unicast): created only, not bootstrapped, names hashed with SHA3_256",
+      "Configuration OK: 0 names, 3 IPCPs.",
+    ],
   );
 });

@@ -26,6 +26,7 @@ import {
 } from "./schema.ts";
 import { checkName } from "../util/names.ts";
 import { HASH_ALGOS, isHashLength } from "../wire/name_hash.ts";
+import type { QosCubeName } from "../wire/udp_wire.ts";
 
 /** Largest control frame; a larger one is refused and the connection closed. */
 export const MAX_CTRL_FRAME = 1 << 20;
@@ -80,6 +81,23 @@ const NameHash: Schema<Uint8Array> = {
 /** The largest maximum packet lifetime an IPCP may give its flows (ms). */
 const MAX_MPL_MS = 3_600_000;
 const LbSchema = lit("spill", "round-robin");
+
+/**
+ * The components of a unicast layer that an N-1 connection is for
+ * (spec/unicast.md 1.2): data transfer and management.
+ */
+export const CONNECT_COMPONENTS = ["dt", "mgmt"] as const;
+export type ConnectComponent = typeof CONNECT_COMPONENTS[number];
+const Component = lit(...CONNECT_COMPONENTS);
+/** The QoS cubes by name, as lib/wire/udp_wire.ts's QOS_CUBES has them. */
+export const QOS_CUBE_NAMES = [
+  "raw",
+  "best",
+  "voice",
+  "video",
+  "data",
+] as const satisfies readonly QosCubeName[];
+const QosCube = lit(...QOS_CUBE_NAMES);
 
 /** What an application receives for a flow: where and how to attach its data. */
 export const FlowGrant = obj({
@@ -281,6 +299,41 @@ export const METHODS = {
     }),
     obj({ pid: PID }),
   ),
+  /**
+   * Enrolls an IPCP (created first, unicast by default, if there is none of
+   * that name) with `dst`, a member of the layer or the layer's name (`layer`
+   * when `dst` is absent); with both, the layer joined must be `layer`.
+   */
+  "irm.ipcp.enroll": method(
+    obj({
+      name: nameStr,
+      dst: opt(nameStr),
+      layer: opt(nameStr),
+      type: opt(IpcpType),
+      /** Bind the IPCP to its own name and its layer's name once enrolled. */
+      autobind: bool,
+    }),
+    obj({ layer: nameStr }),
+  ),
+  /**
+   * Connects an IPCP to the member `dst` of its layer: the one component
+   * given, else mgmt then dt. `qos` is the dt flow's cube (default raw);
+   * mgmt flows are always raw.
+   */
+  "irm.ipcp.connect": method(
+    obj({
+      name: nameStr,
+      dst: nameStr,
+      component: opt(Component),
+      qos: opt(QosCube),
+    }),
+    Empty,
+  ),
+  /** Undoes irm.ipcp.connect: the one component given, else dt then mgmt. */
+  "irm.ipcp.disconnect": method(
+    obj({ name: nameStr, dst: nameStr, component: opt(Component) }),
+    Empty,
+  ),
   "irm.ipcp.list": method(
     obj({ name: opt(nameStr), type: opt(IpcpType), layer: opt(nameStr) }),
     obj({ ipcps: arr(IpcpInfo, 4096) }),
@@ -338,6 +391,25 @@ export const METHODS = {
   "ipcp.bootstrap": method(
     obj(BootstrapParams),
     obj({ hash: opt(HashAlgo), mplMs: opt(int(1, MAX_MPL_MS)) }),
+  ),
+  /**
+   * Joins the layer of `dst` (a member's name or the layer's, in a layer
+   * below); the reply says what was learned: the layer's name, how it
+   * hashes names and the maximum packet lifetime of its flows.
+   */
+  "ipcp.enroll": method(
+    obj({ dst: nameStr }),
+    obj({ layer: nameStr, hash: HashAlgo, mplMs: int(1, MAX_MPL_MS) }),
+  ),
+  /** Opens the N-1 flow of one component to the member `dst`. */
+  "ipcp.connect": method(
+    obj({ dst: nameStr, component: Component, qos: QosSchema }),
+    Empty,
+  ),
+  /** Closes the N-1 flow of one component to the member `dst`. */
+  "ipcp.disconnect": method(
+    obj({ dst: nameStr, component: Component }),
+    Empty,
   ),
   "ipcp.reg": method(obj({ name: nameStr, hash: NameHash }), Empty),
   "ipcp.unreg": method(obj({ name: nameStr, hash: NameHash }), Empty),
