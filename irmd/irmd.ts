@@ -69,10 +69,15 @@ export const IPCP_MAX_RESTARTS = 5;
 export const IPCP_RESTART_BACKOFF_MS = 250;
 /** A restarted IPCP that stays up this long has its restart count reset. */
 export const IPCP_STABLE_MS = 30_000;
-/** How long an IPCP has to enroll (spec/unicast.md 1.3). */
-export const ENROLL_MS = 30_000;
-/** How long an IPCP has to connect (or disconnect) one component. */
-export const CONNECT_MS = 30_000;
+/**
+ * How long an IPCP has to enroll (spec/unicast.md 1.3): more than its
+ * own worst case (an N-1 allocation of up to 20 s, then the CEP and the
+ * response, 5 s each), so that the irmd never gives up on an enrollment
+ * the IPCP then completes.
+ */
+export const ENROLL_MS = 45_000;
+/** How long an IPCP has to connect (or disconnect) one component (as above). */
+export const CONNECT_MS = 45_000;
 
 interface IpcpEntry {
   name: string;
@@ -89,6 +94,8 @@ interface IpcpEntry {
   hash: HashAlgo;
   /** The maximum packet lifetime of its flows, if it said (ms). */
   mplMs: number | undefined;
+  /** A unicast member's address, as its bootstrap or enroll reply said. */
+  address: string | undefined;
   /** Names registered in this IPCP, each with the hex of its hash. */
   regs: Map<string, string>;
   /** Its flows by the IPCP's handle. */
@@ -346,6 +353,7 @@ export class Irmd {
       enrolling: undefined,
       hash: type === "local" || type === "unicast" ? DEFAULT_LOCAL_HASH : "MD5",
       mplMs: undefined,
+      address: undefined,
       regs: new Map(),
       flows: new Map(),
       exited: child.status,
@@ -520,6 +528,7 @@ export class Irmd {
     }
     ipcp.hash = res.hash ?? "MD5";
     ipcp.mplMs = res.mplMs;
+    ipcp.address = res.address;
     ipcp.layer = b.layer;
     log.info(`Bootstrapped IPCP ${ipcp.pid} in layer ${b.layer}.`);
   }
@@ -572,6 +581,7 @@ export class Irmd {
     }
     ipcp.hash = res.hash;
     ipcp.mplMs = res.mplMs;
+    ipcp.address = res.address;
     ipcp.layer = res.layer;
     ipcp.enrolled = true;
     log.info(`Enrolled IPCP ${ipcp.pid} in layer ${res.layer}.`);
@@ -1302,11 +1312,13 @@ export class Irmd {
           .filter((i) => r.type === undefined || i.type === r.type)
           .filter((i) => r.layer === undefined || i.layer === r.layer)
           .sort((a, b) => a.created - b.created)
-          .map((i) =>
-            i.layer === undefined
-              ? { pid: i.pid, name: i.name, type: i.type }
-              : { pid: i.pid, name: i.name, type: i.type, layer: i.layer }
-          );
+          .map((i) => ({
+            pid: i.pid,
+            name: i.name,
+            type: i.type,
+            ...(i.layer === undefined ? {} : { layer: i.layer }),
+            ...(i.address === undefined ? {} : { address: i.address }),
+          }));
         return { ipcps };
       },
       "irm.ipcp.stats": async (r, c) => {

@@ -1430,10 +1430,18 @@ function table(
 
 export function renderIpcpList(ipcps: Res<"irm.ipcp.list">["ipcps"]): string {
   if (ipcps.length === 0) return "No IPCPs in system.";
+  // C's four columns; a fifth for the addresses of unicast members.
+  if (ipcps.every((p) => p.address === undefined)) {
+    return table(
+      [7, 20, 10, 20],
+      ["pid", "name", "type", "layer"],
+      ipcps.map((p) => [p.pid, p.name, p.type, p.layer ?? ""]),
+    );
+  }
   return table(
-    [7, 20, 10, 20],
-    ["pid", "name", "type", "layer"],
-    ipcps.map((p) => [p.pid, p.name, p.type, p.layer ?? ""]),
+    [7, 20, 10, 20, 10],
+    ["pid", "name", "type", "layer", "address"],
+    ipcps.map((p) => [p.pid, p.name, p.type, p.layer ?? "", p.address ?? ""]),
   );
 }
 

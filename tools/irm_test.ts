@@ -1573,3 +1573,25 @@ Deno.test("execute: no irmd", async () => {
     await Deno.remove(rundir, { recursive: true });
   }
 });
+
+Deno.test("ipcp list: an address column once a unicast member is listed", () => {
+  const t = renderIpcpList([
+    { pid: 1, name: "udp-a", type: "udp4", layer: "udp-ab" },
+    {
+      pid: 2,
+      name: "uni-a",
+      type: "unicast",
+      layer: "uni",
+      address: "3410452100",
+    },
+  ]).split("\n");
+  assertEquals(
+    t[1],
+    "|     pid |                 name |       type |                layer |    address |",
+  );
+  assertEquals(
+    t[4],
+    "|       2 |                uni-a |    unicast |                  uni | 3410452100 |",
+  );
+  assertStringIncludes(t[3]!, "|            |");
+});

@@ -103,6 +103,12 @@ export class AppConn {
   wantOut = false;
   /** On the ready list. */
   ready = false;
+  /**
+   * An event said the peer hung up: a short read does not mean drained
+   * then (edge-triggered, the end that came with the last bytes raises no
+   * other event), so the connection is read until the end is seen.
+   */
+  hup = false;
   /** Frames of this burst, written in place in the receive batch. */
   readonly iov: Uint8Array[] = [];
   iovBytes = 0;
@@ -235,6 +241,7 @@ export class AppSide {
     const c = this.#conns.get(tag);
     if (c === undefined) return; // closed earlier in this pass
     if ((events & EPOLLOUT) !== 0) this.#flushOut(c);
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) c.hup = true;
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) {
       this.#markReady(c);
     }
@@ -378,7 +385,7 @@ export class AppSide {
     const stop = this.#parse(c, rb, end);
     if (c.phase === "closed") return false;
     this.#keep(c, rb, stop, end);
-    return c.phase !== "parked" && r.value === space;
+    return c.phase !== "parked" && (r.value === space || c.hup);
   }
 
   /** Keeps `buf[from, to)` as the connection's unread bytes. */

@@ -107,6 +107,8 @@ export type DpCommand =
     readonly addrSize: number;
     readonly eidSize: number;
     readonly maxTtl: number;
+    /** forward per packet round robin over a destination's flows (ECMP) */
+    readonly multipath: boolean;
   }
   | {
     readonly op: typeof Op.N1Add;
@@ -188,6 +190,7 @@ export function encodeCommand(
       v.setUint8(at + 4, c.addrSize);
       v.setUint8(at + 5, c.eidSize);
       v.setUint8(at + 6, c.maxTtl);
+      v.setUint8(at + 7, c.multipath ? 1 : 0);
       v.setBigUint64(at + 8, c.addr);
       return;
     case Op.N1Add:
@@ -250,6 +253,7 @@ export function decodeCommand(v: DataView, at: number): DpCommand | undefined {
         addrSize: v.getUint8(at + 4),
         eidSize: v.getUint8(at + 5),
         maxTtl: v.getUint8(at + 6),
+        multipath: v.getUint8(at + 7) !== 0,
         addr: v.getBigUint64(at + 8),
       };
     case Op.N1Add:

@@ -62,9 +62,7 @@ export function notServed(
   type: string,
   what: "enroll" | "connect",
 ): OuroborosError {
-  const why = type === "unicast"
-    ? "this IPCP has no enrollment and no N-1 flows yet; bootstrap it into a layer of its own"
-    : what === "enroll"
+  const why = what === "enroll"
     ? `only a unicast IPCP joins a layer through one of its members; a ${type} IPCP is bootstrapped`
     : `only a unicast IPCP has N-1 flows to other members; a ${type} IPCP has none`;
   return new OuroborosError("invalid", `${type} IPCPs do not ${what}: ${why}`);

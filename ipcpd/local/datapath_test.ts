@@ -251,3 +251,25 @@ Deno.test("local data path: a command written while the data path is awake is ne
     await r.close();
   }
 });
+
+Deno.test("local data path: an application that writes its last packet and goes at once: the packet arrives and the flow ends, every time (30 flows)", async () => {
+  const r = await rig();
+  try {
+    for (let i = 0; i < 30; i++) {
+      const f = await r.allocate();
+      const s = await r.attach(f.server);
+      assertEquals(await s.status(), 0);
+      const c = await r.attach(f.client);
+      assertEquals(await c.status(), 0);
+      // The last packet and the end go together, in one epoll event when
+      // the data path is not looking (as an enrollment's ack does).
+      await c.write([frame(packet(i, 16))]);
+      c.close();
+      assertEquals(await s.next(), packet(i, 16));
+      assert(await s.ends(), `flow ${i}: the server side's stream ends`);
+    }
+    await r.irmd.until("every side ended", () => r.irmd.ended.length === 60);
+  } finally {
+    await r.close();
+  }
+});

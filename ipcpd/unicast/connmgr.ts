@@ -47,6 +47,14 @@ import type { SduFlow } from "./enroll.ts";
 export const CEP_WAIT_MS = 5000;
 /** SDUs kept for a flow nobody reads yet (CEP, enrollment): more are dropped. */
 const INBOX_LIMIT = 64;
+/**
+ * Accepted flows waiting for their CEP, at most, and enrollments served at
+ * once: a flood of N-1 flows (a broken or hostile peer) is given up beyond
+ * these, each flow as it comes, so that it holds no descriptors, timers or
+ * buffers for long.
+ */
+export const MAX_CEP_WAITING = 32;
+export const MAX_ENROLLMENTS = 8;
 
 export interface N1Ports {
   /** Asks the irmd for a flow to `dst`, a name in a lower layer. */
@@ -70,6 +78,8 @@ export interface N1Ports {
 export interface ConnHandlers {
   /** Our address, for the CEPs of Management and Data Transfer. */
   addr(): bigint | undefined;
+  /** Why a neighbour's address cannot be one (ours, too wide), or undefined. */
+  badAddr(a: bigint): string | undefined;
   /** The QoS cube of a flow's QoS (a dt flow's forwarding table). */
   cube(q: QosSpec): number;
   up(f: N1Flow): void;
@@ -184,13 +194,22 @@ export interface ConnStats {
   cepUnknown: number;
   /** SDUs dropped: a full inbox, or a flow that is not up */
   dropped: number;
+  /** accepted flows given up at once: too many waiting or enrolling */
+  refused: number;
 }
 
 export class ConnMgr {
   readonly #flows = new Map<number, N1Flow>();
   #nextId = 1;
   #stopped = false;
-  readonly stats: ConnStats = { cepFailed: 0, cepUnknown: 0, dropped: 0 };
+  readonly stats: ConnStats = {
+    cepFailed: 0,
+    cepUnknown: 0,
+    dropped: 0,
+    refused: 0,
+  };
+  #cepWaiting = 0;
+  #enrollments = 0;
 
   constructor(readonly ports: N1Ports, readonly h: ConnHandlers) {}
 
@@ -244,6 +263,9 @@ export class ConnMgr {
     const addr = comp === "enrollment" ? 0n : this.h.addr();
     if (addr === undefined) throw new Error("this IPCP has no address yet");
     const grant = await this.ports.allocate(dst, qos);
+    // The grant is not taken then: the lower IPCP ends a flow nobody
+    // attaches to.
+    if (this.#stopped) throw new Error("the IPCP is stopping");
     const f = this.#open(grant, dst);
     const own = cepFor(comp, addr);
     f.comp = comp;
@@ -255,8 +277,9 @@ export class ConnMgr {
       answer = c.value;
       if (!cepAgrees(own, answer)) {
         throw new Error(
-          `it answered ${answer.protocol} version ${answer.prefVersion} syntax ${answer.prefSyntax}` +
-            (answer.compName === "" ? " (no such component)" : ""),
+          answer.compName === "" && answer.protocol === ""
+            ? `it has no ${comp} component`
+            : `it speaks ${answer.protocol} version ${answer.prefVersion} syntax ${answer.prefSyntax}, not ${own.protocol} version ${own.prefVersion} syntax ${own.prefSyntax}`,
         );
       }
     } catch (e) {
@@ -269,9 +292,13 @@ export class ConnMgr {
       );
     }
     if (comp !== "enrollment") {
-      if (answer.address === 0n) {
-        this.give(f, "no address");
-        throw new Error(`${dst} sent its ${comp} CEP without an address`);
+      const bad = answer.address === 0n
+        ? "no address"
+        : this.h.badAddr(answer.address);
+      if (bad !== undefined) {
+        this.stats.cepFailed++;
+        this.give(f, "bad address");
+        throw new Error(`${dst} answered our ${comp} CEP with ${bad}`);
       }
       f.nb = answer.address;
       this.#up(f);
@@ -282,6 +309,15 @@ export class ConnMgr {
   /** An N-1 flow the irmd gave us: CEP, then its component. */
   async accepted(grant: FlowGrant): Promise<void> {
     if (this.#stopped) return;
+    if (this.#cepWaiting >= MAX_CEP_WAITING) {
+      // Not taken: the lower IPCP ends a flow nobody attaches to.
+      this.stats.refused++;
+      this.h.log(
+        "warn",
+        `Refused N-1 flow ${grant.flowId}: ${MAX_CEP_WAITING} flows wait for their CEP already.`,
+      );
+      return;
+    }
     let f: N1Flow;
     try {
       f = this.#open(grant, undefined);
@@ -295,6 +331,7 @@ export class ConnMgr {
       return;
     }
     let cep: Cep;
+    this.#cepWaiting++;
     try {
       const c = decodeCep(await f.recv(CEP_WAIT_MS));
       if (!c.ok) throw new Error(c.error);
@@ -307,6 +344,8 @@ export class ConnMgr {
       );
       this.give(f, "no CEP");
       return;
+    } finally {
+      this.#cepWaiting--;
     }
     const comp = cepComponent(cep);
     const addr = comp === "enrollment" ? 0n : this.h.addr();
@@ -320,21 +359,38 @@ export class ConnMgr {
       this.give(f, "unknown component");
       return;
     }
+    const bad = comp === "enrollment"
+      ? undefined
+      : cep.address === 0n
+      ? "no address"
+      : this.h.badAddr(cep.address);
+    const busy = comp === "enrollment" && this.#enrollments >= MAX_ENROLLMENTS;
+    if (bad !== undefined || busy) {
+      // Refused before it is answered: the peer's connect fails at once.
+      if (bad !== undefined) this.stats.cepFailed++;
+      else this.stats.refused++;
+      this.h.log(
+        "warn",
+        bad !== undefined
+          ? `Refused a ${comp} connection whose CEP carries ${bad}.`
+          : `Refused an enrollment: ${MAX_ENROLLMENTS} are being served.`,
+      );
+      f.send(encodeCep(CEP_UNKNOWN));
+      this.give(f, "refused");
+      return;
+    }
     f.comp = comp;
     // The answer repeats what was asked (captured) and carries our address.
     f.send(encodeCep(cepFor(comp, addr)));
     if (comp === "enrollment") {
       f.state = "up";
+      this.#enrollments++;
       try {
         await this.h.enroll(f);
       } finally {
+        this.#enrollments--;
         this.give(f, "enrollment over");
       }
-      return;
-    }
-    if (cep.address === 0n) {
-      this.stats.cepFailed++;
-      this.give(f, "no address");
       return;
     }
     f.nb = cep.address;

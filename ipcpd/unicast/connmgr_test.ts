@@ -14,6 +14,7 @@ import {
   CEP_WAIT_MS,
   type ConnHandlers,
   ConnMgr,
+  MAX_CEP_WAITING,
   type N1Flow,
 } from "./connmgr.ts";
 import {
@@ -105,6 +106,7 @@ function pair(clock: Clock, addrA = 0xaaaan, addrB = 0xbbbbn) {
     } as unknown as Side;
     const h: ConnHandlers = {
       addr: () => addr,
+      badAddr: (x) => x === addr ? "our own address" : undefined,
       cube: (q) => qosCube(q),
       up: (f) => side.up.push(f),
       sdu: (f, s) => side.sdus.push([f.id, s]),
@@ -339,4 +341,46 @@ Deno.test("SDUs that come in the same read as the CEP answer reach the component
   assertEquals(f.nb, 0xbbbbn);
   assertEquals(a.up.map((x) => x.id), [id]);
   assertEquals(a.sdus, [[id, lsa1], [id, lsa2]]);
+});
+
+Deno.test("a CEP with the receiver's own address is refused on both sides: a connection to ourselves, or a duplicate address", async () => {
+  const clock = new Clock();
+  // b has a's address: a's CEP carries it (b refuses before answering),
+  const { a, b, connect } = pair(clock, 0x77n, 0x77n);
+  const p = connect("dt");
+  const failed = assertRejects(() => p, /has no dt component/);
+  await clock.advance(1);
+  await failed;
+  assertEquals(b.written[0]![1], hex("0a 00 12 00 18 00 28 00 40 00"));
+  assertEquals(a.up.length + b.up.length, 0);
+  assertEquals(b.mgr.stats.cepFailed, 1);
+});
+
+Deno.test("a flood of accepted N-1 flows: beyond MAX_CEP_WAITING waiting for their CEP, given up at once", async () => {
+  const clock = new Clock();
+  const { b } = pair(clock);
+  const g = {
+    handle: 1,
+    token: new Uint8Array(16),
+    path: "/x",
+    name: "B",
+    qos: QOS_CUBES.raw,
+    mtu: 1400,
+    flowId: 7,
+    mplMs: 100,
+  } as FlowGrant;
+  const waits = [];
+  for (let i = 0; i < MAX_CEP_WAITING + 3; i++) waits.push(b.mgr.accepted(g));
+  await settle();
+  assertEquals(b.mgr.stats.refused, 3);
+  await clock.advance(CEP_WAIT_MS + 1);
+  await Promise.all(waits);
+  assertEquals(b.removed.length, MAX_CEP_WAITING);
+  assertEquals(b.mgr.flows(), []);
+  // the slots are free again
+  const again = b.mgr.accepted(g);
+  await settle();
+  assertEquals(b.mgr.stats.refused, 3);
+  await clock.advance(CEP_WAIT_MS + 1);
+  await again;
 });

@@ -451,6 +451,7 @@ export function runUnicastDatapath(
           addr: c.addr,
           layout: layout.value,
           maxTtl: c.maxTtl,
+          multipath: c.multipath,
         });
         if (tables !== undefined) node.setTables(tables);
         return;

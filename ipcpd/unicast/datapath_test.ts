@@ -337,6 +337,7 @@ class NetRig {
       addrSize: 4,
       eidSize: 8,
       maxTtl: MAX_TTL,
+      multipath: false,
     });
   }
 

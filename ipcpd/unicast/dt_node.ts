@@ -41,18 +41,27 @@ export interface DtNodeOptions {
   readonly layout: DtLayout;
   /** the TTL of the packets this member originates */
   readonly maxTtl: number;
+  /**
+   * ECMP (spec 4): a destination's packets go round robin over all its
+   * next hops' flows, one packet each; otherwise on the first (the
+   * primary; LFA's alternates follow it, for when it is gone).
+   */
+  readonly multipath?: boolean;
 }
 
 export class DtNode {
   readonly addr: bigint;
   readonly layout: DtLayout;
   readonly maxTtl: number;
+  readonly multipath: boolean;
   #tables: ForwardingTables | undefined;
+  #turn = 0;
 
   constructor(o: DtNodeOptions) {
     this.addr = o.addr;
     this.layout = o.layout;
     this.maxTtl = o.maxTtl;
+    this.multipath = o.multipath ?? false;
   }
 
   /** The forwarding tables routing computed last. */
@@ -100,7 +109,11 @@ export class DtNode {
   }
 
   #forward(bytes: Uint8Array, dst: bigint, qc: number): DtRoute {
-    const flow = this.#tables?.flows[qc as 0 | 1 | 2]?.get(dst)?.[0];
+    const flows = this.#tables?.flows[qc as 0 | 1 | 2]?.get(dst);
+    const flow = flows === undefined || flows.length < 2 || !this.multipath
+      ? flows?.[0]
+      : flows[this.#turn++ % flows.length];
+    if (this.#turn > 0x3fff_ffff) this.#turn = 0;
     if (flow === undefined) return { t: "drop", why: "no-route" };
     return { t: "forward", flow, bytes };
   }

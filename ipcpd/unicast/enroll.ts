@@ -494,6 +494,18 @@ export function checkUnicastConfig(c: IpcpConfig): Result<UnicastLayer> {
   if (dir.pol !== DIR_DHT || dht === undefined) {
     return err(`directory policy ${dir.pol} without DHT settings`);
   }
+  for (
+    const [k, v] of [
+      ["dht alpha", dht.alpha],
+      ["dht k", dht.k],
+      ["dht t_expire", dht.tExpire],
+      ["dht t_refresh", dht.tRefresh],
+      ["dht t_replicate", dht.tReplicate],
+    ] as const
+  ) {
+    if (v < 1) return err(`${k} ${v} is not a positive number`);
+  }
+  // (link-state timers below 1 s are raised to 1 s by the routing core)
   if (u.addrAuthType !== ADDR_AUTH_FLAT) {
     return err(`unknown address authority ${u.addrAuthType}`);
   }

@@ -137,7 +137,16 @@ export interface FaStats {
   updates: number;
   requests: number;
   refused: number;
+  /** requests refused at once: MAX_WAITING_REQS were waiting already */
+  overflow: number;
 }
+
+/**
+ * Flow requests waiting for the irmd's answer, at most: each holds a
+ * pending flow for up to the irmd's timeout, so a flood of FLOW_REQs from
+ * a broken or hostile member is refused at once (EBUSY) beyond this.
+ */
+export const MAX_WAITING_REQS = 256;
 
 export class FlowAllocator {
   readonly stats: FaStats = {
@@ -145,11 +154,14 @@ export class FlowAllocator {
     unsolicited: 0,
     updates: 0,
     requests: 0,
+    overflow: 0,
     refused: 0,
   };
   readonly #o: FlowAllocatorOptions;
   readonly #flows = new Map<number, Flow>();
   readonly #pending = new Map<bigint, Pending>();
+  /** Flow requests waiting for the irmd's answer. */
+  #waitingReqs = 0;
   readonly #eids = new EidSource();
   #stopped = false;
 
@@ -351,11 +363,17 @@ export class FlowAllocator {
       this.stats.malformed++;
       return;
     }
+    if (this.#waitingReqs >= MAX_WAITING_REQS) {
+      this.stats.overflow++;
+      this.#reply(m, 0n, -ERRNO.EBUSY, new Uint8Array(0));
+      return;
+    }
     const flow = this.#freshFlow("server", m.sAddr, m.sEid, qosCube(m.qos));
     // The irmd hands the flow to an application before it answers: the
     // data path knows it, pending, until the answer allocates it.
     this.#add(flow, false);
     let oap: Uint8Array;
+    this.#waitingReqs++;
     try {
       const res = await this.#o.ports.flowReqArr({
         handle: flow.handle,
@@ -381,6 +399,8 @@ export class FlowAllocator {
       );
       this.#reply(m, 0n, errno, new Uint8Array(0));
       return;
+    } finally {
+      this.#waitingReqs--;
     }
     if (this.#flows.get(flow.handle) !== flow) {
       // Ended meanwhile (the IPCP stops, or the application went away):

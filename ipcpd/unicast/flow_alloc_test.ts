@@ -17,8 +17,13 @@ import { Directory } from "./directory.ts";
 import { DT_DEFAULT, EID_DHT, EID_FA, QC_BE } from "./dt.ts";
 import { DtNode, type DtRoute } from "./dt_node.ts";
 import { defaultUniConfig } from "./enroll.ts";
-import { decodeFa, FA_HDR_LEN, FLOW_REPLY, FLOW_REQ } from "./fa.ts";
-import { type FaCommand, FlowAllocator, qosCube } from "./flow_alloc.ts";
+import { decodeFa, encodeFa, FA_HDR_LEN, FLOW_REPLY, FLOW_REQ } from "./fa.ts";
+import {
+  type FaCommand,
+  FlowAllocator,
+  MAX_WAITING_REQS,
+  qosCube,
+} from "./flow_alloc.ts";
 
 /** Timers on a clock that moves only when told. */
 class SimClock {
@@ -305,4 +310,61 @@ Deno.test("hostile FA messages are dropped and counted, never thrown", () => {
   assertEquals(m.fa.stats.unsolicited, 1);
   assertEquals(m.fa.size, 0);
   m.dir.stop();
+});
+
+Deno.test("a flood of flow requests: beyond MAX_WAITING_REQS waiting for the irmd, refused at once with EBUSY", async () => {
+  const clock = new SimClock();
+  const replies: { dst: bigint; bytes: Uint8Array }[] = [];
+  let asked = 0;
+  let answer: () => void = () => {};
+  const answered = new Promise<void>((r) => answer = r);
+  const fa = new FlowAllocator({
+    addr: ADDR,
+    hashLen: 32,
+    path: "/run/test/ipcp.1.sock",
+    mtu: 8937,
+    attachMs: 10_000,
+    reqArrMs: 20_000,
+    ports: {
+      sendFa: (dst, bytes) => replies.push({ dst, bytes }),
+      command: () => {},
+      flowReqArr: () => {
+        asked++;
+        return answered.then(() => Promise.reject(new Error("no accepter")));
+      },
+      flowEnded: () => {},
+      timer: (ms, f) => clock.timer(ms, f),
+      random32: () => 42,
+      debug: () => {},
+    },
+  });
+  const peer = 0x1234n;
+  const req = (i: number) =>
+    encodeFa({
+      code: FLOW_REQ,
+      sAddr: peer,
+      sEid: 0x1_0000_0000n + BigInt(i),
+      qos: QOS_CUBES.raw,
+      hash: HASH,
+      oap: new Uint8Array(4),
+    });
+  for (let i = 0; i < MAX_WAITING_REQS + 5; i++) fa.receive(req(i));
+  await settle();
+  assertEquals(asked, MAX_WAITING_REQS);
+  assertEquals(fa.stats.overflow, 5);
+  assertEquals(replies.length, 5);
+  for (const r of replies) {
+    const d = decodeFa(r.bytes);
+    assert(d.ok && d.value.code === FLOW_REPLY);
+    assertEquals(r.dst, peer);
+    assertEquals(d.value.response, -16);
+  }
+  // Once answered (refused), the slots are free again.
+  answer();
+  await settle();
+  assertEquals(replies.length, 5 + MAX_WAITING_REQS);
+  fa.receive(req(10_000));
+  await settle();
+  assertEquals(asked, MAX_WAITING_REQS + 1);
+  fa.stop();
 });

@@ -71,6 +71,7 @@ import {
   ENROLL_ID_LEN,
   ENROLL_WARN_OFFSET_MS,
   type IpcpConfig,
+  LS_ECMP,
   requestEnrollment,
   serveEnrollment,
   type UnicastLayer,
@@ -92,6 +93,12 @@ export const UNICAST_MPL_MS = 100;
  * smallest N-1 flow this implementation has, UDP over IPv6.
  */
 export const UNICAST_MTU = MAX_PAYLOAD_V6 - DT_DEFAULT.hdrLen;
+/**
+ * Adjacencies in the LSDB, at most: the forwarding tables of as many
+ * members (about 13 bytes each per cube) must fit one data-path command.
+ */
+const MAX_ADJACENCIES = 16_384;
+
 /** How long the irmd may take over a flow request that arrived (ms). */
 const REQ_ARR_MS = 20_000;
 
@@ -190,6 +197,14 @@ export class UnicastIpcp implements Ipcp {
   /** Registered names: hex of the hash -> the name (for log lines). */
   #regs = new Map<string, string>();
   #routingTimer: (() => void) | undefined;
+  /** When the routing timer fires next (ms). */
+  #routingAt = Infinity;
+  /** Set while the routing timer's work runs (it re-arms itself after). */
+  #inTick = false;
+  /** When the last LSA about our address from elsewhere was logged. */
+  #conflictLogged = 0;
+  /** When each mgmt flow last brought an SDU (ms). */
+  #heard = new Map<number, number>();
   #stopped = false;
   #notices = new EndedNotices();
   #session: Promise<N1Session> | undefined;
@@ -229,6 +244,17 @@ export class UnicastIpcp implements Ipcp {
       timer,
     }, {
       addr: () => this.#m?.addr,
+      badAddr: (a) => {
+        const m = this.#m;
+        if (m === undefined) return "no member yet";
+        if (a === m.addr) {
+          return `our own address ${a} (a connection to ourselves, or another member with our address)`;
+        }
+        if (a >= 1n << BigInt(8 * m.layer.uni.dt.addrSize)) {
+          return `address ${a}, wider than ${m.layer.uni.dt.addrSize} bytes`;
+        }
+        return undefined;
+      },
       cube: (q) => qosCube(q),
       up: (f) => this.#connUp(f),
       sdu: (f, sdu) => this.#connSdu(f, sdu),
@@ -363,7 +389,7 @@ export class UnicastIpcp implements Ipcp {
       `Bootstrapped unicast IPCP with pid ${Deno.pid} in layer ${b.layer}, names hashed with ${hash}.`,
     );
     ipcpLog.info("Finished bootstrapping: 0.");
-    return { hash, mplMs: UNICAST_MPL_MS };
+    return { hash, mplMs: UNICAST_MPL_MS, address: String(this.#m!.addr) };
   }
 
   #notMember(): void {
@@ -390,20 +416,39 @@ export class UnicastIpcp implements Ipcp {
     config: IpcpConfig,
     hash: Sha3Algo,
   ): string | undefined {
+    if (this.#stopped) return "the IPCP is stopping";
+    try {
+      return this.#startComponents(layer, config, hash);
+    } catch (e) {
+      // A setting out of the components' range (vetted, but the cores
+      // check their own): refused, never a crash.
+      this.#m = undefined;
+      return e instanceof Error ? e.message : String(e);
+    }
+  }
+
+  #startComponents(
+    layer: UnicastLayer,
+    config: IpcpConfig,
+    hash: Sha3Algo,
+  ): string | undefined {
     const layout = dtLayoutOf(layer.uni.dt);
     if (!layout.ok) return layout.error;
     const addr = flatAddress(layer.uni.dt.addrSize);
     const now = Date.now();
+    const multipath = layer.uni.dt.routing.ls.pol === LS_ECMP;
     const dt = new DtNode({
       addr,
       layout: layout.value,
       maxTtl: layer.uni.dt.maxTtl,
+      multipath,
     });
     const routing = new LinkState({
       addr,
       ls: layer.uni.dt.routing.ls,
       now,
       addrSize: layer.uni.dt.addrSize,
+      maxAdjacencies: MAX_ADJACENCIES,
     });
     dt.setTables(routing.tables);
     const dir = new Directory({
@@ -450,6 +495,7 @@ export class UnicastIpcp implements Ipcp {
       addrSize: layout.value.addrSize,
       eidSize: layout.value.eidSize,
       maxTtl: layer.uni.dt.maxTtl,
+      multipath,
     });
     this.#routingTick();
     ipcpLog.info(
@@ -487,6 +533,10 @@ export class UnicastIpcp implements Ipcp {
       try {
         got = await requestEnrollment(f, id);
       } catch (e) {
+        // An enroller that answered waits for our ack (a C one for ever,
+        // serving nobody else meanwhile): it hears that we failed. One
+        // that never answered is not waiting, and drops it.
+        f.send(encodeEnrollAck({ id, result: -1 }));
         throw new OuroborosError(
           "failed",
           `enrollment with ${r.dst} failed: ${
@@ -516,7 +566,12 @@ export class UnicastIpcp implements Ipcp {
       }
       this.#joined = "enrolled";
       log.info(`${tag} Enrolled with ${r.dst} in layer ${got.layer.name}.`);
-      return { layer: got.layer.name, hash, mplMs: UNICAST_MPL_MS };
+      return {
+        layer: got.layer.name,
+        hash,
+        mplMs: UNICAST_MPL_MS,
+        address: String(this.#m!.addr),
+      };
     } finally {
       this.#enrolling = false;
       if (f !== undefined) {
@@ -582,6 +637,7 @@ export class UnicastIpcp implements Ipcp {
     if (m === undefined) return;
     const now = Date.now();
     if (f.comp === "management") {
+      this.#heard.set(f.id, now);
       log.info(`Added management neighbour ${f.nb} (N-1 flow ${f.id}).`);
       this.#routingOut(m.routing.mgmtUp(f.id, f.nb, now));
     } else if (f.comp === "dt") {
@@ -594,9 +650,14 @@ export class UnicastIpcp implements Ipcp {
     const m = this.#m;
     if (m === undefined) return;
     if (f.comp === "management") {
+      this.#heard.set(f.id, Date.now());
       const before = m.routing.stats.selfConflicts;
       this.#routingOut(m.routing.receive(f.id, sdu, Date.now()));
-      if (m.routing.stats.selfConflicts > before) {
+      if (
+        m.routing.stats.selfConflicts > before &&
+        Date.now() - this.#conflictLogged > 10_000
+      ) {
+        this.#conflictLogged = Date.now();
         log.error(
           `An LSA from ${f.nb} claims an adjacency of our address ${m.addr}: another member has our address, or a forger.`,
         );
@@ -612,6 +673,7 @@ export class UnicastIpcp implements Ipcp {
     if (m === undefined || this.#stopped) return;
     const now = Date.now();
     if (f.comp === "management") {
+      this.#heard.delete(f.id);
       log.info(`Removed management neighbour ${f.nb}: ${why}.`);
       this.#routingOut(m.routing.mgmtDown(f.id, now));
     } else if (f.comp === "dt") {
@@ -624,13 +686,53 @@ export class UnicastIpcp implements Ipcp {
   #routingTick(): void {
     const m = this.#m;
     if (m === undefined || this.#stopped) return;
-    this.#routingOut(m.routing.tick(Date.now()));
-    const ms = Math.max(1, m.routing.nextDeadline() - Date.now());
+    const now = Date.now();
+    this.#inTick = true;
+    try {
+      this.#dropSilent(m, now);
+      this.#routingOut(m.routing.tick(now));
+    } finally {
+      this.#inTick = false;
+    }
+    // At least every t_update: the silence of neighbours is looked at then.
+    const at = Math.min(
+      m.routing.nextDeadline(),
+      now + m.layer.uni.dt.routing.ls.tUpdate * 1000,
+    );
+    const ms = Math.max(1, at - now);
     this.#routingTimer?.();
+    this.#routingAt = now + ms;
     this.#routingTimer = timer(Math.min(ms, 0x7fff_ffff), () => {
       this.#routingTimer = undefined;
       this.#routingTick();
     });
+  }
+
+  /**
+   * A neighbour announces its adjacencies on every mgmt flow at least
+   * every t_update; one silent for t_timeo is gone (its link is cut, or
+   * it died without its lower layer noticing yet): its connections are
+   * given up, and routing goes round it. C waits for the lower layer to
+   * end the flows (the UDP layer's 120 s), and meanwhile a ring keeps the
+   * cut link alive with the relayed LSAs of both its ends.
+   */
+  #dropSilent(m: Member, now: number): void {
+    const limit = m.layer.uni.dt.routing.ls.tTimeo * 1000;
+    const dtNbs = new Set(this.conns.flows("dt").map((g) => g.nb));
+    for (const f of this.conns.flows("management")) {
+      const heard = this.#heard.get(f.id) ?? now;
+      // A neighbour with no dt connection to us has no adjacency to
+      // refresh: its silence says nothing.
+      if (now - heard <= limit || !dtNbs.has(f.nb)) continue;
+      log.warn(
+        `Neighbour ${f.nb} has been silent for ${
+          Math.round((now - heard) / 1000)
+        } s: its connections are given up.`,
+      );
+      for (const g of this.conns.flows()) {
+        if (g.nb === f.nb) this.conns.give(g, "silent neighbour");
+      }
+    }
   }
 
   #routingOut(out: LsOutput): void {
@@ -638,13 +740,29 @@ export class UnicastIpcp implements Ipcp {
       this.#ports.bytes({ op: Op.N1Write, id: s.flow }, s.sdu);
     }
     if (out.tables !== null) this.#setTables(out.tables);
+    // An event may bring routing's next deadline forward (a recomputation
+    // held back by the storm guard).
+    const m = this.#m;
+    if (
+      m !== undefined && !this.#stopped && !this.#inTick &&
+      m.routing.nextDeadline() < this.#routingAt
+    ) this.#routingTick();
   }
 
   #setTables(t: ForwardingTables): void {
     const m = this.#m;
     if (m === undefined) return;
+    try {
+      this.#ports.bytes({ op: Op.Tables }, encodeTables(t));
+    } catch (e) {
+      log.error(
+        `Cannot use the new forwarding tables: ${
+          e instanceof Error ? e.message : e
+        }; the old ones stay.`,
+      );
+      return;
+    }
     m.dt.setTables(t);
-    this.#ports.bytes({ op: Op.Tables }, encodeTables(t));
     const hops = [...t.nextHops].map(([d, h]) => `${d} via ${h.join("/")}`);
     log.debug(
       `Forwarding tables: ${
@@ -778,24 +896,28 @@ export class UnicastIpcp implements Ipcp {
 
   /**
    * The counters in the irmd's columns: DT packets that did not decode
-   * count as short, FA messages that did not as bad management frames,
-   * and packets for an unknown endpoint id or an address without a route
-   * as unknown endpoint ids.
+   * count as short; FA messages, LSAs and CEPs that did not, and N-1
+   * flows refused, as bad management frames; packets for an unknown
+   * endpoint id, an address without a route or whose TTL ran out as
+   * unknown endpoint ids; packets a lower layer did not take in time as
+   * a slow reader's.
    */
   stats(): Res<"ipcp.stats"> {
     const d = this.#data?.dp.counters();
+    const c = this.conns.stats;
     return {
       flows: this.#m?.fa.size ?? 0,
       dropped: {
         short: (d?.short ?? 0) + this.counters.malformed,
         oversized: 0,
         badMgmt: (this.#m?.fa.stats.malformed ?? 0) +
-          (this.#m?.routing.stats.malformed ?? 0),
-        mgmtOverflow: d?.mgmtOverflow ?? 0,
+          (this.#m?.routing.stats.malformed ?? 0) + c.cepFailed +
+          c.cepUnknown + c.refused,
+        mgmtOverflow: (d?.mgmtOverflow ?? 0) + c.dropped,
         unknownEid: (d?.unknownEid ?? 0) + this.counters.unknownEid +
-          (d?.noRoute ?? 0) + this.counters.noRoute,
+          (d?.noRoute ?? 0) + this.counters.noRoute + (d?.ttlExpired ?? 0),
         wrongSource: 0,
-        slowReader: d?.slowReader ?? 0,
+        slowReader: (d?.slowReader ?? 0) + (d?.n1Dropped ?? 0),
       },
     };
   }

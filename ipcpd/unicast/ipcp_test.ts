@@ -71,8 +71,12 @@ Deno.test("bootstrap: an address, the defaults, the layer's settings, MPL 100 ms
       layer: "net1",
       unicast: { routing: "ecmp", congestion: "none", maxTtl: 30 },
     });
-    assertEquals(res, { hash: "SHA3_256", mplMs: UNICAST_MPL_MS });
     const addr = t.ipcp.address!;
+    assertEquals(res, {
+      hash: "SHA3_256",
+      mplMs: UNICAST_MPL_MS,
+      address: String(addr),
+    });
     assert(addr > 0n && addr < 1n << 32n);
     const c = t.ipcp.layerConfig!;
     assertEquals(c.layerInfo, { name: "net1", dirHashAlgo: 1 });
@@ -87,6 +91,7 @@ Deno.test("bootstrap: an address, the defaults, the layer's settings, MPL 100 ms
       addrSize: 4,
       eidSize: 8,
       maxTtl: 30,
+      multipath: true,
     }]);
     assertThrows(
       () => t.ipcp.bootstrap({ layer: "net2" }),

@@ -124,6 +124,12 @@ export class N1Conn {
   outEnd = 0;
   /** EPOLLOUT is registered. */
   wantOut = false;
+  /**
+   * An event said the peer hung up: read until the end is seen (a short
+   * read does not mean drained then: edge-triggered, the end that came
+   * with the last bytes raises no other event).
+   */
+  hup = false;
   /** Why writing failed: the flow ends once the read side has no more. */
   broken: string | undefined = undefined;
 
@@ -327,6 +333,7 @@ export class N1Side {
     if (c.phase === "closing" && (events & (EPOLLHUP | EPOLLERR)) !== 0) {
       this.#close(c); // nobody to write to
     }
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) c.hup = true;
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) {
       this.#markReady(c);
     }
@@ -403,7 +410,7 @@ export class N1Side {
     }
     c.end += r.value;
     this.#parse(c);
-    if (r.value < space) return false;
+    if (r.value < space) return c.hup && c.phase !== "closed";
     c.grow = true;
     return c.phase !== "closed";
   }

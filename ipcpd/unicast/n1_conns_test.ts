@@ -664,3 +664,23 @@ fdTest(
     }
   },
 );
+
+fdTest(
+  "n1: the last packet and the end in one event: the packet is taken, and the end is seen without another event",
+  () => {
+    const side = new Side();
+    const a = Lower.pair(side, 1);
+    try {
+      // Status, a packet and the end, all before the side's first look:
+      // epoll reports them as one edge (IN | RDHUP).
+      a.write(side, concat([status(0), frame(pkt(0, 16))]));
+      a.close();
+      side.passes(3);
+      assertEquals(side.control, [[1, pkt(0, 16)]]);
+      assertEquals(side.downs, [[1, "the lower layer ended the flow"]]);
+    } finally {
+      side.close();
+      a.close();
+    }
+  },
+);

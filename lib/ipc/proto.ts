@@ -124,11 +124,15 @@ export type FlowGrant = Infer<typeof FlowGrant>;
 
 const Empty = obj({});
 
+/** A unicast member's address, in decimal (flat addresses are 32 bits). */
+const Address = str({ max: 20 });
+
 const IpcpInfo = obj({
   pid: PID,
   name: nameStr,
   type: IpcpType,
   layer: opt(nameStr),
+  address: opt(Address),
 });
 const NameInfo = obj({ name: nameStr, lb: LbSchema });
 const ProcInfo = obj({
@@ -390,7 +394,12 @@ export const METHODS = {
    */
   "ipcp.bootstrap": method(
     obj(BootstrapParams),
-    obj({ hash: opt(HashAlgo), mplMs: opt(int(1, MAX_MPL_MS)) }),
+    obj({
+      hash: opt(HashAlgo),
+      mplMs: opt(int(1, MAX_MPL_MS)),
+      /** a unicast member's address */
+      address: opt(Address),
+    }),
   ),
   /**
    * Joins the layer of `dst` (a member's name or the layer's, in a layer
@@ -399,7 +408,12 @@ export const METHODS = {
    */
   "ipcp.enroll": method(
     obj({ dst: nameStr }),
-    obj({ layer: nameStr, hash: HashAlgo, mplMs: int(1, MAX_MPL_MS) }),
+    obj({
+      layer: nameStr,
+      hash: HashAlgo,
+      mplMs: int(1, MAX_MPL_MS),
+      address: opt(Address),
+    }),
   ),
   /** Opens the N-1 flow of one component to the member `dst`. */
   "ipcp.connect": method(
