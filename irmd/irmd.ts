@@ -46,7 +46,7 @@ import {
   type QosCubeName,
 } from "../lib/wire/udp_wire.ts";
 import { Registry } from "./registry.ts";
-import { layersFor } from "./layers.ts";
+import { layersFor, recordOver } from "./layers.ts";
 
 const log = new Logger("irmd");
 const confLog = new Logger("irmd/configuration");
@@ -150,6 +150,8 @@ export class Irmd {
   readonly ipcps = new Map<string, IpcpEntry>();
   readonly flows = new Map<number, FlowEntry>();
   #accepters = new Map<number, Accepter>();
+  /** Layer -> the layers its IPCPs' N-1 flows went through (irmd/layers.ts). */
+  #over = new Map<string, Set<string>>();
   #acceptWaiters: (() => void)[] = [];
   #appConns = new Map<number, CtrlConn>();
   /** Programs this irmd started (autostart), ended at shutdown. */
@@ -1086,7 +1088,11 @@ export class Irmd {
     const deadline = Date.now() + r.timeoutMs;
     // Local layers first, then unicast ones, then UDP (irmd/layers.ts);
     // never, for an IPCP's own flows, its own layer.
-    const { candidates, self } = layersFor(this.ipcps.values(), pid);
+    const { candidates, self } = layersFor(
+      this.ipcps.values(),
+      pid,
+      this.#over,
+    );
     if (candidates.length === 0) {
       const layer = self?.layer ?? self?.enrolling?.layer;
       throw new OuroborosError(
@@ -1149,6 +1155,10 @@ export class Irmd {
       ipcp.conn?.request("ipcp.flow.dealloc", { handle: res.handle }, 5000)
         .catch(() => {});
       throw new OuroborosError("closed", "the process went away");
+    }
+    const upper = self?.layer ?? self?.enrolling?.layer;
+    if (upper !== undefined && ipcp.layer !== undefined) {
+      recordOver(this.#over, upper, ipcp.layer);
     }
     const flowId = this.#nextFlowId++;
     this.#addFlow({ flowId, pid, ipcp, handle: res.handle });

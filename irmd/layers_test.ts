@@ -1,6 +1,6 @@
 import { assertEquals } from "../tests/assert.ts";
 import type { IpcpTypeName } from "../lib/ipc/proto.ts";
-import { type LayerCandidate, layersFor } from "./layers.ts";
+import { type LayerCandidate, layersFor, recordOver } from "./layers.ts";
 
 let seq = 0;
 function ipcp(
@@ -92,4 +92,32 @@ Deno.test("an IPCP alone in its layer's node has nothing to ask", () => {
   const r = layersFor([uni, ipcp("uni-c", "unicast", "uni")], uni.pid);
   assertEquals(r.candidates, []);
   assertEquals(r.self, uni);
+});
+
+Deno.test("a layer built over the requester's is never asked to carry its flows, however far up", () => {
+  const all = [
+    ipcp("udp", "udp4", "udp-net"),
+    ipcp("uni-a", "unicast", "uni"),
+    ipcp("uni2-a", "unicast", "uni2"),
+    ipcp("uni3-a", "unicast", "uni3"),
+  ];
+  const over = new Map<string, Set<string>>();
+  // Without knowing, uni's IPCP would ask uni2 and uni3 before UDP.
+  assertEquals(names(layersFor(all, all[1]!.pid, over)), [
+    "uni2-a",
+    "uni3-a",
+    "udp",
+  ]);
+  recordOver(over, "uni", "udp-net");
+  recordOver(over, "uni2", "uni");
+  recordOver(over, "uni3", "uni2");
+  assertEquals(names(layersFor(all, all[1]!.pid, over)), ["udp"]);
+  assertEquals(names(layersFor(all, all[2]!.pid, over)), ["uni-a", "udp"]);
+  // An application still gets them all.
+  assertEquals(names(layersFor(all, 1, over)), [
+    "uni-a",
+    "uni2-a",
+    "uni3-a",
+    "udp",
+  ]);
 });
