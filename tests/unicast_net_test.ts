@@ -7,34 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./assert.ts";
 import { eventually, irm, Node, ping, startServer } from "./harness.ts";
-import { nameHashHex } from "../lib/wire/name_hash.ts";
-
-/** A hosts line for a lower-layer name (UDP layers hash names with MD5). */
-function hostsLine(ip: string, name: string): string {
-  return `${ip} ${nameHashHex(name)} #${name}\n`;
-}
-
-/** The addresses an IPCP log line "IPCP got address N" gave, by IPCP. */
-function addressOf(node: Node, from = 0): bigint {
-  const m = node.irmd.lines.slice(from).map((l) =>
-    /IPCP got address (\d+)/.exec(l)
-  ).find((x) => x !== null);
-  assert(m !== undefined && m !== null, `no address in ${node.label}`);
-  return BigInt(m[1]!);
-}
-
-/** Waits for a member's forwarding table to reach `dst` via `via`. */
-async function routeTo(
-  node: Node,
-  dst: bigint,
-  via: bigint,
-  ms = 20_000,
-): Promise<void> {
-  await node.irmd.waitFor(
-    new RegExp(`Forwarding tables: .*\\b${dst} via ${via}\\b`),
-    ms,
-  );
-}
+import { addressOf, hostsLine, routeVia } from "./topo.ts";
 
 Deno.test("tutorial 2: a unicast layer of two IPCPs over a local layer, oping over it", async () => {
   const node = await Node.start("tut2");
@@ -115,8 +88,8 @@ autobind = true
     await a.irmd.waitFor(/Enrollment completed\./, 10_000);
     const addrA = addressOf(a);
     const addrB = addressOf(b);
-    await routeTo(b, addrA, addrA);
-    await routeTo(a, addrB, addrB);
+    await routeVia(b, addrA, addrA);
+    await routeVia(a, addrB, addrB);
     await startServer(a);
     const t0 = performance.now();
     await ping(b, "oping", 10);
@@ -186,8 +159,8 @@ reg = ["oping"]
     });
     nodes.push(c);
     const [addrA, addrB, addrC] = [addressOf(a), addressOf(b), addressOf(c)];
-    await routeTo(a, addrC, addrB);
-    await routeTo(c, addrA, addrB);
+    await routeVia(a, addrC, addrB);
+    await routeVia(c, addrA, addrB);
     await startServer(c);
     await ping(a, "oping", 10);
     await ping(a, "oping", 5, ["-q", "data"]);
