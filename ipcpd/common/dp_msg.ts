@@ -109,6 +109,12 @@ export type DpCommand =
     readonly maxTtl: number;
     /** forward per packet round robin over a destination's flows (ECMP) */
     readonly multipath: boolean;
+    /**
+     * the layer's congestion avoidance is multi-bit ECN (spec/unicast.md
+     * 2.7.4): mark the DT packets written on N-1 flows, answer with
+     * FLOW_UPDATEs
+     */
+    readonly ecn: boolean;
   }
   | {
     readonly op: typeof Op.N1Add;
@@ -126,7 +132,8 @@ export type DpCommand =
 
 // Record layout: [0] op; [4..8) eid or fd; [8..12) peer eid; [12] allocated;
 // [13] address length; [16..32) token; [32..60) address. LAYER: [4] addr
-// size, [5] eid size, [6] max TTL, [8..16) our address (big-endian u64).
+// size, [5] eid size, [6] max TTL, [7] multipath, [3] mb-ecn (0/1),
+// [8..16) our address (big-endian u64).
 // The N-1 flows' (all big-endian): [4..8) the flow's id (u32); N1_ADD
 // [8..12) fd (i32); N1_DT [12] qc; N1_WRITE and TABLES [8..12) the length
 // of the bytes that follow (u32; TABLES has no id).
@@ -191,6 +198,7 @@ export function encodeCommand(
       v.setUint8(at + 5, c.eidSize);
       v.setUint8(at + 6, c.maxTtl);
       v.setUint8(at + 7, c.multipath ? 1 : 0);
+      v.setUint8(at + 3, c.ecn ? 1 : 0);
       v.setBigUint64(at + 8, c.addr);
       return;
     case Op.N1Add:
@@ -254,6 +262,7 @@ export function decodeCommand(v: DataView, at: number): DpCommand | undefined {
         eidSize: v.getUint8(at + 5),
         maxTtl: v.getUint8(at + 6),
         multipath: v.getUint8(at + 7) !== 0,
+        ecn: v.getUint8(at + 3) !== 0,
         addr: v.getBigUint64(at + 8),
       };
     case Op.N1Add:

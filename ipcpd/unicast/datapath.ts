@@ -38,6 +38,16 @@
  * application, delivered from there in the same way. Each pass writes what
  * it gathered with one writev per connection; only what a socket does not
  * take is copied, into its queue.
+ *
+ * Multi-bit ECN (spec/unicast.md 2.7.4), when the LAYER command says the
+ * layer uses it: the N-1 flows mark every data packet they are given with
+ * their queue (./n1_conns.ts), and each application flow keeps the level
+ * of what it receives (`ecnReceive`, fed with the ecn byte of every DT
+ * packet delivered to it); when that says so, the data path sends the
+ * flow's peer a FLOW_UPDATE (to its address, eid 0, cube 0, the layer's
+ * TTL), routed as its applications' packets are. The sending side (a rate
+ * window) is not done: a FLOW_UPDATE that arrives goes to the control
+ * thread, which ignores it, as C's nop policy does.
  */
 import type { Epoll } from "../../lib/sys/mod.ts";
 import { putU32 } from "../../lib/ipc/framing.ts";
@@ -62,7 +72,21 @@ import {
 import { RingReader } from "../common/ring.ts";
 import { runPasses, waitUntil } from "../common/dp_loop.ts";
 import { Staging } from "../common/staging.ts";
-import { dtLayout, type DtPacket, QC_VOICE, writeDtHeader } from "./dt.ts";
+import {
+  dtLayout,
+  type DtPacket,
+  EID_FA,
+  QC_BE,
+  QC_VOICE,
+  writeDtHeader,
+} from "./dt.ts";
+import {
+  ECN_RX_IDLE,
+  ecnReceive,
+  type EcnRx,
+  encodeFa,
+  flowUpdate,
+} from "./fa.ts";
 import { DtNode, isFlowEid } from "./dt_node.ts";
 import { type N1Conn, N1Side } from "./n1_conns.ts";
 import type { ForwardingTable, ForwardingTables } from "./routing.ts";
@@ -234,6 +258,8 @@ interface PeerState {
   readonly peer: FlowPeer;
   /** the DT header of the flow's packets, written once */
   readonly hdr: Uint8Array;
+  /** the congestion level of what it receives (multi-bit ECN) */
+  rx: EcnRx;
 }
 
 /**
@@ -253,6 +279,8 @@ export function runUnicastDatapath(
   const flows = new Map<number, DpFlow>();
   const peers = new Map<number, PeerState>();
   let node: DtNode | undefined;
+  /** The layer's congestion avoidance is multi-bit ECN. */
+  let ecn = false;
   let now = Date.now();
   let stopping = false;
   const log = rateLimitedLog(post, () => now);
@@ -293,13 +321,47 @@ export function runUnicastDatapath(
   // ---------------------------------------------------------- moving
 
   /**
+   * Tells the peer of flow `st` its level (a FLOW_UPDATE), routed as the
+   * applications' packets are; `via`: the N-1 flow the packet that moved
+   * the level came on, for an update that loops to this member's own FA
+   * (the control thread's, as an FA message read there).
+   */
+  const sendUpdate = (st: PeerState, via: number | undefined) => {
+    if (node === undefined) return;
+    const fa = encodeFa(flowUpdate(st.peer.peerEid, st.rx.ece));
+    const hdrLen = node.layout.hdrLen;
+    const f = new Uint8Array(4 + hdrLen + fa.length);
+    putU32(f, 0, hdrLen + fa.length);
+    writeDtHeader(
+      f,
+      {
+        dst: st.peer.peerAddr,
+        qc: QC_BE,
+        ttl: node.maxTtl,
+        ecn: 0,
+        eid: EID_FA,
+      },
+      node.layout,
+      4,
+    );
+    f.set(fa, 4 + hdrLen);
+    const route = node.originated(f.subarray(4));
+    if (route.t === "drop") dropped(route.why);
+    else if (route.t === "forward") {
+      const out = dtFlow(route.flow);
+      if (out === undefined) counters[DpCounter.NoRoute]!++;
+      else n1.sendData(out, f);
+    } else if (via !== undefined) control(via, f.subarray(4));
+  };
+
+  /**
    * A DT packet for this member and a flow's endpoint id, decoded from a
    * buffer that holds its frame (`[u32][header][payload]`, read or
    * staged): the header's last 4 bytes become the delivered frame's
    * length. True when handed to a live application's writes (its bytes
-   * must stay until flushed).
+   * must stay until flushed). `via`: the N-1 flow it came on.
    */
-  const deliverLocal = (p: DtPacket): boolean => {
+  const deliverLocal = (p: DtPacket, via?: number): boolean => {
     const handle = Number(p.eid & 0xffff_ffffn);
     const target = flows.get(handle);
     const tst = peers.get(handle);
@@ -307,6 +369,11 @@ export function runUnicastDatapath(
       // The peer flow ended (its end goes down too), or a stale eid.
       counters[DpCounter.UnknownEid]!++;
       return false;
+    }
+    if (ecn) {
+      const r = ecnReceive(tst.rx, p.ecn);
+      tst.rx = r.state;
+      if (r.update) sendUpdate(tst, via);
     }
     const pl = p.payload;
     if (!apps.live(target)) {
@@ -400,7 +467,7 @@ export function runUnicastDatapath(
         return;
       }
       case "local":
-        if (isFlowEid(route.packet.eid)) deliverLocal(route.packet);
+        if (isFlowEid(route.packet.eid)) deliverLocal(route.packet, conn.id);
         else control(conn.id, bytes); // the FA's, the DHT's: whole
         return;
     }
@@ -453,6 +520,8 @@ export function runUnicastDatapath(
           maxTtl: c.maxTtl,
           multipath: c.multipath,
         });
+        ecn = c.ecn;
+        n1.setEcn(ecn ? layout.value : undefined);
         if (tables !== undefined) node.setTables(tables);
         return;
       }
@@ -476,7 +545,12 @@ export function runUnicastDatapath(
           log("add", "error", `Flow ${c.eid}: ${(e as Error).message}.`);
           return;
         }
-        peers.set(c.eid, { eid: flowEid(peer.eidHigh, c.eid), peer, hdr });
+        peers.set(c.eid, {
+          eid: flowEid(peer.eidHigh, c.eid),
+          peer,
+          hdr,
+          rx: ECN_RX_IDLE,
+        });
         flows.set(c.eid, dpFlowOf(c, now));
         return;
       }

@@ -49,6 +49,15 @@ import {
   type FlowPeer,
 } from "./datapath.ts";
 import { decodeDt, DT_DEFAULT, encodeDt } from "./dt.ts";
+import {
+  decodeFa,
+  ECN_RX_IDLE,
+  ecnReceive,
+  FA_HDR_LEN,
+  FLOW_UPDATE,
+  flowUpdate,
+  type FlowUpdateMsg,
+} from "./fa.ts";
 import type { ForwardingTables } from "./routing.ts";
 import { UNICAST_MTU, UnicastIpcp } from "./ipcp.ts";
 
@@ -304,6 +313,7 @@ class NetRig {
     readonly dir: string,
     readonly listenFd: number,
     readonly lower: Deno.UnixListener,
+    ecn: boolean,
   ) {
     const push = (e: NetEvent) => {
       this.events.push(e);
@@ -338,6 +348,7 @@ class NetRig {
       eidSize: 8,
       maxTtl: MAX_TTL,
       multipath: false,
+      ecn,
     });
   }
 
@@ -345,13 +356,14 @@ class NetRig {
     return `${this.dir}/dp.sock`;
   }
 
-  static async start(): Promise<NetRig> {
+  /** `ecn`: the layer's congestion avoidance is multi-bit ECN. */
+  static async start(ecn = false): Promise<NetRig> {
     const dir = await Deno.makeTempDir({ prefix: "o7s-udp-n1-" });
     const listen = unwrap(
       unixListen(`${dir}/dp.sock`, 64, { nonBlocking: true }),
     );
     const lower = Deno.listen({ transport: "unix", path: `${dir}/lower.sock` });
-    const rig = new NetRig(dir, listen, lower);
+    const rig = new NetRig(dir, listen, lower, ecn);
     await rig.dp.ready;
     return rig;
   }
@@ -478,8 +490,9 @@ function dt(
   payload: Uint8Array,
   ttl = MAX_TTL,
   qc = 0,
+  ecn = 0,
 ) {
-  return encodeDt({ dst, qc, ttl, ecn: 0, eid }, payload);
+  return encodeDt({ dst, qc, ttl, ecn, eid }, payload);
 }
 
 // A Worker started and ended before the leak checks (see the UDP tests).
@@ -488,10 +501,14 @@ function dt(
   await rig.stop();
 }
 
-function netTest(name: string, fn: (rig: NetRig) => Promise<void>): void {
+function netTest(
+  name: string,
+  fn: (rig: NetRig) => Promise<void>,
+  ecn = false,
+): void {
   Deno.test(name, async () => {
     const before = watchedFds();
-    const rig = await NetRig.start();
+    const rig = await NetRig.start(ecn);
     try {
       await fn(rig);
       assertEquals(
@@ -730,6 +747,7 @@ netTest(
       assert(p.ok, "a whole DT packet");
       assertEquals(p.value.dst, NEIGHBOUR);
       assertEquals(p.value.eid, peerEid);
+      assertEquals(p.value.ecn, 0, "no marks: congestion none");
       const k = p.value.payload.length - 6000;
       assert(k > seq && k < n, `frame ${count}: packet ${k} after ${seq}`);
       sameBytes(p.value.payload, packet(k, size(k)), `frame ${count}`);
@@ -774,3 +792,171 @@ Deno.test("forwarding tables: encoded and decoded, the cubes that are alike once
     })
   );
 });
+
+// ------------------------------------------------------------ mb-ecn
+
+netTest(
+  "unicast data path, mb-ecn: towards a lower layer that does not read, the application's packets get rising ecn bytes (queued >> 4), forwarded ones too, ORed with what they had",
+  async (rig) => {
+    const l1 = await rig.dtFlow(1);
+    const l2 = await rig.dtFlow(2);
+    rig.tables([[[NEIGHBOUR, 2], [FAR, 2]], [], []]);
+    const peerEid = 0x42n;
+    const app = await rig.app(80, 1, { peerEid, peerAddr: NEIGHBOUR, qc: 0 });
+    // 1000 packets of 1 KiB, more than the socket holds, fewer than the
+    // queue's bound: none dropped.
+    const n = 1000;
+    await app.write(
+      Array.from({ length: n }, (_, i) => frame(packet(i, 1000))),
+    );
+    await rig.counters((c) => c.txPackets === n);
+    // And forwarded ones behind them, some marked already.
+    const m = 300;
+    await l1.write(
+      Array.from(
+        { length: m },
+        (_, i) => frame(dt(FAR, 9n, packet(i, 500), MAX_TTL, 0, i % 2 * 0x80)),
+      ),
+    );
+    await rig.counters((c) => c.n1Dropped === 0);
+    let last = 0;
+    for (let i = 0; i < n; i++) {
+      const p = decodeDt((await l2.next())!);
+      assert(p.ok);
+      sameBytes(p.value.payload, packet(i, 1000), `packet ${i}`);
+      // At most the packets before it waited; once the socket is full (far
+      // sooner than half of them), a queue that only grows.
+      assert(p.value.ecn <= i >> 4, `packet ${i}: ecn ${p.value.ecn}`);
+      if (i > n / 2) {
+        assert(p.value.ecn >= last, `packet ${i}: ${p.value.ecn} < ${last}`);
+      }
+      last = p.value.ecn;
+    }
+    assert(last >= 16, `the last one's ecn ${last}: 256 and more queued`);
+    let sawMarked = false;
+    for (let i = 0; i < m; i++) {
+      const p = decodeDt((await l2.next())!);
+      assert(p.ok);
+      sameBytes(p.value.payload, packet(i, 500), `forwarded ${i}`);
+      assertEquals(p.value.ttl, MAX_TTL - 1);
+      assertEquals(p.value.ecn & 0x80, i % 2 * 0x80, `forwarded ${i}`);
+      if ((p.value.ecn & 0x7f) > 0) sawMarked = true;
+    }
+    assert(sawMarked, "the forwarded ones queued behind the others: marked");
+    assertEquals(rig.dp.counters().n1Dropped, 0);
+  },
+  true,
+);
+
+/** The FLOW_UPDATEs ecnReceive says a flow sends for packets of `ecns`. */
+function updatesFor(ecns: number[]): number[] {
+  let s = ECN_RX_IDLE;
+  const out: number[] = [];
+  for (const e of ecns) {
+    const r = ecnReceive(s, e);
+    s = r.state;
+    if (r.update) out.push(s.ece);
+  }
+  return out;
+}
+
+/** The FLOW_UPDATE in a DT packet the data path sent, checked whole. */
+function update(bytes: Uint8Array | null, dst: bigint): FlowUpdateMsg {
+  assert(bytes !== null);
+  const p = decodeDt(bytes);
+  assert(p.ok);
+  assertEquals(
+    { dst: p.value.dst, qc: p.value.qc, ttl: p.value.ttl, eid: p.value.eid },
+    { dst, qc: 0, ttl: MAX_TTL, eid: 0n },
+  );
+  assertEquals(p.value.payload.length, FA_HDR_LEN);
+  const m = decodeFa(p.value.payload);
+  assert(m.ok && m.value.code === FLOW_UPDATE, "a FLOW_UPDATE");
+  return m.value;
+}
+
+netTest(
+  "unicast data path, mb-ecn: a flow receiving marked packets sends its peer FLOW_UPDATEs with the levels ecnReceive gives, to its address and eid; one receiving unmarked ones, none",
+  async (rig) => {
+    const l1 = await rig.dtFlow(1);
+    const l2 = await rig.dtFlow(2);
+    rig.tables([[[NEIGHBOUR, 1], [FAR, 1]], [], []]);
+    const eidHigh = 0x1234_5678;
+    const peerEid = 0x99n << 32n | 5n;
+    const app = await rig.app(70, eidHigh, {
+      peerEid,
+      peerAddr: NEIGHBOUR,
+      qc: 0,
+    });
+    const quiet = await rig.app(71, eidHigh, {
+      peerEid: 0x77n,
+      peerAddr: FAR,
+      qc: 0,
+    });
+    // Unmarked ones first, to both: nothing to say.
+    const ecns = [
+      0,
+      0,
+      ...Array.from({ length: 40 }, (_, i) => 1 + i % 7),
+      ...Array.from({ length: 12 }, () => 0),
+      3,
+      0,
+      0,
+      0,
+      0,
+      0,
+    ];
+    const want = updatesFor(ecns);
+    assert(want.length >= 6, `${want.length} updates`);
+    await l2.write(
+      ecns.flatMap((e, i) => [
+        frame(dt(ME, flowEid(eidHigh, 70), packet(i, 100), MAX_TTL, 0, e)),
+        frame(dt(ME, flowEid(eidHigh, 71), packet(i, 50))),
+      ]),
+    );
+    for (let i = 0; i < ecns.length; i++) {
+      assertEquals(await app.next(), packet(i, 100), `packet ${i}`);
+      assertEquals(await quiet.next(), packet(i, 50), `quiet packet ${i}`);
+    }
+    const got: FlowUpdateMsg[] = [];
+    for (let i = 0; i < want.length; i++) {
+      got.push(update(await l1.next(), NEIGHBOUR));
+    }
+    assertEquals(got, want.map((ece) => flowUpdate(peerEid, ece)));
+    // None for the quiet flow: its first marked packet gives the first.
+    await l2.write([
+      frame(dt(ME, flowEid(eidHigh, 71), packet(99, 50), MAX_TTL, 0, 9)),
+    ]);
+    assertEquals(await quiet.next(), packet(99, 50));
+    assertEquals(update(await l1.next(), FAR), flowUpdate(0x77n, 9));
+    assertEquals(rig.dp.counters().noRoute, 0);
+  },
+  true,
+);
+
+netTest(
+  "unicast data path, congestion none: marked packets make no FLOW_UPDATE",
+  async (rig) => {
+    const l1 = await rig.dtFlow(1);
+    const l2 = await rig.dtFlow(2);
+    rig.tables([[[NEIGHBOUR, 1]], [], []]);
+    const eidHigh = 5;
+    const peerEid = 0x42n;
+    const app = await rig.app(70, eidHigh, {
+      peerEid,
+      peerAddr: NEIGHBOUR,
+      qc: 0,
+    });
+    await l2.write(
+      Array.from({ length: 30 }, (_, i) =>
+        frame(
+          dt(ME, flowEid(eidHigh, 70), packet(i, 100), MAX_TTL, 0, 1 + i),
+        )),
+    );
+    for (let i = 0; i < 30; i++) assertEquals(await app.next(), packet(i, 100));
+    // The first packet on flow 1 is the application's, not an update.
+    const q = packet(100, 10);
+    await app.write([frame(q)]);
+    assertEquals(await l1.next(), dt(NEIGHBOUR, peerEid, q));
+  },
+);

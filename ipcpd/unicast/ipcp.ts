@@ -67,6 +67,7 @@ import { Directory } from "./directory.ts";
 import { DT_DEFAULT, dtLayoutOf, EID_DHT, EID_FA, QC_BE } from "./dt.ts";
 import { DtNode, type DtRoute } from "./dt_node.ts";
 import {
+  CONG_MB_ECN,
   encodeEnrollAck,
   ENROLL_ID_LEN,
   ENROLL_WARN_OFFSET_MS,
@@ -496,6 +497,7 @@ export class UnicastIpcp implements Ipcp {
       eidSize: layout.value.eidSize,
       maxTtl: layer.uni.dt.maxTtl,
       multipath,
+      ecn: layer.uni.congAvoid === CONG_MB_ECN,
     });
     this.#routingTick();
     ipcpLog.info(

@@ -92,6 +92,7 @@ Deno.test("bootstrap: an address, the defaults, the layer's settings, MPL 100 ms
       eidSize: 8,
       maxTtl: 30,
       multipath: true,
+      ecn: false,
     }]);
     assertThrows(
       () => t.ipcp.bootstrap({ layer: "net2" }),

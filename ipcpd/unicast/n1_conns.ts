@@ -29,6 +29,15 @@
  * is given up. A flow the control thread removes is closed once what it
  * was given is written (its last packet is often the one that matters:
  * an enrollment's ack), or N1_LINGER_MS later.
+ *
+ * Multi-bit ECN (spec/unicast.md 2.7.4), when the layer uses it
+ * (`setEcn`): every data frame sendData takes gets ecnForQueue(queued) ORed
+ * into its DT header's ecn byte, `queued` being the frames waiting to be
+ * written on that connection before it: those gathered this pass (not
+ * written yet) plus those in its queue, a frame the socket took in part
+ * counted whole, the control thread's included. The count is exact: the
+ * queue keeps the stream offsets at which its frames end (a FIFO of
+ * numbers), popped as the socket takes them.
  */
 import {
   closeFd,
@@ -49,6 +58,8 @@ import {
 } from "../../lib/sys/mod.ts";
 import { getU32, putU32 } from "../../lib/ipc/framing.ts";
 import { DpCounter, type LogLevel } from "../common/dp_msg.ts";
+import { type DtLayout, dtRaiseEcn } from "./dt.ts";
+import { ecnForQueue } from "./fa.ts";
 
 /**
  * The epoll tags of N-1 connections are from here on: the applications'
@@ -116,12 +127,25 @@ export class N1Conn {
   ready = false;
   /** Frames of this pass, written at the next flush. */
   readonly iov: Uint8Array[] = [];
+  /** Per part of `iov`: whether a frame ends with it. */
+  readonly iovEnds: boolean[] = [];
   iovBytes = 0;
+  /** The frames of `iov` (a control packet is two parts, one frame). */
+  iovFrames = 0;
   dirty = false;
   /** What the socket did not take yet. */
   out: Uint8Array | null = null;
   outStart = 0;
   outEnd = 0;
+  /** Bytes ever put into the queue, and ever written from it. */
+  outIn = 0;
+  outTaken = 0;
+  /**
+   * Where the queue's frames end, in `outIn`'s terms, oldest first, from
+   * `outEndsHead` on.
+   */
+  readonly outEnds: number[] = [];
+  outEndsHead = 0;
   /** EPOLLOUT is registered. */
   wantOut = false;
   /**
@@ -142,6 +166,18 @@ export class N1Conn {
   /** Bytes waiting to be written. */
   get queued(): number {
     return this.outEnd - this.outStart + this.iovBytes;
+  }
+
+  /** Frames waiting to be written: this pass's and the queue's. */
+  get queuedFrames(): number {
+    return this.iovFrames + this.outEnds.length - this.outEndsHead;
+  }
+
+  /** The queue is empty (or gone): so are its frames. */
+  clearOutFrames(): void {
+    this.outEnds.length = 0;
+    this.outEndsHead = 0;
+    this.outIn = this.outTaken = 0;
   }
 }
 
@@ -191,6 +227,8 @@ export class N1Side {
   readonly #closing = new Set<N1Conn>();
   /** The time of this pass (Date.now()), set by the loop. */
   now = 0;
+  /** The DT layout of the layer when it uses multi-bit ECN. */
+  #ecn: DtLayout | undefined;
 
   constructor(o: N1SideOptions) {
     this.#o = o;
@@ -256,6 +294,15 @@ export class N1Side {
     }
   }
 
+  /**
+   * Data frames are marked with their flow's queue from now on (the
+   * layer's congestion avoidance is multi-bit ECN, its DT header
+   * `layout`), or no more (undefined).
+   */
+  setEcn(layout: DtLayout | undefined): void {
+    this.#ecn = layout;
+  }
+
   /** Flow `id` carries DT packets of cube `qc` from now on. */
   setDt(id: number, qc: number): void {
     const c = this.#byId.get(id);
@@ -310,8 +357,11 @@ export class N1Side {
     this.#closing.delete(c);
     closeFd(c.fd); // also leaves the epoll set
     c.out = null;
+    c.clearOutFrames();
     c.iov.length = 0;
+    c.iovEnds.length = 0;
     c.iovBytes = 0;
+    c.iovFrames = 0;
   }
 
   /** Closes a flow and says why (a removed one, silently). */
@@ -473,7 +523,8 @@ export class N1Side {
    * A data frame, `[u32 length][packet]`, for flow `c`: a view valid until
    * the next flush(), written then with the pass's others. False (and
    * counted) when it was dropped: the flow's queue is full, or it is going
-   * down.
+   * down. With multi-bit ECN, the frame's ecn byte is raised (in place) by
+   * the frames queued before it.
    */
   sendData(c: N1Conn, frame: Uint8Array): boolean {
     if (
@@ -483,7 +534,12 @@ export class N1Side {
       this.#o.counters[DpCounter.N1Dropped]!++;
       return false;
     }
-    this.#push(c, frame);
+    const ecn = this.#ecn;
+    if (ecn !== undefined && frame.length >= 4 + ecn.hdrLen) {
+      const level = ecnForQueue(c.queuedFrames);
+      if (level > 0) dtRaiseEcn(frame.subarray(4), level, ecn);
+    }
+    this.#push(c, frame, true);
     return true;
   }
 
@@ -500,19 +556,22 @@ export class N1Side {
     }
     const hdr = new Uint8Array(4);
     putU32(hdr, 0, packet.length);
-    this.#push(c, hdr);
-    this.#push(c, packet);
+    this.#push(c, hdr, packet.length === 0);
+    this.#push(c, packet, true);
   }
 
-  #push(c: N1Conn, part: Uint8Array): void {
+  /** A part of a frame, the last when `frameEnd`. */
+  #push(c: N1Conn, part: Uint8Array, frameEnd: boolean): void {
     if (part.length === 0) return;
     if (c.outEnd > c.outStart) {
       // Behind what the socket has not taken: in order, copied.
-      this.#append(c, part);
+      this.#append(c, part, frameEnd);
       return;
     }
     c.iov.push(part);
+    c.iovEnds.push(frameEnd);
     c.iovBytes += part.length;
+    if (frameEnd) c.iovFrames++;
     if (!c.dirty) {
       c.dirty = true;
       this.#dirty.push(c);
@@ -541,35 +600,40 @@ export class N1Side {
     const iov = c.iov;
     const total = c.iovBytes;
     if (iov.length === 0) return;
-    if (c.phase === "closed" || c.broken !== undefined) {
+    const ends = c.iovEnds;
+    const clear = () => {
       iov.length = 0;
+      ends.length = 0;
       c.iovBytes = 0;
+      c.iovFrames = 0;
+    };
+    if (c.phase === "closed" || c.broken !== undefined) {
+      clear();
       return;
     }
     const r = writevFd(c.fd, iov);
     let done = 0;
     if (r.ok) done = r.value;
     else if (!r.wouldBlock) {
-      iov.length = 0;
-      c.iovBytes = 0;
+      clear();
       this.#broke(c, `write: ${describe(r)}`);
       return;
     }
     if (done < total) {
       // The rest, copied, the unfinished frame first.
       let skip = done;
-      for (const f of iov) {
+      for (let i = 0; i < iov.length; i++) {
+        const f = iov[i]!;
         if (skip >= f.length) {
           skip -= f.length;
           continue;
         }
-        this.#append(c, skip === 0 ? f : f.subarray(skip));
+        this.#append(c, skip === 0 ? f : f.subarray(skip), ends[i]!);
         skip = 0;
       }
       this.#setWantOut(c, true);
     }
-    iov.length = 0;
-    c.iovBytes = 0;
+    clear();
   }
 
   /** Writing failed: nothing more is written; the read side ends the flow. */
@@ -581,10 +645,12 @@ export class N1Side {
     c.broken ??= reason;
     c.out = null;
     c.outStart = c.outEnd = 0;
+    c.clearOutFrames();
     this.#markReady(c);
   }
 
-  #append(c: N1Conn, bytes: Uint8Array): void {
+  /** Copies `bytes` into the queue; a frame ends with them when `frameEnd`. */
+  #append(c: N1Conn, bytes: Uint8Array, frameEnd: boolean): void {
     const n = bytes.length;
     let out = c.out;
     if (out === null) {
@@ -607,6 +673,8 @@ export class N1Side {
     }
     out.set(bytes, c.outEnd);
     c.outEnd += n;
+    c.outIn += n;
+    if (frameEnd) c.outEnds.push(c.outIn);
   }
 
   /** Writes what is queued, as far as the socket takes it. */
@@ -624,8 +692,18 @@ export class N1Side {
         return;
       }
       c.outStart += r.value;
+      c.outTaken += r.value;
+      const ends = c.outEnds;
+      let h = c.outEndsHead;
+      while (h < ends.length && ends[h]! <= c.outTaken) h++;
+      if (h > 1024 && 2 * h > ends.length) {
+        ends.splice(0, h);
+        h = 0;
+      }
+      c.outEndsHead = h;
     }
     c.outStart = c.outEnd = 0;
+    c.clearOutFrames();
     if (out.length > KEEP_OUT_BYTES) c.out = null;
     if (c.phase === "closing") this.#close(c);
     else this.#setWantOut(c, false);

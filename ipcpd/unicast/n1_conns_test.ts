@@ -7,7 +7,8 @@
  * status too; a socket that does not take them: queued, dropped beyond
  * the bound (data) or kept (control) until hopeless, and then flowing once
  * read, never torn; dt frames as views, forwarded without a copy of their
- * own; nothing left open.
+ * own; multi-bit ECN marks by the exact count of queued frames; nothing
+ * left open.
  */
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import {
@@ -27,6 +28,7 @@ import {
   N1Side,
   type N1SideOptions,
 } from "./n1_conns.ts";
+import { DT_DEFAULT, encodeDt } from "./dt.ts";
 
 /**
  * Fails unless `got` holds `want`'s bytes, saying where they differ
@@ -681,6 +683,165 @@ fdTest(
     } finally {
       side.close();
       a.close();
+    }
+  },
+);
+
+// ------------------------------------------------------------ mb-ecn
+
+/** A DT packet (default layout) for FAR with ecn byte `ecn`, frame `seq`. */
+function dtFrame(seq: number, n: number, ecn = 0): Uint8Array {
+  return frame(
+    encodeDt(
+      { dst: 0x0c0c_0c0cn, qc: 0, ttl: 60, ecn, eid: 77n },
+      pkt(seq, n),
+    ),
+  );
+}
+
+/** The ecn byte of a DT packet of the default layout. */
+const ecnOf = (p: Uint8Array) => p[DT_DEFAULT.addrSize + 2]!;
+
+fdTest(
+  "n1: mb-ecn: in one pass, frame k gets (k queued before it) >> 4 ORed into its ecn byte; an ecn already set is kept; ECN off, untouched",
+  () => {
+    const side = new Side();
+    const lo = Lower.pair(side, 1);
+    try {
+      lo.write(side, status(0));
+      side.passes();
+      side.n1.setDt(1, 0);
+      const c = side.n1.get(1)!;
+      side.n1.setEcn(DT_DEFAULT);
+      // A control packet counts as a frame too (it is written first).
+      side.n1.sendControl(c, pkt(999, 20));
+      const pre = (k: number) => k % 3 === 0 ? 0x80 : k % 3 === 1 ? 0x21 : 0;
+      // Fewer parts than IOV_MAX: all gathered, none written before flush.
+      const n = 1000;
+      for (let k = 0; k < n; k++) {
+        assertEquals(c.queuedFrames, k + 1);
+        assert(side.n1.sendData(c, dtFrame(k, 5, pre(k))));
+      }
+      const got = lo.collect(side, n + 1);
+      assertEquals(got.length, n + 1);
+      assertEquals(got[0], pkt(999, 20));
+      for (let k = 0; k < n; k++) {
+        assertEquals(ecnOf(got[k + 1]!), pre(k) | (k + 1) >> 4, `frame ${k}`);
+        assertEquals(got[k + 1]!.subarray(DT_DEFAULT.hdrLen), pkt(k, 5));
+      }
+      assertEquals(c.queuedFrames, 0);
+      // ECN off: as given.
+      side.n1.setEcn(undefined);
+      for (let k = 0; k < 100; k++) side.n1.sendData(c, dtFrame(k, 5, pre(k)));
+      const off = lo.collect(side, 100);
+      assertEquals(
+        off.map(ecnOf),
+        Array.from({ length: 100 }, (_, k) => pre(k)),
+      );
+      assertEquals(side.downs, []);
+    } finally {
+      side.close();
+      lo.close();
+    }
+  },
+);
+
+fdTest(
+  "n1: mb-ecn: behind a full socket, the marks go on rising with the queue, up to 255 from 4080 queued frames",
+  () => {
+    const side = new Side();
+    const lo = Lower.pair(side, 1);
+    try {
+      lo.write(side, status(0));
+      side.passes();
+      side.n1.setDt(1, 0);
+      side.n1.setEcn(DT_DEFAULT);
+      const c = side.n1.get(1)!;
+      // Fill the socket (ECN off for those): the queue holds something.
+      side.n1.setEcn(undefined);
+      let filler = 0;
+      for (; c.out === null || c.outEnd === c.outStart; filler++) {
+        side.n1.sendData(c, dtFrame(filler, 1000));
+        side.pass();
+      }
+      side.n1.setEcn(DT_DEFAULT);
+      const q0 = c.queuedFrames;
+      assert(q0 > 0);
+      const n = 5000;
+      for (let k = 0; k < n; k++) {
+        assertEquals(c.queuedFrames, q0 + k);
+        assert(side.n1.sendData(c, dtFrame(k, 5)));
+        if (k % 100 === 0) side.pass(); // the socket takes nothing
+      }
+      const got = lo.collect(side, filler + n).slice(filler);
+      assertEquals(got.length, n);
+      for (let k = 0; k < n; k++) {
+        assertEquals(
+          ecnOf(got[k]!),
+          Math.min(255, (q0 + k) >> 4),
+          `frame ${k}`,
+        );
+      }
+      assertEquals(ecnOf(got[n - 1]!), 255);
+      assertEquals(c.queuedFrames, 0);
+    } finally {
+      side.close();
+      lo.close();
+    }
+  },
+);
+
+fdTest(
+  "n1: mb-ecn: a socket that does not take it all: the count of queued frames is exact (the out-queue's frames, one taken in part included, control ones of two parts too), and so the marks",
+  () => {
+    const side = new Side();
+    const lo = Lower.pair(side, 1);
+    try {
+      lo.write(side, status(0));
+      side.passes();
+      side.n1.setDt(1, 0);
+      side.n1.setEcn(DT_DEFAULT);
+      const c = side.n1.get(1)!;
+      // Where each frame ends in the stream the data path writes.
+      const ends: number[] = [];
+      let total = 0;
+      let head = 0;
+      const want: number[] = [];
+      const size = (i: number) => 200 + (i * 7919) % 3000;
+      const n = 3000;
+      let maxQueued = 0;
+      for (let i = 0; i < n; i++) {
+        // The frames not wholly taken by the socket yet.
+        const taken = total - c.queued;
+        while (head < ends.length && ends[head]! <= taken) head++;
+        const queued = ends.length - head;
+        assertEquals(c.queuedFrames, queued, `before frame ${i}`);
+        maxQueued = Math.max(maxQueued, queued);
+        if (i % 10 === 9) {
+          side.n1.sendControl(c, pkt(i, size(i)));
+          want.push(-1);
+        } else {
+          assert(side.n1.sendData(c, dtFrame(i, size(i))), `frame ${i}`);
+          want.push(Math.min(255, queued >> 4));
+        }
+        total += 4 + DT_DEFAULT.hdrLen * (i % 10 === 9 ? 0 : 1) + size(i);
+        ends.push(total);
+        if (i % 23 === 0) side.pass();
+        // Now and then the lower layer reads what waits: the queue drains.
+        if (i % 700 === 699) lo.read();
+      }
+      assert(maxQueued > 64, `only ${maxQueued} queued at most`);
+      const got = lo.collect(side, n);
+      assertEquals(got.length, n);
+      for (let i = 0; i < n; i++) {
+        if (want[i] === -1) sameBytes(got[i], pkt(i, size(i)), `control ${i}`);
+        else assertEquals(ecnOf(got[i]!), want[i], `frame ${i}`);
+      }
+      assertEquals(c.queuedFrames, 0);
+      assertEquals(side.counters[DpCounter.N1Dropped], 0);
+    } finally {
+      side.close();
+      lo.close();
     }
   },
 );
