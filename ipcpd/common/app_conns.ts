@@ -37,6 +37,7 @@ import {
   writeFd,
   writevFd,
 } from "../../lib/sys/mod.ts";
+import { KEEP_OUT_BYTES, OutQueue } from "./out_queue.ts";
 import {
   decodeAttach,
   encodeStatus,
@@ -59,10 +60,6 @@ const FIRST_CONN_TAG = 16;
 
 /** Bytes read from an application in one call (and the largest burst). */
 const READ_BYTES = 256 * 1024;
-/** A queue towards an application starts this small... */
-const FIRST_OUT_BYTES = 16 * 1024;
-/** ...and is let go once drained when it grew beyond this. */
-const KEEP_OUT_BYTES = 64 * 1024;
 /** Connections accepted per wakeup, at most. */
 const ACCEPT_BURST = 64;
 
@@ -96,9 +93,7 @@ export class AppConn {
   rem: Uint8Array | null = null;
   remLen = 0;
   /** What the socket did not take yet, towards the application. */
-  out: Uint8Array | null = null;
-  outStart = 0;
-  outEnd = 0;
+  readonly out = new OutQueue();
   /** EPOLLOUT is registered. */
   wantOut = false;
   /** On the ready list. */
@@ -121,7 +116,7 @@ export class AppConn {
   ) {}
 
   get queued(): number {
-    return this.outEnd - this.outStart + this.iovBytes;
+    return this.out.pending + this.iovBytes;
   }
 }
 
@@ -488,8 +483,8 @@ export class AppSide {
       const hdr = new Uint8Array(4);
       for (const p of flow.early) {
         putU32(hdr, 0, p.length);
-        this.#append(c, hdr);
-        this.#append(c, p);
+        c.out.append(hdr);
+        c.out.append(p);
       }
       // Counted before they can be read (a reader may look at once).
       this.#o.counters[DpCounter.RxPackets]! += flow.early.length;
@@ -535,7 +530,7 @@ export class AppSide {
     this.#hello.delete(c);
     this.#conns.delete(c.id);
     closeFd(c.fd); // also leaves the epoll set
-    c.out = null;
+    c.out.clear();
     c.rem = null;
     c.iov.length = 0;
     c.iovBytes = 0;
@@ -587,8 +582,8 @@ export class AppSide {
       this.#o.counters[DpCounter.SlowReader]!++;
       return;
     }
-    if (c.outEnd > c.outStart) {
-      this.#append(c, frame);
+    if (c.out.pending > 0) {
+      c.out.append(frame);
       this.#o.counters[DpCounter.RxPackets]!++;
       if (!c.wantOut) this.#flushOut(c);
       return;
@@ -632,15 +627,7 @@ export class AppSide {
       }
       if (done < total) {
         // Keep the rest: copies of what the socket did not take.
-        let skip = done;
-        for (const f of iov) {
-          if (skip >= f.length) {
-            skip -= f.length;
-            continue;
-          }
-          this.#append(c, skip === 0 ? f : f.subarray(skip));
-          skip = 0;
-        }
+        c.out.appendUnwritten(iov, done);
         this.#setWantOut(c, true);
       }
       iov.length = 0;
@@ -648,51 +635,14 @@ export class AppSide {
     }
   }
 
-  #append(c: AppConn, bytes: Uint8Array): void {
-    const n = bytes.length;
-    let out = c.out;
-    if (out === null) {
-      out = c.out = new Uint8Array(Math.max(FIRST_OUT_BYTES, n));
-      c.outStart = c.outEnd = 0;
-    }
-    if (c.outEnd + n > out.length) {
-      const pending = c.outEnd - c.outStart;
-      if (pending + n <= out.length && c.outStart > 0) {
-        out.copyWithin(0, c.outStart, c.outEnd);
-      } else {
-        let size = out.length * 2;
-        while (size < pending + n) size *= 2;
-        const bigger = new Uint8Array(size);
-        bigger.set(out.subarray(c.outStart, c.outEnd));
-        out = c.out = bigger;
-      }
-      c.outStart = 0;
-      c.outEnd = pending;
-    }
-    out.set(bytes, c.outEnd);
-    c.outEnd += n;
-  }
-
   /** Writes what is queued towards the application, as far as it goes. */
   #flushOut(c: AppConn): void {
-    const out = c.out;
-    if (c.phase !== "live" || out === null) return;
-    while (c.outEnd > c.outStart) {
-      const r = writeFd(c.fd, out.subarray(c.outStart, c.outEnd));
-      if (!r.ok) {
-        if (r.wouldBlock) {
-          this.#setWantOut(c, true);
-          return;
-        }
-        c.outStart = c.outEnd = 0;
-        this.#markReady(c); // gone: the read side says so
-        return;
-      }
-      c.outStart += r.value;
-    }
-    c.outStart = c.outEnd = 0;
-    if (out.length > KEEP_OUT_BYTES) c.out = null;
-    this.#setWantOut(c, false);
+    if (c.phase !== "live") return;
+    const r = c.out.write(c.fd);
+    if (r === "idle") return;
+    if (r === "blocked") this.#setWantOut(c, true);
+    else if (r === "drained") this.#setWantOut(c, false);
+    else this.#markReady(c); // gone: the read side says so
   }
 
   #setWantOut(c: AppConn, on: boolean): void {

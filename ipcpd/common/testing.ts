@@ -2,11 +2,13 @@
  * Test helpers for the IPCPs: a fake irmd on a Unix socket in a fresh
  * runtime directory, which answers the IPCP's "flow request arrived" as a
  * test says and records the flows the IPCP reports ended; waiting for what
- * it saw, with a deadline; and an application's end of a flow on the data
- * socket (lib/ipc/dataplane.ts), with packets that say which they are.
+ * it saw, with a deadline; a stream of `[u32 length][payload]` frames read
+ * with deadlines, and on it an application's end of a flow on the data
+ * socket (lib/ipc/dataplane.ts); frames, status frames and packets that
+ * say which they are; byte comparisons that say where bytes differ.
  */
 import { assert } from "../../tests/assert.ts";
-import { encodeAttach } from "../../lib/ipc/dataplane.ts";
+import { encodeAttach, encodeStatus } from "../../lib/ipc/dataplane.ts";
 import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
 import { connectCtrl, CtrlConn } from "../../lib/ipc/ctrl.ts";
 import type { Req, Res } from "../../lib/ipc/proto.ts";
@@ -94,6 +96,39 @@ export class FakeIrmd {
   }
 }
 
+/** What a data path reported, in order; waiting for an event of it. */
+export class EventLog<E> {
+  readonly all: E[] = [];
+  #wake: (() => void) | undefined;
+
+  push(e: E): void {
+    this.all.push(e);
+    this.#wake?.();
+  }
+
+  /** The first event (from index `from`) that `match` takes, within 5 s. */
+  async first<T extends E>(
+    what: string,
+    match: (e: E) => e is T,
+    from = 0,
+    timeoutMs = 5000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const e = this.all.slice(from).find(match);
+      if (e !== undefined) return e;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${what} event within ${timeoutMs} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((r) => {
+        this.#wake = r;
+        timer = setTimeout(r, left);
+      });
+      clearTimeout(timer);
+    }
+  }
+}
+
 /**
  * Polls `check` every 10 ms until it holds, within `ms` (for state that
  * sends no event, such as the data path's counters).
@@ -126,27 +161,18 @@ export function rawQos(timeout = 120_000): Req<"flow.req.arr">["qos"] {
   };
 }
 
-/** An application's end of a flow: a connection to the data socket. */
-export class App {
+/**
+ * A peer's end of a stream of `[u32 length][payload]` frames (an
+ * application's on the data socket, a lower IPCP's on an N-1 flow): each
+ * frame read within a deadline, frames written whole.
+ */
+export class FrameStream {
   readonly #reader: FrameReader;
+  /** A read that outlived its deadline: the next call takes its frame. */
   #pending: Promise<Uint8Array | null> | undefined;
 
-  private constructor(readonly conn: Deno.UnixConn, maxFrame: number) {
+  constructor(readonly conn: Deno.UnixConn, maxFrame: number) {
     this.#reader = new FrameReader(conn, maxFrame);
-  }
-
-  /** Connects to the data socket and sends the attach frame (and `then`). */
-  static async attach(
-    path: string,
-    mtu: number,
-    handle: number,
-    token: Uint8Array,
-    then: Uint8Array[] = [],
-  ): Promise<App> {
-    const conn = await Deno.connect({ transport: "unix", path });
-    const app = new App(conn, mtu + 4);
-    await app.write([frame(encodeAttach(handle, token)), ...then]);
-    return app;
   }
 
   /** The next frame's payload, or null at the end of the stream. */
@@ -170,13 +196,10 @@ export class App {
     }
   }
 
-  async status(): Promise<number> {
-    const s = await this.next();
-    assert(s !== null && s.length === 4, "a status frame");
-    return new DataView(s.buffer).getInt32(0);
-  }
-
-  /** Whether the stream ends (or breaks) next. */
+  /**
+   * Whether the stream ends (or breaks: a socket closed with bytes unread
+   * resets) next.
+   */
   async ends(): Promise<boolean> {
     try {
       return await this.next() === null;
@@ -185,13 +208,9 @@ export class App {
     }
   }
 
+  /** Writes all of `frames`, in order. */
   async write(frames: Uint8Array[]): Promise<void> {
-    const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-    let at = 0;
-    for (const f of frames) {
-      all.set(f, at);
-      at += f.length;
-    }
+    const all = concat(frames);
     for (let off = 0; off < all.length;) {
       off += await this.conn.write(all.subarray(off));
     }
@@ -204,11 +223,101 @@ export class App {
   }
 }
 
-export function frame(payload: Uint8Array): Uint8Array {
-  const f = new Uint8Array(4 + payload.length);
-  putU32(f, 0, payload.length);
-  f.set(payload, 4);
+/** An application's end of a flow: a connection to the data socket. */
+export class App extends FrameStream {
+  private constructor(conn: Deno.UnixConn, maxFrame: number) {
+    super(conn, maxFrame);
+  }
+
+  /** Connects to the data socket and sends the attach frame (and `then`). */
+  static async attach(
+    path: string,
+    mtu: number,
+    handle: number,
+    token: Uint8Array,
+    then: Uint8Array[] = [],
+  ): Promise<App> {
+    const conn = await Deno.connect({ transport: "unix", path });
+    const app = new App(conn, mtu + 4);
+    await app.write([frame(encodeAttach(handle, token)), ...then]);
+    return app;
+  }
+
+  async status(): Promise<number> {
+    const s = await this.next();
+    assert(s !== null && s.length === 4, "a status frame");
+    return new DataView(s.buffer).getInt32(0);
+  }
+}
+
+/** `[u32 length][payload]`, a string payload in UTF-8. */
+export function frame(payload: Uint8Array | string): Uint8Array {
+  const p = typeof payload === "string"
+    ? new TextEncoder().encode(payload)
+    : payload;
+  return lyingFrame(p, p.length);
+}
+
+/** A frame whose length says `length`, whatever its payload's is. */
+export function lyingFrame(
+  payload: Uint8Array | string,
+  length: number,
+): Uint8Array {
+  const p = typeof payload === "string"
+    ? new TextEncoder().encode(payload)
+    : payload;
+  const f = new Uint8Array(4 + p.length);
+  putU32(f, 0, length);
+  f.set(p, 4);
   return f;
+}
+
+/** A status frame (lib/ipc/dataplane.ts): 0, or a negated errno. */
+export function statusFrame(status: number): Uint8Array {
+  return frame(encodeStatus(status));
+}
+
+/** The parts, one after the other. */
+export function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Fails unless `got` holds `want`'s bytes, saying where they differ
+ * (assertEquals would print every byte of a large packet: slowly).
+ */
+export function sameBytes(
+  got: Uint8Array | null | undefined,
+  want: Uint8Array,
+  what = "bytes",
+): void {
+  if (got === null || got === undefined) throw new Error(`${what}: none`);
+  if (got.length !== want.length) {
+    throw new Error(`${what}: ${got.length} bytes, not ${want.length}`);
+  }
+  for (let i = 0; i < got.length; i++) {
+    if (got[i] !== want[i]) {
+      throw new Error(`${what}: byte ${i} is ${got[i]}, not ${want[i]}`);
+    }
+  }
+}
+
+/** sameBytes for each of a list, and the list's length. */
+export function samePackets(
+  got: Uint8Array[],
+  want: Uint8Array[],
+  what = "packets",
+): void {
+  if (got.length !== want.length) {
+    throw new Error(`${what}: ${got.length}, not ${want.length}`);
+  }
+  got.forEach((g, i) => sameBytes(g, want[i]!, `${what}: ${i}`));
 }
 
 /** A packet of `n` bytes that says which it is (`seq`) all through. */

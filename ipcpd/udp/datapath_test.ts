@@ -24,10 +24,11 @@ import {
 import { assertNoNewFds, watchedFds } from "../../lib/sys/testing.ts";
 import { Logger } from "../../lib/util/log.ts";
 import { encodeAttach } from "../../lib/ipc/dataplane.ts";
-import { FrameReader, getU32, putU32 } from "../../lib/ipc/framing.ts";
+import { getU32, putU32 } from "../../lib/ipc/framing.ts";
 import { Datapath, type DatapathCounters } from "../common/dp_host.ts";
 import { type MgmtFrame, Op } from "../common/dp_msg.ts";
 import { MAX_PAYLOAD_V4 } from "../../lib/wire/udp_wire.ts";
+import { EventLog, frame, FrameStream, lyingFrame } from "../common/testing.ts";
 
 const HOST = "127.0.0.1";
 const OTHER_HOST = "127.0.0.3";
@@ -49,8 +50,10 @@ interface RigOptions {
 
 /** A data path with its sockets, and what it reported. */
 class Rig {
-  readonly events: Event[] = [];
-  #wake: (() => void) | undefined;
+  readonly log = new EventLog<Event>();
+  get events(): Event[] {
+    return this.log.all;
+  }
   readonly dp: Datapath;
   readonly port: number;
   readonly conns: Deno.UnixConn[] = [];
@@ -63,10 +66,7 @@ class Rig {
     o: RigOptions,
   ) {
     this.port = unwrap(localPort(udpFd));
-    const push = (e: Event) => {
-      this.events.push(e);
-      this.#wake?.();
-    };
+    const push = (e: Event) => this.log.push(e);
     this.dp = Datapath.start({
       family: 4,
       mtu: MAX_PAYLOAD_V4,
@@ -107,25 +107,13 @@ class Rig {
   }
 
   /** The first event (from index `from`) that `match` takes, within 5 s. */
-  async event<E extends Event>(
+  event<E extends Event>(
     what: string,
     match: (e: Event) => e is E,
     from = 0,
     timeoutMs = 5000,
   ): Promise<E> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const e = this.events.slice(from).find(match);
-      if (e !== undefined) return e;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${what} event within ${timeoutMs} ms`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((r) => {
-        this.#wake = r;
-        timer = setTimeout(r, left);
-      });
-      clearTimeout(timer);
-    }
+    return this.log.first(what, match, from, timeoutMs);
   }
 
   /** Counters once `check` holds for them (within 5 s). */
@@ -180,16 +168,6 @@ class Rig {
   }
 }
 
-function frame(payload: Uint8Array | string, length?: number): Uint8Array {
-  const p = typeof payload === "string"
-    ? new TextEncoder().encode(payload)
-    : payload;
-  const f = new Uint8Array(4 + p.length);
-  putU32(f, 0, length ?? p.length);
-  f.set(p, 4);
-  return f;
-}
-
 function datagram(eid: number, payload: Uint8Array | string): Uint8Array {
   const f = frame(payload);
   putU32(f, 0, eid);
@@ -202,43 +180,9 @@ const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const portOf = (p: PeerSocket) => (p.sock.addr as Deno.NetAddr).port;
 
 /** An application's end: its frames, each within a deadline. */
-class App {
-  readonly reader: FrameReader;
-  /** A read that outlived its deadline: the next call takes its frame. */
-  #pending: Promise<Uint8Array | null> | undefined;
-
-  constructor(readonly conn: Deno.UnixConn) {
-    this.reader = new FrameReader(conn, 65536);
-  }
-
-  /** The next frame's payload, or null at the end of the stream. */
-  async next(timeoutMs = 5000): Promise<Uint8Array | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = this.#pending ??= this.reader.next();
-    try {
-      const f = await Promise.race([
-        read,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error("no frame in time")),
-            timeoutMs,
-          )
-        ),
-      ]);
-      this.#pending = undefined;
-      return f === null ? null : f.slice(4);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Whether the stream ends (or breaks) next. */
-  async ends(): Promise<boolean> {
-    try {
-      return await this.next() === null;
-    } catch (e) {
-      return e instanceof Deno.errors.ConnectionReset;
-    }
+class App extends FrameStream {
+  constructor(conn: Deno.UnixConn) {
+    super(conn, 65536);
   }
 
   async status(): Promise<number | null> {
@@ -246,10 +190,6 @@ class App {
     if (s === null) return null;
     assertEquals(s.length, 4);
     return new DataView(s.buffer).getInt32(0);
-  }
-
-  write(b: Uint8Array): Promise<number> {
-    return this.conn.write(b);
   }
 }
 
@@ -275,10 +215,7 @@ Deno.test("data path: packets both ways in place; every drop counted, none hande
     // The attach frame and a packet at once, as lib/app/dev.ts writes them.
     const attach = frame(encodeAttach(100, token));
     const hello = frame("hello");
-    const both = new Uint8Array(attach.length + hello.length);
-    both.set(attach);
-    both.set(hello, attach.length);
-    await app.write(both);
+    await app.write([attach, hello]);
     assertEquals(await app.status(), 0);
     await rig.event("attached", (e): e is Event => e.t === "attached");
     const out = await peer.receive("the app's packet", isData(7));
@@ -333,13 +270,7 @@ Deno.test("data path: packets both ways in place; every drop counted, none hande
     // out whole and in order.
     const burst: Uint8Array[] = [frame("")];
     for (let i = 0; i < 200; i++) burst.push(frame(`p${i}`));
-    const all = new Uint8Array(burst.reduce((n, b) => n + b.length, 0));
-    let off = 0;
-    for (const b of burst) {
-      all.set(b, off);
-      off += b.length;
-    }
-    await app.write(all);
+    await app.write(burst);
     for (let i = 0; i < 200; i++) {
       const d = await peer.receive(`packet ${i}`, isData(7));
       assertEquals(text(d.data.subarray(4)), `p${i}`);
@@ -352,7 +283,7 @@ Deno.test("data path: packets both ways in place; every drop counted, none hande
     // A packet over the MTU ends the flow: the application is told (its
     // connection closes) and so is the control thread.
     const from = rig.events.length;
-    await app.write(frame("x", MAX_PAYLOAD_V4 + 1));
+    await app.write([lyingFrame("x", MAX_PAYLOAD_V4 + 1)]);
     assertEquals(await app.next(), null);
     const gone = await rig.event(
       "detached",
@@ -386,14 +317,14 @@ Deno.test("data path: attach refusals; a pending flow parks its application unti
       ]
     ) {
       const app = new App(await rig.connect());
-      await app.write(bad);
+      await app.write([bad]);
       assertEquals(await app.status(), -1);
       assertEquals(await app.next(), null);
     }
     // An oversized first frame, and silence: refused and closed (silence
     // after helloMs).
     const big = new App(await rig.connect());
-    await big.write(frame("x", 0xffff_ffff));
+    await big.write([lyingFrame("x", 0xffff_ffff)]);
     assertEquals(await big.status(), -1);
     assertEquals(await big.next(), null);
     const silent = new App(await rig.connect());
@@ -406,8 +337,8 @@ Deno.test("data path: attach refusals; a pending flow parks its application unti
     // application (the FLOW_REPLY and the first data can come in one batch).
     await peer.send(datagram(200, "early"), HOST, rig.port);
     const app = new App(await rig.connect());
-    await app.write(frame(encodeAttach(200, token)));
-    await app.write(frame("from the app"));
+    await app.write([frame(encodeAttach(200, token))]);
+    await app.write([frame("from the app")]);
     // Parked: neither a status nor a packet out yet.
     const first = app.next(300).catch(() => "nothing");
     assertEquals(await first, "nothing");
@@ -421,7 +352,7 @@ Deno.test("data path: attach refusals; a pending flow parks its application unti
     await rig.event("attached", (e): e is Event => e.t === "attached", from);
     // A second application for the same flow is refused.
     const second = new App(await rig.connect());
-    await second.write(frame(encodeAttach(200, token)));
+    await second.write([frame(encodeAttach(200, token))]);
     assertEquals(await second.status(), -1);
     // The control thread ends the flow: the application sees the end, and
     // no "detached" comes back (the control thread knows).
@@ -438,7 +369,7 @@ Deno.test("data path: attach refusals; a pending flow parks its application unti
     }
     await rig.counters((c) => c.slowReader === 3);
     const late = new App(await rig.connect());
-    await late.write(frame(encodeAttach(300, t2)));
+    await late.write([frame(encodeAttach(300, t2))]);
     assertEquals(await late.status(), 0);
     for (let i = 0; i < 4; i++) {
       assertEquals(text((await late.next())!), `q${i}`);
@@ -457,7 +388,7 @@ Deno.test("data path: a stalled reader costs dropped packets and bounded memory,
   try {
     const token = rig.addFlow(400, 40, peer);
     const app = new App(await rig.connect());
-    await app.write(frame(encodeAttach(400, token)));
+    await app.write([frame(encodeAttach(400, token))]);
     assertEquals(await app.status(), 0);
     // 4 MB towards an application that reads nothing.
     const N = 4000;
@@ -514,7 +445,7 @@ Deno.test("data path: an application that goes away, stop in the middle of a flo
     for (let i = 0; i < 3; i++) {
       const token = rig.addFlow(500 + i, 50 + i, peer);
       const app = new App(await rig.connect());
-      await app.write(frame(encodeAttach(500 + i, token)));
+      await app.write([frame(encodeAttach(500 + i, token))]);
       assertEquals(await app.status(), 0);
       apps.push(app);
     }
@@ -538,7 +469,9 @@ Deno.test("data path: an application that goes away, stop in the middle of a flo
         }
       })(),
       ...apps.slice(1).map(async (a) => {
-        while (flooding) await a.write(toPeer).catch(() => (flooding = false));
+        while (flooding) {
+          await a.write([toPeer]).catch(() => (flooding = false));
+        }
       }),
       (async () => {
         for (;;) {

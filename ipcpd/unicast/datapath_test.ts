@@ -23,8 +23,8 @@ import {
 } from "../../lib/sys/mod.ts";
 import { assertNoNewFds, watchedFds } from "../../lib/sys/testing.ts";
 import { Logger } from "../../lib/util/log.ts";
-import { encodeAttach, encodeStatus } from "../../lib/ipc/dataplane.ts";
-import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
+import { encodeAttach } from "../../lib/ipc/dataplane.ts";
+import { putU32 } from "../../lib/ipc/framing.ts";
 import {
   Datapath,
   type DatapathCounters,
@@ -33,11 +33,17 @@ import {
 import { MAX_N1_PACKET, Op } from "../common/dp_msg.ts";
 import {
   App,
+  concat,
+  EventLog,
   eventually,
   FakeIrmd,
   frame,
+  FrameStream,
   packet,
   rawQos,
+  sameBytes,
+  samePackets,
+  statusFrame,
 } from "../common/testing.ts";
 import {
   decodeFlowPeer,
@@ -60,34 +66,6 @@ import {
 } from "./fa.ts";
 import type { ForwardingTables } from "./routing.ts";
 import { UNICAST_MTU, UnicastIpcp } from "./ipcp.ts";
-
-/**
- * Fails unless `got` holds `want`'s bytes, saying where they differ
- * (assertEquals would print every byte of a large packet: slowly).
- */
-function sameBytes(
-  got: Uint8Array | null | undefined,
-  want: Uint8Array,
-  what = "bytes",
-): void {
-  if (got === null || got === undefined) throw new Error(`${what}: none`);
-  if (got.length !== want.length) {
-    throw new Error(`${what}: ${got.length} bytes, not ${want.length}`);
-  }
-  for (let i = 0; i < got.length; i++) {
-    if (got[i] !== want[i]) {
-      throw new Error(`${what}: byte ${i} is ${got[i]}, not ${want[i]}`);
-    }
-  }
-}
-
-/** sameBytes for each of a list, and the list's length. */
-function samePackets(got: Uint8Array[], want: Uint8Array[], what = "packets") {
-  if (got.length !== want.length) {
-    throw new Error(`${what}: ${got.length}, not ${want.length}`);
-  }
-  got.forEach((g, i) => sameBytes(g, want[i]!, `${what}: ${i}`));
-}
 
 async function rig() {
   const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
@@ -230,81 +208,22 @@ type NetEvent =
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A lower IPCP's end of an N-1 flow. */
-class Lower {
-  readonly #reader: FrameReader;
-  #pending: Promise<Uint8Array | null> | undefined;
-
-  constructor(readonly conn: Deno.UnixConn) {
-    this.#reader = new FrameReader(conn, MAX_N1_PACKET);
-  }
-
-  /** The next frame's payload, or null at the end of the stream. */
-  async next(timeoutMs = 5000): Promise<Uint8Array | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const read = this.#pending ??= this.#reader.next();
-    try {
-      const f = await Promise.race([
-        read,
-        new Promise<never>((_, reject) =>
-          timer = setTimeout(
-            () => reject(new Error("no frame in time")),
-            timeoutMs,
-          )
-        ),
-      ]);
-      this.#pending = undefined;
-      return f === null ? null : f.slice(4);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /**
-   * Whether the stream ends (or breaks: a socket closed with bytes unread
-   * resets) next.
-   */
-  async ends(): Promise<boolean> {
-    try {
-      return await this.next() === null;
-    } catch (e) {
-      return e instanceof Deno.errors.ConnectionReset;
-    }
-  }
-
-  async write(frames: Uint8Array[]): Promise<void> {
-    const all = concat(frames);
-    for (let off = 0; off < all.length;) {
-      off += await this.conn.write(all.subarray(off));
-    }
+class Lower extends FrameStream {
+  constructor(conn: Deno.UnixConn) {
+    super(conn, MAX_N1_PACKET);
   }
 
   status(s: number): Promise<void> {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setInt32(0, s);
-    return this.write([frame(b)]);
+    return this.write([statusFrame(s)]);
   }
-
-  close(): void {
-    try {
-      this.conn.close();
-    } catch { /* closed already */ }
-  }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** A data path of address ME, and what it reported. */
 class NetRig {
-  readonly events: NetEvent[] = [];
-  #wake: (() => void) | undefined;
+  readonly log = new EventLog<NetEvent>();
+  get events(): NetEvent[] {
+    return this.log.all;
+  }
   readonly dp: Datapath;
   readonly lowers: Lower[] = [];
   readonly apps: App[] = [];
@@ -315,10 +234,7 @@ class NetRig {
     readonly lower: Deno.UnixListener,
     ecn: boolean,
   ) {
-    const push = (e: NetEvent) => {
-      this.events.push(e);
-      this.#wake?.();
-    };
+    const push = (e: NetEvent) => this.log.push(e);
     this.dp = Datapath.start({
       kind: "unicast",
       family: undefined,
@@ -427,31 +343,19 @@ class NetRig {
   }
 
   /** The first event from `from` on that `match` takes, within 5 s. */
-  async event<E extends NetEvent>(
+  event<E extends NetEvent>(
     what: string,
     match: (e: NetEvent) => e is E,
     from = 0,
     timeoutMs = 5000,
   ): Promise<E> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const e = this.events.slice(from).find(match);
-      if (e !== undefined) return e;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no ${what} event within ${timeoutMs} ms`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((r) => {
-        this.#wake = r;
-        timer = setTimeout(r, left);
-      });
-      clearTimeout(timer);
-    }
+    return this.log.first(what, match, from, timeoutMs);
   }
 
   /** The packets of "n1" events of flow `id`, once there are `n`. */
   async n1Packets(id: number, n: number): Promise<Uint8Array[]> {
     const got = () =>
-      this.events.flatMap((e) => e.t === "n1" && e.id === id ? e.sdus : []);
+      this.log.all.flatMap((e) => e.t === "n1" && e.id === id ? e.sdus : []);
     await eventually(`${n} packets of N-1 flow ${id}`, () => got().length >= n);
     return got();
   }
@@ -532,7 +436,7 @@ netTest(
     assertEquals(await lo.next(), packet(0, 24));
     const sizes = [1, 24, 1500, MAX_N1_PACKET, 0, 7];
     await lo.write([
-      frame(encodeStatus(0)),
+      statusFrame(0),
       ...sizes.map((n, i) => frame(packet(i, n))),
     ]);
     const got = await rig.n1Packets(1, sizes.length);
@@ -570,7 +474,7 @@ netTest(
     const lo = await rig.n1(1);
     const n = 3000;
     await lo.write([
-      frame(encodeStatus(0)),
+      statusFrame(0),
       ...Array.from({ length: n }, (_, i) => frame(packet(i, 10))),
     ]);
     // This thread takes nothing for a while: the data path reads them all.
@@ -605,7 +509,7 @@ netTest(
     const b = new Uint8Array(8);
     putU32(b, 0, 0x00ff_ffff);
     // In one write: read in one pass, the packet and the broken frame.
-    await broken.write([frame(encodeStatus(0)), frame(packet(1, 10)), b]);
+    await broken.write([statusFrame(0), frame(packet(1, 10)), b]);
     const e2 = await rig.event("n1Down", isN1Down(2));
     assertMatch(e2.reason, /a packet of 16777215 bytes/);
     // What it read before is handed on, and comes first.

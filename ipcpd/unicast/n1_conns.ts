@@ -37,7 +37,7 @@
  * written yet) plus those in its queue, a frame the socket took in part
  * counted whole, the control thread's included. The count is exact: the
  * queue keeps the stream offsets at which its frames end (a FIFO of
- * numbers), popped as the socket takes them.
+ * numbers), popped as the socket takes them (ipcpd/common/out_queue.ts).
  */
 import {
   closeFd,
@@ -53,11 +53,11 @@ import {
   IOV_MAX,
   readFd,
   setNonBlocking,
-  writeFd,
   writevFd,
 } from "../../lib/sys/mod.ts";
 import { getU32, putU32 } from "../../lib/ipc/framing.ts";
 import { DpCounter, type LogLevel } from "../common/dp_msg.ts";
+import { OutQueue } from "../common/out_queue.ts";
 import { type DtLayout, dtRaiseEcn } from "./dt.ts";
 import { ecnForQueue } from "./fa.ts";
 
@@ -93,10 +93,6 @@ export const N1_LINGER_MS = 2000;
 const FIRST_READ_BYTES = 16 * 1024;
 /** ...and doubles while reads fill it, up to this (one read at most). */
 const READ_BYTES = 256 * 1024;
-/** A queue towards the lower layer starts this small... */
-const FIRST_OUT_BYTES = 16 * 1024;
-/** ...and is let go once drained when it grew beyond this. */
-const KEEP_OUT_BYTES = 64 * 1024;
 
 const CONN_EVENTS = EPOLLIN | EPOLLRDHUP | EPOLLET;
 
@@ -133,19 +129,8 @@ export class N1Conn {
   /** The frames of `iov` (a control packet is two parts, one frame). */
   iovFrames = 0;
   dirty = false;
-  /** What the socket did not take yet. */
-  out: Uint8Array | null = null;
-  outStart = 0;
-  outEnd = 0;
-  /** Bytes ever put into the queue, and ever written from it. */
-  outIn = 0;
-  outTaken = 0;
-  /**
-   * Where the queue's frames end, in `outIn`'s terms, oldest first, from
-   * `outEndsHead` on.
-   */
-  readonly outEnds: number[] = [];
-  outEndsHead = 0;
+  /** What the socket did not take yet, and how many frames that is. */
+  readonly out = new OutQueue();
   /** EPOLLOUT is registered. */
   wantOut = false;
   /**
@@ -165,19 +150,12 @@ export class N1Conn {
 
   /** Bytes waiting to be written. */
   get queued(): number {
-    return this.outEnd - this.outStart + this.iovBytes;
+    return this.out.pending + this.iovBytes;
   }
 
   /** Frames waiting to be written: this pass's and the queue's. */
   get queuedFrames(): number {
-    return this.iovFrames + this.outEnds.length - this.outEndsHead;
-  }
-
-  /** The queue is empty (or gone): so are its frames. */
-  clearOutFrames(): void {
-    this.outEnds.length = 0;
-    this.outEndsHead = 0;
-    this.outIn = this.outTaken = 0;
+    return this.iovFrames + this.out.frames;
   }
 }
 
@@ -356,8 +334,7 @@ export class N1Side {
     this.#byTag.delete(c.tag);
     this.#closing.delete(c);
     closeFd(c.fd); // also leaves the epoll set
-    c.out = null;
-    c.clearOutFrames();
+    c.out.clear();
     c.iov.length = 0;
     c.iovEnds.length = 0;
     c.iovBytes = 0;
@@ -563,9 +540,9 @@ export class N1Side {
   /** A part of a frame, the last when `frameEnd`. */
   #push(c: N1Conn, part: Uint8Array, frameEnd: boolean): void {
     if (part.length === 0) return;
-    if (c.outEnd > c.outStart) {
+    if (c.out.pending > 0) {
       // Behind what the socket has not taken: in order, copied.
-      this.#append(c, part, frameEnd);
+      c.out.append(part, frameEnd);
       return;
     }
     c.iov.push(part);
@@ -621,16 +598,7 @@ export class N1Side {
     }
     if (done < total) {
       // The rest, copied, the unfinished frame first.
-      let skip = done;
-      for (let i = 0; i < iov.length; i++) {
-        const f = iov[i]!;
-        if (skip >= f.length) {
-          skip -= f.length;
-          continue;
-        }
-        this.#append(c, skip === 0 ? f : f.subarray(skip), ends[i]!);
-        skip = 0;
-      }
+      c.out.appendUnwritten(iov, done, ends);
       this.#setWantOut(c, true);
     }
     clear();
@@ -643,69 +611,18 @@ export class N1Side {
       return;
     }
     c.broken ??= reason;
-    c.out = null;
-    c.outStart = c.outEnd = 0;
-    c.clearOutFrames();
+    c.out.clear();
     this.#markReady(c);
-  }
-
-  /** Copies `bytes` into the queue; a frame ends with them when `frameEnd`. */
-  #append(c: N1Conn, bytes: Uint8Array, frameEnd: boolean): void {
-    const n = bytes.length;
-    let out = c.out;
-    if (out === null) {
-      out = c.out = new Uint8Array(Math.max(FIRST_OUT_BYTES, n));
-      c.outStart = c.outEnd = 0;
-    }
-    if (c.outEnd + n > out.length) {
-      const pending = c.outEnd - c.outStart;
-      if (pending + n <= out.length && c.outStart > 0) {
-        out.copyWithin(0, c.outStart, c.outEnd);
-      } else {
-        let size = out.length * 2;
-        while (size < pending + n) size *= 2;
-        const bigger = new Uint8Array(size);
-        bigger.set(out.subarray(c.outStart, c.outEnd));
-        out = c.out = bigger;
-      }
-      c.outStart = 0;
-      c.outEnd = pending;
-    }
-    out.set(bytes, c.outEnd);
-    c.outEnd += n;
-    c.outIn += n;
-    if (frameEnd) c.outEnds.push(c.outIn);
   }
 
   /** Writes what is queued, as far as the socket takes it. */
   #flushOut(c: N1Conn): void {
-    const out = c.out;
-    if (c.phase === "closed" || out === null) return;
-    while (c.outEnd > c.outStart) {
-      const r = writeFd(c.fd, out.subarray(c.outStart, c.outEnd));
-      if (!r.ok) {
-        if (r.wouldBlock) {
-          this.#setWantOut(c, true);
-          return;
-        }
-        this.#broke(c, `write: ${describe(r)}`);
-        return;
-      }
-      c.outStart += r.value;
-      c.outTaken += r.value;
-      const ends = c.outEnds;
-      let h = c.outEndsHead;
-      while (h < ends.length && ends[h]! <= c.outTaken) h++;
-      if (h > 1024 && 2 * h > ends.length) {
-        ends.splice(0, h);
-        h = 0;
-      }
-      c.outEndsHead = h;
-    }
-    c.outStart = c.outEnd = 0;
-    c.clearOutFrames();
-    if (out.length > KEEP_OUT_BYTES) c.out = null;
-    if (c.phase === "closing") this.#close(c);
+    if (c.phase === "closed") return;
+    const r = c.out.write(c.fd);
+    if (r === "idle") return;
+    if (r === "blocked") this.#setWantOut(c, true);
+    else if (r !== "drained") this.#broke(c, `write: ${describe(r)}`);
+    else if (c.phase === "closing") this.#close(c);
     else this.#setWantOut(c, false);
   }
 
