@@ -56,6 +56,20 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 20; i++) await Promise.resolve();
 }
 
+/** A grant of the irmd's for an N-1 flow to "B". */
+function grantOf(qos: QosSpec, flowId: number): FlowGrant {
+  return {
+    handle: 1,
+    token: new Uint8Array(16),
+    path: "/nowhere",
+    name: "B",
+    qos,
+    mtu: 1400,
+    flowId,
+    mplMs: 100,
+  } as FlowGrant;
+}
+
 interface Side {
   mgr: ConnMgr;
   up: N1Flow[];
@@ -78,16 +92,7 @@ function pair(clock: Clock, addrA = 0xaaaan, addrB = 0xbbbbn) {
   const wire = new Map<string, [Side, number]>();
   let fd = 100;
   const grants: FlowGrant[] = [];
-  const grant = (qos: QosSpec): FlowGrant => ({
-    handle: 1,
-    token: new Uint8Array(16),
-    path: "/nowhere",
-    name: "B",
-    qos,
-    mtu: 1400,
-    flowId: grants.length,
-    mplMs: 100,
-  } as FlowGrant);
+  const grant = (qos: QosSpec) => grantOf(qos, grants.length);
   let lost = false;
   const make = (name: string, addr: bigint): Side => {
     const side = {
@@ -205,16 +210,7 @@ Deno.test("connect: the CEPs as captured, both sides learn the other's address, 
 Deno.test("accept: an unknown component gets the all-empty CEP and the flow is given up", async () => {
   const clock = new Clock();
   const { a, b } = pair(clock);
-  const g = {
-    handle: 1,
-    token: new Uint8Array(16),
-    path: "/x",
-    name: "B",
-    qos: QOS_CUBES.raw,
-    mtu: 1400,
-    flowId: 7,
-    mplMs: 100,
-  } as FlowGrant;
+  const g = grantOf(QOS_CUBES.raw, 7);
   const done = b.mgr.accepted(g);
   const id = b.mgr.flows().length + 1;
   b.mgr.n1(1, [
@@ -359,16 +355,7 @@ Deno.test("a CEP with the receiver's own address is refused on both sides: a con
 Deno.test("a flood of accepted N-1 flows: beyond MAX_CEP_WAITING waiting for their CEP, given up at once", async () => {
   const clock = new Clock();
   const { b } = pair(clock);
-  const g = {
-    handle: 1,
-    token: new Uint8Array(16),
-    path: "/x",
-    name: "B",
-    qos: QOS_CUBES.raw,
-    mtu: 1400,
-    flowId: 7,
-    mplMs: 100,
-  } as FlowGrant;
+  const g = grantOf(QOS_CUBES.raw, 7);
   const waits = [];
   for (let i = 0; i < MAX_CEP_WAITING + 3; i++) waits.push(b.mgr.accepted(g));
   await settle();
