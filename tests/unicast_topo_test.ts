@@ -14,7 +14,7 @@
  * skipped with the reason in its name; under CI=true it fails instead
  * (.ci/run installs nftables), as in tests/frct_test.ts.
  *
- * Routing timers are short (ls_t_update 1 s, ls_t_timeo 3 s, set at the
+ * Routing timers are short (ls_t_update 1 s, ls_t_timeo 5 s, set at the
  * bootstrap; the enrollees take the layer's), so that a vanished member's
  * adjacencies time out in seconds. A cut link whose two ends live on is
  * another matter: both ends keep advertising it, and in a ring their LSAs
@@ -51,7 +51,11 @@ import {
   type UnicastSpec,
 } from "./topo.ts";
 
-const FAST: Timers = { update: 1, timeo: 3 };
+/**
+ * Short routing timers: a member silent for 5 s (5 refreshes missed) is
+ * given up, a margin for a machine loaded by other tests.
+ */
+const FAST: Timers = { update: 1, timeo: 5 };
 /** A member's start: Deno processes on a loaded machine take seconds. */
 const UP_MS = 30_000;
 
@@ -286,7 +290,7 @@ Deno.test({
       // Both ends of the cut link stay up and keep advertising it; in a
       // ring their LSAs still reach everyone the other way round, so its
       // adjacencies never time out in routing: what ends it is each end's
-      // silence on the mgmt flow, after ls_t_timeo (3 s) and at most one
+      // silence on the mgmt flow, after ls_t_timeo (5 s) and at most one
       // t_update more. Waited for well beyond that, and well short of the
       // UDP layer's peer timeout (120 s), which would end it too. (The
       // routes are looked for in the whole log: before the cut both went
@@ -370,7 +374,7 @@ Deno.test("the A-B-C line: B's unicast IPCP killed, A and C drop their routes th
       fb,
     );
     // No route through B: its adjacencies to A and C are no longer
-    // refreshed and time out (ls_t_timeo 3 s). Meanwhile the irmd brings B
+    // refreshed and time out (ls_t_timeo 5 s). Meanwhile the irmd brings B
     // back: created, enrolled with A, connected to A (each waited for on
     // its own, to time each).
     const gone = (t: Map<bigint, bigint[]>) =>
