@@ -24,6 +24,7 @@ import { toHex } from "../../lib/wire/hex.ts";
 import {
   DEFAULT_LOCAL_HASH,
   HASH_LEN,
+  isSha3,
   SHA3_ALGOS,
   type Sha3Algo,
 } from "../../lib/wire/name_hash.ts";
@@ -90,10 +91,6 @@ export interface LocalPorts {
 }
 
 const NO_ADDR = new Uint8Array(0);
-
-function isSha3(a: string): a is Sha3Algo {
-  return (SHA3_ALGOS as readonly string[]).includes(a);
-}
 
 export class LocalIpcp implements Ipcp {
   readonly dataPath: string;

@@ -46,6 +46,7 @@ import { toHex } from "../../lib/wire/hex.ts";
 import {
   DEFAULT_LOCAL_HASH,
   HASH_LEN,
+  isSha3,
   SHA3_ALGOS,
   type Sha3Algo,
 } from "../../lib/wire/name_hash.ts";
@@ -126,10 +127,6 @@ export interface UnicastCounters {
   unknownEid: number;
   /** DT packets for an address without a route */
   noRoute: number;
-}
-
-function isSha3(a: string): a is Sha3Algo {
-  return (SHA3_ALGOS as readonly string[]).includes(a);
 }
 
 /** A running member: its components, once bootstrapped or enrolled. */

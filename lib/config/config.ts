@@ -675,6 +675,12 @@ function regNames(f: Fail, key: string, value: TomlValue): Result<string[]> {
   return a;
 }
 
+/** A true-or-false key (`autobind`). */
+function boolKey(f: Fail, key: string, value: TomlValue): Result<boolean> {
+  if (typeof value === "boolean") return ok(value);
+  return f(key, `expected true or false, found ${describeValue(value)}`);
+}
+
 /** Reads `bootstrap`: the layer name. */
 function layerName(f: Fail, key: string, value: TomlValue): Result<string> {
   if (typeof value !== "string") {
@@ -723,15 +729,12 @@ function localStanza(
         cfg.reg = a.value;
         break;
       }
-      case "autobind":
-        if (typeof value !== "boolean") {
-          return f(
-            key,
-            `expected true or false, found ${describeValue(value)}`,
-          );
-        }
-        cfg.autobind = value;
+      case "autobind": {
+        const b = boolKey(f, key, value);
+        if (!b.ok) return b;
+        cfg.autobind = b.value;
         break;
+      }
       default:
         return f(
           key,
@@ -877,15 +880,12 @@ function unicastStanza(
         cfg.reg = a.value;
         break;
       }
-      case "autobind":
-        if (typeof value !== "boolean") {
-          return f(
-            key,
-            `expected true or false, found ${describeValue(value)}`,
-          );
-        }
-        cfg.autobind = value;
+      case "autobind": {
+        const b = boolKey(f, key, value);
+        if (!b.ok) return b;
+        cfg.autobind = b.value;
         break;
+      }
       case "addr-auth":
       case "addr_auth": {
         const w = word(key, value, { flat: "flat" } as const);

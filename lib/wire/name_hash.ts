@@ -35,6 +35,11 @@ export const SHA3_ALGOS = [
 ] as const satisfies readonly HashAlgo[];
 export type Sha3Algo = typeof SHA3_ALGOS[number];
 
+/** Whether a hash algorithm is one of SHA3's (the local and unicast layers'). */
+export function isSha3(a: string): a is Sha3Algo {
+  return (SHA3_ALGOS as readonly string[]).includes(a);
+}
+
 /** The hash of a local layer unless its bootstrap says otherwise. */
 export const DEFAULT_LOCAL_HASH: Sha3Algo = "SHA3_256";
 
