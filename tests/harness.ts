@@ -434,3 +434,45 @@ export async function ping(
   }
   return r.stdout;
 }
+
+/**
+ * The server of a flow to "oping" killed mid-flow, raw and reliable (the
+ * node's layer has "oping" registered and bound to `oping`): the client
+ * learns at once that the flow went down, however it was using it, ends
+ * with the replies it had, and no flow stays in the irmd or the IPCPs.
+ */
+export async function serverKilledMidFlow(node: Node): Promise<void> {
+  for (const qos of ["raw", "data"]) {
+    const server = await startServer(node, `oping-l-${qos}`);
+    const from = node.irmd.lines.length;
+    // Far more pings than the test waits for, and a long reply timeout:
+    // only the flow going down can end the client in time.
+    const client = node.spawn(
+      "oping",
+      ["-n", "oping", "-c", "10000", "-i", "20", "-q", qos],
+      `${node.label}/oping-${qos}`,
+    );
+    await client.waitFor(/seq=3 time=/, 15_000);
+    Deno.kill(server.pid, "SIGKILL");
+    const killedAt = performance.now();
+    // Reading or writing, whichever it was doing, it learns at once.
+    await client.waitFor(
+      /The flow to oping went down|Failed to send a packet to oping/,
+      5000,
+    );
+    const r = await client.exit(5000);
+    const tookMs = performance.now() - killedAt;
+    assert(tookMs < 5000, `the client ended ${tookMs.toFixed(0)} ms after`);
+    assertEquals(r.code, 0, r.stdout + r.stderr); // it had replies
+    assertMatch(r.stdout, /packets transmitted/);
+    await node.irmd.waitFor(
+      new RegExp(`Process ${server.pid} died\\.`),
+      5000,
+      from,
+    );
+    await eventually("no flows left", async () => {
+      const c = await flowCounts(node);
+      return c.irmd === 0 && c.ipcps === 0;
+    });
+  }
+}

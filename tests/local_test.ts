@@ -18,6 +18,7 @@ import {
   irm,
   Node,
   ping,
+  serverKilledMidFlow,
   startServer,
   tutorialHosts,
 } from "./harness.ts";
@@ -166,39 +167,7 @@ Deno.test("the server killed mid-flow: the client's flow goes down at once, noth
   });
   try {
     await irm(node, `bind program ${node.bin("oping")} name oping`);
-    for (const qos of ["raw", "data"]) {
-      const server = await startServer(node, `oping-l-${qos}`);
-      const from = node.irmd.lines.length;
-      // Far more pings than the test waits for, and a long reply timeout:
-      // only the flow going down can end the client in time.
-      const client = node.spawn(
-        "oping",
-        ["-n", "oping", "-c", "10000", "-i", "20", "-q", qos],
-        `tut01-kill/oping-${qos}`,
-      );
-      await client.waitFor(/seq=3 time=/, 15_000);
-      Deno.kill(server.pid, "SIGKILL");
-      const killedAt = performance.now();
-      // Reading or writing, whichever it was doing, it learns at once.
-      await client.waitFor(
-        /The flow to oping went down|Failed to send a packet to oping/,
-        5000,
-      );
-      const r = await client.exit(5000);
-      const tookMs = performance.now() - killedAt;
-      assert(tookMs < 5000, `the client ended ${tookMs.toFixed(0)} ms after`);
-      assertEquals(r.code, 0, r.stdout + r.stderr); // it had replies
-      assertMatch(r.stdout, /packets transmitted/);
-      await node.irmd.waitFor(
-        new RegExp(`Process ${server.pid} died\\.`),
-        5000,
-        from,
-      );
-      await eventually("no flows left", async () => {
-        const c = await flowCounts(node);
-        return c.irmd === 0 && c.ipcps === 0;
-      });
-    }
+    await serverKilledMidFlow(node);
   } finally {
     await node.close();
   }

@@ -5,7 +5,8 @@
  * it saw, with a deadline; a stream of `[u32 length][payload]` frames read
  * with deadlines, and on it an application's end of a flow on the data
  * socket (lib/ipc/dataplane.ts); frames, status frames and packets that
- * say which they are; byte comparisons that say where bytes differ.
+ * say which they are; byte comparisons that say where bytes differ; an
+ * IPCP with its real data path on the fake irmd (`ipcpRig`).
  */
 import { assert } from "../../tests/assert.ts";
 import { encodeAttach, encodeStatus } from "../../lib/ipc/dataplane.ts";
@@ -13,6 +14,8 @@ import { FrameReader, putU32 } from "../../lib/ipc/framing.ts";
 import { connectCtrl, CtrlConn } from "../../lib/ipc/ctrl.ts";
 import type { Req, Res } from "../../lib/ipc/proto.ts";
 import { irmdSocketPath } from "../../lib/ipc/rundir.ts";
+import { nameHashWith } from "../../lib/wire/name_hash.ts";
+import type { Ipcp } from "./ipcp_main.ts";
 
 /** How the fake irmd answers a flow request (throw to refuse it). */
 export type OnFlowReq = (
@@ -325,4 +328,78 @@ export function packet(seq: number, n: number): Uint8Array {
   const p = new Uint8Array(n);
   for (let i = 0; i < n; i++) p[i] = (seq * 31 + i * 7) & 0xff;
   return p;
+}
+
+/** An end of a flow: what an application attaches with. */
+export interface FlowEnd {
+  handle: number;
+  token: Uint8Array;
+}
+
+/**
+ * An IPCP with its data path on a fake irmd, bootstrapped in `layer` with
+ * "oping" registered (SHA3-256, the layers' default): flows to it are
+ * allocated, their two ends attached as applications, and all of it
+ * ended by close().
+ */
+export interface IpcpRig<I extends Ipcp> {
+  irmd: FakeIrmd;
+  ipcp: I;
+  allocate(): Promise<{ client: FlowEnd; server: FlowEnd }>;
+  attach(end: FlowEnd, then?: Uint8Array[]): Promise<App>;
+  close(): Promise<void>;
+}
+
+export async function ipcpRig<I extends Ipcp>(
+  make: (rundir: string) => I,
+  layer: string,
+  mtu: number,
+): Promise<IpcpRig<I>> {
+  const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
+  const ipcp = make(irmd.rundir);
+  ipcp.startDataSocket();
+  ipcp.attachCtrl(irmd.ctrl);
+  await ipcp.datapathThread;
+  await ipcp.bootstrap({ layer });
+  const hash = nameHashWith("SHA3_256", "oping");
+  await ipcp.register("oping", hash);
+  const apps: App[] = [];
+  /** Allocates a flow; the two ends' handles and tokens. */
+  const allocate = async () => {
+    const n = irmd.reqs.length;
+    const c = await ipcp.allocate({
+      name: "oping",
+      hash,
+      qos: rawQos(),
+      oap: new Uint8Array([1]),
+      timeoutMs: 5000,
+    });
+    const s = irmd.reqs[n]!;
+    return {
+      client: { handle: c.handle, token: c.token },
+      server: { handle: s.handle, token: s.token },
+    };
+  };
+  const attach = async (end: FlowEnd, then: Uint8Array[] = []) => {
+    const app = await App.attach(
+      ipcp.dataPath,
+      mtu,
+      end.handle,
+      end.token,
+      then,
+    );
+    apps.push(app);
+    return app;
+  };
+  return {
+    irmd,
+    ipcp,
+    allocate,
+    attach,
+    async close() {
+      await ipcp.stop();
+      for (const a of apps) a.close();
+      await irmd.close();
+    },
+  };
 }

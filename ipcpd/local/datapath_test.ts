@@ -9,72 +9,23 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { putU32 } from "../../lib/ipc/framing.ts";
 import { assertNoNewFds, watchedFds } from "../../lib/sys/testing.ts";
-import { nameHashWith } from "../../lib/wire/name_hash.ts";
 import { LOCAL_MTU, LocalIpcp } from "./ipcp.ts";
 import { APP_QUEUE_BYTES } from "../common/ipcp_flows.ts";
 import {
-  App,
+  type App,
   eventually,
-  FakeIrmd,
   frame,
+  ipcpRig,
   packet,
-  rawQos,
 } from "../common/testing.ts";
 
-/** An application's end of a flow: its frames, each within a deadline. */
 /** A local IPCP with its data path, on a fake irmd, "oping" registered. */
-async function rig() {
-  const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
-  const ipcp = new LocalIpcp("local-ipcp", irmd.rundir);
-  ipcp.startDataSocket();
-  ipcp.attachCtrl(irmd.ctrl);
-  await ipcp.datapathThread;
-  ipcp.bootstrap({ layer: "local-layer" });
-  const hash = nameHashWith("SHA3_256", "oping");
-  ipcp.register("oping", hash);
-  const apps: App[] = [];
-  /** Allocates a flow; the two ends' handles and tokens. */
-  const allocate = async () => {
-    const n = irmd.reqs.length;
-    const c = await ipcp.allocate({
-      name: "oping",
-      hash,
-      qos: rawQos(),
-      oap: new Uint8Array([1]),
-      timeoutMs: 5000,
-    });
-    const s = irmd.reqs[n]!;
-    return {
-      client: { handle: c.handle, token: c.token },
-      server: { handle: s.handle, token: s.token },
-    };
-  };
-  const attach = async (
-    end: { handle: number; token: Uint8Array },
-    then: Uint8Array[] = [],
-  ) => {
-    const app = await App.attach(
-      ipcp.dataPath,
-      LOCAL_MTU,
-      end.handle,
-      end.token,
-      then,
-    );
-    apps.push(app);
-    return app;
-  };
-  return {
-    irmd,
-    ipcp,
-    allocate,
-    attach,
-    async close() {
-      await ipcp.stop();
-      for (const a of apps) a.close();
-      await irmd.close();
-    },
-  };
-}
+const rig = () =>
+  ipcpRig(
+    (rundir) => new LocalIpcp("local-ipcp", rundir),
+    "local-layer",
+    LOCAL_MTU,
+  );
 
 // A Worker started and ended before the tests: Deno keeps the last Worker's
 // runtime descriptors until the next one starts, which every leak check

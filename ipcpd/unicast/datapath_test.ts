@@ -12,7 +12,6 @@ import {
   assertMatch,
   assertThrows,
 } from "../../tests/assert.ts";
-import { nameHashWith } from "../../lib/wire/name_hash.ts";
 import { MAX_PAYLOAD_V6 } from "../../lib/wire/udp_wire.ts";
 import {
   closeFd,
@@ -36,11 +35,10 @@ import {
   concat,
   EventLog,
   eventually,
-  FakeIrmd,
   frame,
   FrameStream,
+  ipcpRig,
   packet,
-  rawQos,
   sameBytes,
   samePackets,
   statusFrame,
@@ -67,57 +65,9 @@ import {
 import type { ForwardingTables } from "./routing.ts";
 import { UNICAST_MTU, UnicastIpcp } from "./ipcp.ts";
 
-async function rig() {
-  const irmd = await FakeIrmd.start(() => ({ oap: new Uint8Array([5]) }));
-  const ipcp = new UnicastIpcp("u1", irmd.rundir);
-  ipcp.startDataSocket();
-  ipcp.attachCtrl(irmd.ctrl);
-  await ipcp.datapathThread;
-  ipcp.bootstrap({ layer: "net1" });
-  const hash = nameHashWith("SHA3_256", "oping");
-  ipcp.register("oping", hash);
-  const apps: App[] = [];
-  const allocate = async () => {
-    const n = irmd.reqs.length;
-    const c = await ipcp.allocate({
-      name: "oping",
-      hash,
-      qos: rawQos(),
-      oap: new Uint8Array([1]),
-      timeoutMs: 5000,
-    });
-    const s = irmd.reqs[n]!;
-    return {
-      client: { handle: c.handle, token: c.token },
-      server: { handle: s.handle, token: s.token },
-    };
-  };
-  const attach = async (
-    end: { handle: number; token: Uint8Array },
-    then: Uint8Array[] = [],
-  ) => {
-    const app = await App.attach(
-      ipcp.dataPath,
-      UNICAST_MTU,
-      end.handle,
-      end.token,
-      then,
-    );
-    apps.push(app);
-    return app;
-  };
-  return {
-    irmd,
-    ipcp,
-    allocate,
-    attach,
-    async close() {
-      await ipcp.stop();
-      for (const a of apps) a.close();
-      await irmd.close();
-    },
-  };
-}
+/** A unicast member with its data path, on a fake irmd, "oping" registered. */
+const rig = () =>
+  ipcpRig((rundir) => new UnicastIpcp("u1", rundir), "net1", UNICAST_MTU);
 
 Deno.test("a flow's peer in an ADD record: encoded and decoded, bad cubes refused", () => {
   const p = {
