@@ -11,9 +11,12 @@
  *   client.ts scale --name N --flows F [--ms 2000] [--count N]
  *     allocates F flows to an `oping -l` server, then keeps one 64-byte echo
  *     request outstanding on every flow for T ms (or N round trips in all);
- *     one JSON line with the round trips/s and every RTT in ms.
+ *     one JSON line with the round trips/s and every RTT in ms. With --sync,
+ *     the flows take the fast path and one loop on this thread serves them
+ *     all with the synchronous calls (Flow.readySync, readSync, writeSync),
+ *     as `oping -l --poll` serves its flows.
  */
-import { type Flow, Ouroboros } from "../lib/app/dev.ts";
+import { Flow, Ouroboros } from "../lib/app/dev.ts";
 import {
   decodeOping,
   ECHO_REPLY,
@@ -22,6 +25,7 @@ import {
   newOpingPacket,
 } from "../lib/wire/oping_msg.ts";
 import { msToTimespec, timespecToMs } from "../tools/oping.ts";
+import { eventLoopTurn, SYNC_TURN_MS } from "../tools/cli.ts";
 
 interface Args {
   mode: string;
@@ -30,6 +34,7 @@ interface Args {
   flows: number;
   ms: number;
   echo: boolean;
+  sync: boolean;
   rundir: string | undefined;
 }
 
@@ -41,11 +46,13 @@ function parse(argv: string[]): Args {
     flows: 1,
     ms: 2000,
     echo: false,
+    sync: false,
     rundir: undefined,
   };
   for (let i = 1; i < argv.length; i += 2) {
-    if (argv[i] === "--echo") {
-      a.echo = true;
+    if (argv[i] === "--echo" || argv[i] === "--sync") {
+      if (argv[i] === "--echo") a.echo = true;
+      else a.sync = true;
       i--;
       continue;
     }
@@ -145,6 +152,97 @@ async function alloc(node: Ouroboros, a: Args): Promise<unknown> {
     : { count: a.count, failures, allocMs, deallocMs };
 }
 
+/**
+ * `scale --sync`: every flow on the fast path, one loop serving them all
+ * on this thread: it waits in one poll(2) for any reply, records it and
+ * sends that flow's next request at once; a flow without its reply for 1 s
+ * counts one lost and sends its next. The event loop gets a whole turn
+ * every SYNC_TURN_MS.
+ */
+async function scaleSync(node: Ouroboros, a: Args): Promise<unknown> {
+  const flows: Flow[] = [];
+  for (let i = 0; i < a.flows; i++) {
+    flows.push(
+      await node.allocate(a.name, { timeoutMs: 5000, io: "blocking" }),
+    );
+  }
+  const rtts: number[] = [];
+  let total = 0;
+  let lost = 0;
+  const warmUntil = performance.now() + 300;
+  const end = warmUntil + a.ms;
+  const state = new Map(
+    flows.map((f) => [f, { pkt: newOpingPacket(64), seq: 0, sentAt: 0 }]),
+  );
+  // Flows that went down: no longer served.
+  const down = new Set<Flow>();
+  const send = (f: Flow, now: number) => {
+    const s = state.get(f)!;
+    const { sec, nsec } = msToTimespec(now);
+    encodeOping(s.pkt, { type: ECHO_REQUEST, id: s.seq, sec, nsec });
+    s.sentAt = now;
+    try {
+      f.writeSync(s.pkt);
+    } catch {
+      down.add(f);
+    }
+  };
+  const start = performance.now();
+  for (const f of flows) send(f, start);
+  let lastTurn = start;
+  let open = flows.filter((f) => !down.has(f));
+  while (open.length > 0) {
+    let now = performance.now();
+    if (now >= end || total >= a.count) break;
+    const ready = Flow.readySync(open, Math.min(SYNC_TURN_MS, end - now));
+    now = performance.now();
+    for (const f of ready) {
+      const s = state.get(f)!;
+      try {
+        for (let m = f.readSync(0); m !== undefined; m = f.readSync(0)) {
+          const r = decodeOping(m);
+          // Replies to this flow's earlier (timed-out) requests are skipped.
+          if (!r.ok || r.value.type !== ECHO_REPLY || r.value.id !== s.seq) {
+            continue;
+          }
+          if (now >= warmUntil && now < end) {
+            rtts.push(round(now - timespecToMs(r.value.sec, r.value.nsec)));
+            total++;
+          }
+          s.seq++;
+          send(f, now);
+        }
+      } catch {
+        down.add(f);
+      }
+    }
+    for (const f of open) {
+      const s = state.get(f)!;
+      if (now - s.sentAt >= 1000) {
+        lost++;
+        s.seq++;
+        send(f, now);
+      }
+    }
+    if (down.size > 0) open = open.filter((f) => !down.has(f));
+    if (now - lastTurn >= SYNC_TURN_MS) {
+      await eventLoopTurn();
+      lastTurn = performance.now();
+    }
+  }
+  const measured = Math.min(performance.now(), end) -
+    Math.max(start, warmUntil);
+  await Promise.all(flows.map((f) => f.close(0)));
+  return {
+    flows: a.flows,
+    roundTrips: total,
+    lost,
+    elapsedMs: measured,
+    rtPerSec: total / (measured / 1000),
+    rttMs: rtts,
+  };
+}
+
 async function scale(node: Ouroboros, a: Args): Promise<unknown> {
   const flows: Flow[] = [];
   for (let i = 0; i < a.flows; i++) {
@@ -211,7 +309,11 @@ if (import.meta.main) {
     ...(a.rundir === undefined ? {} : { rundir: a.rundir }),
   });
   try {
-    const run = a.mode === "alloc" ? alloc : a.mode === "scale" ? scale : null;
+    const run = a.mode === "alloc"
+      ? alloc
+      : a.mode === "scale"
+      ? (a.sync ? scaleSync : scale)
+      : null;
     if (run === null) throw new Error("client: mode is alloc or scale");
     console.log(JSON.stringify(await run(node, a)));
   } finally {

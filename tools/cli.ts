@@ -323,6 +323,36 @@ export interface PollableFlow {
   read(opts: { timeoutMs: number; signal: AbortSignal }): Promise<Uint8Array>;
 }
 
+/**
+ * What a tool's synchronous loop needs of a flow of the fast path: reads
+ * and writes that wait on the program's own thread (lib/app/dev.ts).
+ */
+export interface SyncFlow {
+  readSync(timeoutMs?: number): Uint8Array | undefined;
+  writeSync(packet: Uint8Array): void;
+}
+
+/** The flow's synchronous calls, if it is a flow of the fast path. */
+export function syncFlowOf(flow: object): SyncFlow | undefined {
+  const f = flow as Partial<SyncFlow> & { io?: unknown };
+  return f.io === "blocking" && f.readSync !== undefined &&
+      f.writeSync !== undefined
+    ? f as SyncFlow
+    : undefined;
+}
+
+/**
+ * How long a synchronous loop may keep its thread before it gives Deno's
+ * event loop a whole turn (its signals, such as Ctrl-C, and the irmd's
+ * connection are looked at then).
+ */
+export const SYNC_TURN_MS = 50;
+
+/** A whole turn of Deno's event loop (a 0 ms timer). */
+export function eventLoopTurn(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
 /** How a tool waits for its next packet. */
 export type ReadMode = "block" | "poll" | "busy";
 

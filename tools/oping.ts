@@ -17,6 +17,7 @@ import {
 import {
   allocateWithProgress,
   EventLoopTurn,
+  eventLoopTurn,
   onSignals,
   type OptionSpec,
   optionWords,
@@ -29,6 +30,9 @@ import {
   reason,
   runTool,
   serveFlows,
+  SYNC_TURN_MS,
+  type SyncFlow,
+  syncFlowOf,
   wholeNumber,
 } from "./cli.ts";
 import { OuroborosError } from "../lib/util/errors.ts";
@@ -642,6 +646,17 @@ export async function runPings(
     pollable === undefined
       ? flow.read(o)
       : readWith(opts.readMode, pollable, o, turn);
+  // A flood on the fast path waits for its replies on this thread, in
+  // poll(2) (-f) or looking again at once (-F), without a promise per
+  // packet; Deno's event loop gets a whole turn every SYNC_TURN_MS, while
+  // a ping is under way (the flow's own pump then takes in its reply).
+  const sync = opts.flood ? syncFlowOf(flow) : undefined;
+  let lastTurn = start;
+  const turnIfDue = async (): Promise<void> => {
+    if (performance.now() - lastTurn < SYNC_TURN_MS) return;
+    await eventLoopTurn();
+    lastTurn = performance.now();
+  };
   let lastSend = start;
   // When the next packet is due: one interval after the previous one's
   // schedule, so the rate does not drift; after a stall (a stopped
@@ -681,13 +696,15 @@ export async function runPings(
           nsec,
         });
         try {
-          await flow.write(packet);
+          if (sync !== undefined) sync.writeSync(packet);
+          else await flow.write(packet);
         } catch (e) {
           if (signal.aborted) break;
           print(`Failed to send a packet to ${name}: ${reason(e)}.`);
           return result("flow_down");
         }
         t.send();
+        if (sync !== undefined) await turnIfDue();
         lastSend = now;
         nextSend += opts.intervalMs;
         if (nextSend < now) nextSend = now + opts.intervalMs;
@@ -723,7 +740,21 @@ export async function runPings(
       }
       let buf: Uint8Array;
       try {
-        buf = await read({ timeoutMs: Math.max(0, until - now), signal });
+        if (sync !== undefined) {
+          const got = sync.readSync(
+            opts.readMode === "busy"
+              ? 0
+              : Math.min(Math.max(0, until - now), SYNC_TURN_MS),
+          );
+          if (got === undefined) {
+            await turnIfDue();
+            continue;
+          }
+          buf = got;
+        } else {buf = await read({
+            timeoutMs: Math.max(0, until - now),
+            signal,
+          });}
       } catch (e) {
         if (signal.aborted) break;
         if (e instanceof OuroborosError && e.code === "timed_out") continue;
@@ -775,13 +806,128 @@ async function busyPolling(): Promise<void> {
 async function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
   const { io, readMode } = serverIo(opts.readMode);
   if (opts.readMode === "busy") await busyPolling();
+  const sync = io === "blocking"
+    ? new SyncEchoServer(
+      (await import("../lib/app/dev.ts")).Flow.readySync,
+      { quiet: opts.quiet, busy: readMode === "busy" },
+      print,
+    )
+    : undefined;
   return await serveFlows(
     node,
     "Ouroboros ping server started.",
     (flow, signal) =>
-      serveFlow(flow, { quiet: opts.quiet, readMode }, signal, print),
+      sync !== undefined
+        ? sync.serve(flow, signal)
+        : serveFlow(flow, { quiet: opts.quiet, readMode }, signal, print),
     { io },
   );
+}
+
+/** What the synchronous server needs of a flow. */
+export interface SyncFlowLike extends SyncFlow {
+  readonly fd: number;
+  close(lingerMs?: number): Promise<void>;
+}
+
+/**
+ * The server's flows of the fast path (--poll, --busy), all served by one
+ * loop on the program's thread: it waits in one poll(2) for any of them
+ * (`readySync`; --busy: looks again at once), echoes every packet that is
+ * there with synchronous writes, and gives Deno's event loop a whole turn
+ * every SYNC_TURN_MS (new flows are accepted then, signals seen) and
+ * whenever no flow is open. A flow ends as `serveFlow`'s do: when it goes
+ * down, after `idleMs` without a packet (`Flow <fd> timed out.`), or on
+ * its signal.
+ */
+export class SyncEchoServer<F extends SyncFlowLike> {
+  #flows = new Map<
+    F,
+    { signal: AbortSignal; last: number; done: () => void }
+  >();
+  #running = false;
+
+  constructor(
+    private readonly readySync: (flows: F[], timeoutMs: number) => F[],
+    private readonly opts: { quiet: boolean; busy: boolean },
+    private readonly print: Print,
+    private readonly idleMs: number = SERVER_IDLE_MS,
+  ) {}
+
+  /** Serves `flow` until it ends; resolves once it is closed. */
+  serve(flow: F, signal: AbortSignal): Promise<void> {
+    this.print(`New flow ${flow.fd}.`);
+    return new Promise<void>((resolve) => {
+      this.#flows.set(flow, {
+        signal,
+        last: performance.now(),
+        done: resolve,
+      });
+      if (!this.#running) void this.#run();
+    });
+  }
+
+  async #finish(flow: F): Promise<void> {
+    const e = this.#flows.get(flow);
+    if (e === undefined) return;
+    this.#flows.delete(flow);
+    try {
+      await flow.close(0);
+    } finally {
+      e.done();
+    }
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true;
+    try {
+      let lastTurn = performance.now();
+      while (this.#flows.size > 0) {
+        const flows = [...this.#flows.keys()];
+        let now = performance.now();
+        // Sleep no longer than the next idle timeout or turn of the loop.
+        let wait = this.opts.busy ? 0 : SYNC_TURN_MS - (now - lastTurn);
+        for (const e of this.#flows.values()) {
+          wait = Math.min(wait, e.last + this.idleMs - now);
+        }
+        const ready = this.readySync(flows, Math.max(0, wait));
+        now = performance.now();
+        for (const flow of ready) this.#echo(flow, now);
+        for (const [flow, e] of this.#flows) {
+          if (e.signal.aborted) void this.#finish(flow);
+          else if (now - e.last >= this.idleMs) {
+            this.print(`Flow ${flow.fd} timed out.`);
+            void this.#finish(flow);
+          }
+        }
+        if (now - lastTurn >= SYNC_TURN_MS) {
+          await eventLoopTurn();
+          lastTurn = performance.now();
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  /** Echoes every packet `flow` has now; ends it once it is down. */
+  #echo(flow: F, now: number): void {
+    const e = this.#flows.get(flow);
+    if (e === undefined) return;
+    try {
+      for (let p = flow.readSync(0); p !== undefined; p = flow.readSync(0)) {
+        e.last = now;
+        if (!this.opts.quiet) {
+          this.print(`Received ${p.length} bytes on fd ${flow.fd}.`);
+        }
+        const reply = echoReply(p);
+        if (reply !== undefined) flow.writeSync(reply);
+      }
+    } catch {
+      // Down (or closed): quietly, as serveFlow.
+      void this.#finish(flow);
+    }
+  }
 }
 
 /**

@@ -29,8 +29,13 @@ import {
   rttMdev,
   runPings,
   serveFlow,
+  SyncEchoServer,
   timespecToMs,
 } from "./oping.ts";
+import { Flow } from "../lib/app/dev.ts";
+import { pair } from "../lib/app/test_pair.ts";
+import { within } from "../tests/deadline.ts";
+import { QOS_CUBES } from "../lib/wire/udp_wire.ts";
 import { reason } from "./cli.ts";
 
 function parseErr(args: string[]): string {
@@ -833,6 +838,65 @@ Deno.test("oping server: stops on the signal", async () => {
   await done;
   assertEquals(lines, ["New flow 5."]);
   assert(flow.closed);
+});
+
+Deno.test("oping server, synchronous loop (--poll): echoes on every flow, prints, times out idle flows, ends flows that go down or are stopped", async () => {
+  const lines: string[] = [];
+  const server = new SyncEchoServer(
+    Flow.readySync,
+    { quiet: false, busy: false },
+    (l) => lines.push(l),
+    1500,
+  );
+  const one = pair(QOS_CUBES.raw, 0, 10);
+  const two = pair(QOS_CUBES.raw, 0, 20);
+  const three = pair(QOS_CUBES.raw, 0, 30);
+  const stop = new AbortController();
+  const served = [
+    server.serve(one.b, new AbortController().signal),
+    server.serve(two.b, new AbortController().signal),
+    server.serve(three.b, stop.signal),
+  ];
+  // Pings on the first two flows, from the asynchronous side: each gets
+  // its reply while the loop gives the event loop its turns.
+  for (let i = 0; i < 5; i++) {
+    for (const p of [one, two]) {
+      const ping = newOpingPacket(64);
+      encodeOping(ping, { type: ECHO_REQUEST, id: i, sec: 1n, nsec: 2n });
+      await p.a.write(ping);
+      const r = await within(p.a.read(), 10_000, `reply ${i}`);
+      assertEquals(unwrap(decodeOping(r)), {
+        type: ECHO_REPLY,
+        id: i,
+        sec: 1n,
+        nsec: 2n,
+      });
+    }
+  }
+  // The third is stopped; the second's IPCP goes away; the first idles.
+  stop.abort();
+  await within(served[2]!, 10_000, "the stopped flow");
+  assertEquals(three.b.isOpen, false);
+  two.stop();
+  await within(served[1]!, 10_000, "the flow that went down");
+  await within(served[0]!, 10_000, "the idle flow");
+  assertEquals(one.b.isOpen, false);
+  assertEquals(lines.filter((l) => l.startsWith("New flow")).length, 3);
+  for (const fd of [11, 21]) {
+    assertEquals(
+      lines.filter((l) => l === `Received 64 bytes on fd ${fd}.`).length,
+      5,
+    );
+  }
+  // Only the idle one says it timed out; the others end quietly.
+  assertEquals(lines.filter((l) => /timed out/.test(l)), [
+    "Flow 11 timed out.",
+  ]);
+  await one.a.close(0);
+  await three.a.close(0);
+  for (const p of [one, two, three]) {
+    await within(p.relay, 10_000, "a relay");
+  }
 });
 
 // ---------------------------------------------------------------------------

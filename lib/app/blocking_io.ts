@@ -73,6 +73,8 @@ export class StreamError extends Error {
 export class SysStream {
   #fd: number;
   #closed = false;
+  /** For `waitNow`, made at its first call. */
+  #polls: PollSet | undefined;
   /** The last read emptied the socket. */
   #drained = false;
   /** Woken when the descriptor may be readable / writable again. */
@@ -157,6 +159,87 @@ export class SysStream {
     if (r.wouldBlock) return 0;
     if (r.errno === ECONNRESET) return null;
     throw new StreamError(r);
+  }
+
+  /** `tryRead`, as the frame reader's NowReader. */
+  readNow(p: Uint8Array): number | null {
+    return this.tryRead(p);
+  }
+
+  /** Resolves when the descriptor may be readable (in the reactor). */
+  readable(): Promise<void> {
+    return this.reactor.wait(this, POLLIN);
+  }
+
+  /**
+   * Blocks this thread in poll(2) until one of `streams` may be readable
+   * (or has hung up, or is closed), or `timeoutMs` passed: the indices in
+   * `streams` of those that may be ([] on timeout).
+   */
+  waitAnyNow(streams: readonly SysStream[], timeoutMs: number): number[] {
+    const polls = this.#polls ??= new PollSet(Math.max(1, streams.length));
+    polls.clear();
+    const ready: number[] = [];
+    const index: number[] = [];
+    for (let i = 0; i < streams.length; i++) {
+      const s = streams[i]!;
+      if (s.#closed) ready.push(i);
+      else {
+        polls.add(s.#fd, POLLIN);
+        index.push(i);
+      }
+    }
+    if (ready.length > 0) return ready;
+    const r = polls.wait(
+      timeoutMs >= 2 ** 31 - 1 ? -1 : Math.max(0, timeoutMs),
+    );
+    if (!r.ok) throw new StreamError(r);
+    if (r.value > 0) {
+      for (let j = 0; j < index.length; j++) {
+        if (polls.revents(j) !== 0) ready.push(index[j]!);
+      }
+    }
+    return ready;
+  }
+
+  /** Resolves when the descriptor may be writable (in the reactor). */
+  writable(): Promise<void> {
+    return this.reactor.wait(this, POLLOUT);
+  }
+
+  /**
+   * Writes what the socket takes now, without waiting: the bytes written,
+   * 0 when it is full.
+   */
+  writeNow(p: Uint8Array): number {
+    if (this.#closed) throw new Error("the flow's connection is closed");
+    const r = sendStream(this.#fd, p);
+    this.reactor.noteWrite();
+    if (r.ok) return r.value;
+    if (r.wouldBlock) return 0;
+    if (r.errno === EPIPE || r.errno === ECONNRESET) {
+      throw new Error("the IPCP closed the flow's connection");
+    }
+    throw new StreamError(r);
+  }
+
+  /**
+   * Blocks this thread in poll(2) until the descriptor is readable or
+   * writable, as `what` says, or `timeoutMs` passed: whether it is (a
+   * hang-up or an error counts as ready: the next read or write says
+   * which). Nothing else of the program runs meanwhile.
+   */
+  waitNow(what: "read" | "write", timeoutMs: number): boolean {
+    if (this.#closed) return true;
+    const polls = this.#polls ??= new PollSet(1);
+    polls.clear();
+    polls.add(this.#fd, what === "read" ? POLLIN : POLLOUT);
+    // poll(2) takes an int of milliseconds; beyond it, no limit.
+    const r = polls.wait(
+      timeoutMs >= 2 ** 31 - 1 ? -1 : Math.max(0, timeoutMs),
+    );
+    if (!r.ok) throw new StreamError(r);
+    return r.value > 0;
   }
 
   /** Writes some of `p` (all of it unless the socket is full). */

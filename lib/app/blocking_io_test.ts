@@ -11,8 +11,6 @@ import { within } from "../../tests/deadline.ts";
 import {
   closeFd,
   EAGAIN,
-  eventfd,
-  eventfdSignal,
   POLLIN,
   socketPair,
   unixConnect,
@@ -22,75 +20,16 @@ import {
 import { newFds, watchedFds } from "../sys/testing.ts";
 import { OuroborosError } from "../util/errors.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
-import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
 import {
   defaultReactor,
   IO_TURN_MS,
   StreamError,
   SysStream,
 } from "./blocking_io.ts";
-import { Flow, type FlowConn } from "./dev.ts";
-import type { RelayReport, RelayRequest } from "./test_relay.ts";
+import type { Flow } from "./dev.ts";
+import { pair } from "./test_pair.ts";
 
 const DEADLINE_MS = 30_000;
-
-function grant(qos: QosSpec): FlowGrant {
-  return {
-    handle: 1,
-    token: new Uint8Array(16),
-    path: "(socket pair)",
-    name: "test",
-    qos,
-    mtu: 1400,
-    flowId: 1,
-  };
-}
-
-/** Two blocking flows with the relay between them. */
-interface Pair {
-  a: Flow;
-  b: Flow;
-  relay: Promise<RelayReport>;
-  stop(): void;
-}
-
-function pair(qos: QosSpec, dropEvery = 0): Pair {
-  const [a1, a2] = unwrap(socketPair());
-  const [b1, b2] = unwrap(socketPair());
-  const stopFd = unwrap(eventfd());
-  const w = new Worker(new URL("./test_relay.ts", import.meta.url).href, {
-    type: "module",
-  });
-  const req: RelayRequest = { a: a2, b: b2, stop: stopFd, dropEvery };
-  const relay = new Promise<RelayReport>((resolve, reject) => {
-    w.onmessage = (e: MessageEvent<RelayReport | "listening">) => {
-      if (e.data === "listening") {
-        w.postMessage(req);
-        return;
-      }
-      resolve(e.data);
-      w.terminate();
-    };
-    w.onerror = (e) => {
-      e.preventDefault();
-      reject(new Error(e.message));
-      w.terminate();
-    };
-  });
-  const mk = (fd: number): Flow => {
-    const conn: FlowConn = SysStream.adopt(fd);
-    return new Flow(0, grant(qos), conn, new Uint8Array(20), () => {});
-  };
-  return {
-    a: mk(a1),
-    b: mk(b1),
-    // The relay closes its socket ends; the eventfd is the test's.
-    relay: relay.finally(() => closeFd(stopFd)),
-    stop: () => {
-      eventfdSignal(stopFd);
-    },
-  };
-}
 
 Deno.test("blocking flows: raw packets both ways, the reactor stops when no flow waits", async () => {
   const before = watchedFds();

@@ -25,6 +25,7 @@ import type { FlowGrant, QosSpec } from "../ipc/proto.ts";
 import { irmdSocketPath, resolveRundir } from "../ipc/rundir.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
 import { CRC_LEN, FlowEnd, type FlowStats, HEADER_LEN } from "../frct/frct.ts";
+import { loadNativeCrc32 } from "../wire/crc32.ts";
 
 export type { FlowGrant, FlowStats };
 
@@ -221,6 +222,8 @@ export class Ouroboros implements AsyncDisposable {
   }
 
   async #attach(grant: FlowGrant, io: FlowIo): Promise<Flow> {
+    // A flow that checks a CRC uses node:zlib's (loaded now, once).
+    if (grant.qos.ber === 0) await loadNativeCrc32();
     let conn: FlowConn;
     try {
       conn = io === "blocking"
@@ -298,6 +301,17 @@ export interface FlowConn extends ByteReader, ByteWriter {
  */
 export interface BlockingConn extends FlowConn {
   deadline: () => number;
+  /** The bytes there now (0: none yet), null at the end of the stream. */
+  readNow(p: Uint8Array): number | null;
+  /** The bytes the socket takes now, 0 when it is full. */
+  writeNow(p: Uint8Array): number;
+  /** Resolve when the connection may be readable / writable (the reactor). */
+  readable(): Promise<void>;
+  writable(): Promise<void>;
+  /** Blocks the thread until readable / writable or `timeoutMs`: whether ready. */
+  waitNow(what: "read" | "write", timeoutMs: number): boolean;
+  /** Blocks until one of `conns` may be readable, or `timeoutMs`: which. */
+  waitAnyNow(conns: readonly BlockingConn[], timeoutMs: number): number[];
 }
 
 function isBlocking(c: FlowConn): c is BlockingConn {
@@ -332,6 +346,8 @@ export class Flow implements AsyncDisposable {
   #feWaiters: (() => void)[] = [];
   /** When a waiting read times out (performance.now() time), or Infinity. */
   #readDeadline = Infinity;
+  /** The IPCP has answered the attach frame (fast-path flows). */
+  #attached = false;
 
   constructor(
     readonly fd: number,
@@ -365,7 +381,8 @@ export class Flow implements AsyncDisposable {
     this.#writer = new FrameWriter(conn, 256 * 1024, false);
     this.#writer.push(attach);
     this.#onClose = onClose;
-    void this.#pump();
+    if (isBlocking(conn)) void this.#pumpNow(conn);
+    else void this.#pump();
   }
 
   get isOpen(): boolean {
@@ -385,12 +402,7 @@ export class Flow implements AsyncDisposable {
         ? undefined
         : decodeStatus(first.subarray(4));
       if (status === undefined || !status.ok || status.value !== 0) {
-        this.#end(
-          new OuroborosError(
-            "flow_down",
-            `flow ${this.fd}: the IPCP did not attach it`,
-          ),
-        );
+        this.#notAttached();
         return;
       }
       for (;;) {
@@ -426,21 +438,124 @@ export class Flow implements AsyncDisposable {
           if (this.#ended !== undefined) return;
         }
       }
+      this.#goneDown();
+    } catch (e) {
+      this.#failed(e);
+    }
+  }
+
+  /**
+   * The pump of a fast-path flow: takes what is there whenever the
+   * reactor says the connection is readable. It never holds a buffer
+   * across a wait (`#pullNow` reads only what is there), so `readSync` and
+   * `writeSync` may take packets in between, on this thread.
+   */
+  async #pumpNow(conn: BlockingConn): Promise<void> {
+    try {
+      for (;;) {
+        const r = this.#pullNow();
+        if (r === "ended") return;
+        if (r === "end") {
+          this.#goneDown();
+          return;
+        }
+        if (r === "full") {
+          await new Promise<void>((r) => this.#resume = r);
+        } else {
+          await conn.readable();
+          this.#reader.rearm();
+        }
+        if (this.#ended !== undefined) return;
+      }
+    } catch (e) {
+      this.#failed(e);
+    }
+  }
+
+  /**
+   * Takes every frame there is now (without waiting): the IPCP's answer to
+   * the attach frame first, then packets, into the read queue or FRCT;
+   * wakes the reader. "empty" when nothing more is there for now, "full"
+   * when the read queue is full, "end" at the end of the stream, "ended"
+   * once the flow has ended.
+   */
+  #pullNow(): "empty" | "full" | "end" | "ended" {
+    const reader = this.#reader;
+    const fe = this.#fe;
+    const q = this.#queue;
+    let got = false;
+    let result: "empty" | "full" | "end" = "empty";
+    let now = 0;
+    for (;;) {
+      if (this.#ended !== undefined) return "ended";
+      if (fe === undefined && q.length - this.#qhead >= READ_QUEUE_LIMIT) {
+        result = "full";
+        break;
+      }
+      const frame = reader.nextNow();
+      if (frame === undefined) break;
+      if (frame === null) {
+        result = "end";
+        break;
+      }
+      if (!this.#attached) {
+        const status = decodeStatus(frame.subarray(4));
+        if (!status.ok || status.value !== 0) {
+          this.#notAttached();
+          return "ended";
+        }
+        this.#attached = true;
+        continue;
+      }
+      if (fe !== undefined) {
+        if (!got) now = performance.now();
+        fe.receive(frame.subarray(4), now);
+      } else q.push(frame.subarray(4));
+      got = true;
+    }
+    if (result === "end" && !this.#attached) {
+      this.#notAttached();
+      return "ended";
+    }
+    if (got) {
+      if (fe !== undefined) {
+        this.#feAfter();
+        if (this.#ended !== undefined) return "ended";
+        if (fe.readable) this.#wakeReader();
+      } else this.#wakeReader();
+    }
+    return result;
+  }
+
+  /** The IPCP refused the attach frame, or closed before it answered. */
+  #notAttached(): void {
+    this.#end(
+      new OuroborosError(
+        "flow_down",
+        `flow ${this.fd}: the IPCP did not attach it`,
+      ),
+    );
+  }
+
+  /** The connection ended: the flow is down. */
+  #goneDown(): void {
+    this.#end(
+      new OuroborosError(
+        "flow_down",
+        `flow ${this.fd} is down (its peer or IPCP went away)`,
+      ),
+    );
+  }
+
+  /** The pump failed: the flow is down, with the reason. */
+  #failed(e: unknown): void {
+    if (this.#ended === undefined) {
       this.#end(
         new OuroborosError(
           "flow_down",
-          `flow ${this.fd} is down (its peer or IPCP went away)`,
+          `flow ${this.fd} is down: ${e instanceof Error ? e.message : e}`,
         ),
       );
-    } catch (e) {
-      if (this.#ended === undefined) {
-        this.#end(
-          new OuroborosError(
-            "flow_down",
-            `flow ${this.fd} is down: ${e instanceof Error ? e.message : e}`,
-          ),
-        );
-      }
     }
   }
 
@@ -483,12 +598,19 @@ export class Flow implements AsyncDisposable {
     this.#feTimer = undefined;
     this.#feTimerAt = at;
     if (at === Infinity) return;
-    this.#feTimer = setTimeout(() => {
-      this.#feTimer = undefined;
-      this.#feTimerAt = Infinity;
-      fe.tick(performance.now());
-      this.#feAfter();
-    }, Math.max(0, at - performance.now()));
+    this.#feTimer = setTimeout(
+      () => this.#feFire(),
+      Math.max(0, at - performance.now()),
+    );
+  }
+
+  /** The flow's protocol timer: due now. */
+  #feFire(): void {
+    if (this.#feTimer !== undefined) clearTimeout(this.#feTimer);
+    this.#feTimer = undefined;
+    this.#feTimerAt = Infinity;
+    this.#fe!.tick(performance.now());
+    this.#feAfter();
   }
 
   /** Sends what reads made due (an ACK, a window update) once per turn. */
@@ -589,6 +711,138 @@ export class Flow implements AsyncDisposable {
     }
   }
 
+  /**
+   * The next packet, waiting for it on this thread, in poll(2), for at
+   * most `timeoutMs` (default: no limit): undefined if none came by then.
+   * Throws as `read` does (flow_down once the flow is down and its packets
+   * are read, closed after close()). For flows of the fast path (allocated
+   * or accepted with `io: "blocking"`) only: a program that calls it gives
+   * its thread to the flow, nothing else of it runs while it waits (not
+   * its timers, not its other sockets, not its signal listeners), so it
+   * should wait in short slices and give the event loop a turn in between
+   * (`await` anything that takes one, such as a 0 ms timer). FRCT's
+   * timers run inside the wait.
+   */
+  readSync(timeoutMs = Infinity): Uint8Array | undefined {
+    const conn = this.#blockingConn("readSync");
+    const until = performance.now() + timeoutMs;
+    for (;;) {
+      const p = this.tryRead();
+      if (p !== undefined) return p;
+      if (this.#ended !== undefined) throw this.#ended;
+      this.#pullNowOrEnd();
+      if (this.#hasPacket() || this.#ended !== undefined) continue;
+      const now = performance.now();
+      if (now >= this.#feTimerAt) {
+        this.#feFire();
+        continue;
+      }
+      if (now >= until) return undefined;
+      if (conn.waitNow("read", Math.min(until, this.#feTimerAt) - now)) {
+        this.#reader.rearm();
+      }
+    }
+  }
+
+  /**
+   * Sends one packet and hands it to the IPCP before returning, waiting on
+   * this thread while the connection is full (or, on a reliable flow,
+   * while the peer's window is closed, taking in its acknowledgements).
+   * Throws as `write` does. Fast-path flows only, as `readSync`.
+   */
+  writeSync(packet: Uint8Array): void {
+    const conn = this.#blockingConn("writeSync");
+    this.#checkWrite(packet);
+    const fe = this.#fe;
+    if (fe !== undefined) {
+      for (;;) {
+        const r = fe.write(packet, performance.now());
+        if (r === "ok") break;
+        this.#feAfter();
+        if (r !== "window_closed" || this.#ended !== undefined) {
+          throw this.#ended ??
+            new OuroborosError("flow_down", `flow ${this.fd} is down`);
+        }
+        // The peer's window is closed: take in what it sends (its
+        // acknowledgements open the window), run the protocol's timers.
+        this.#pullNowOrEnd();
+        if (this.#ended !== undefined) throw this.#ended;
+        const now = performance.now();
+        if (now >= this.#feTimerAt) this.#feFire();
+        else if (conn.waitNow("read", Math.min(this.#feTimerAt - now, 100))) {
+          this.#reader.rearm();
+        }
+      }
+      this.#feAfter();
+    } else this.#writer.push(packet);
+    try {
+      this.#writer.flushNow((ms) => conn.waitNow("write", ms));
+    } catch {
+      throw this.#ended ??
+        new OuroborosError("flow_down", `flow ${this.fd} is down`);
+    }
+  }
+
+  /**
+   * Waits on this thread, in one poll(2), until one of `flows` (all of the
+   * fast path) has a packet to read or has ended, or `timeoutMs` passed;
+   * returns those that have (none on timeout). Their FRCT timers run
+   * inside the wait. Gives the thread away as `readSync` does.
+   */
+  static readySync(flows: readonly Flow[], timeoutMs: number): Flow[] {
+    const until = performance.now() + timeoutMs;
+    const conns: BlockingConn[] = [];
+    for (const f of flows) conns.push(f.#blockingConn("readySync"));
+    for (;;) {
+      const ready: Flow[] = [];
+      let timerAt = Infinity;
+      for (const f of flows) {
+        if (f.#hasNow()) ready.push(f);
+        else if (f.#feTimerAt < timerAt) timerAt = f.#feTimerAt;
+      }
+      if (ready.length > 0 || conns.length === 0) return ready;
+      const now = performance.now();
+      if (now >= timerAt) {
+        for (const f of flows) if (now >= f.#feTimerAt) f.#feFire();
+        continue;
+      }
+      if (now >= until) return ready;
+      const woke = conns[0]!.waitAnyNow(conns, Math.min(until, timerAt) - now);
+      for (const i of woke) flows[i]!.#reader.rearm();
+    }
+  }
+
+  /** Whether a read would find a packet, or the flow's end, now. */
+  #hasNow(): boolean {
+    if (this.#ended !== undefined || this.#hasPacket()) return true;
+    this.#pullNowOrEnd();
+    return this.#ended !== undefined || this.#hasPacket();
+  }
+
+  /**
+   * A packet waits to be read (`pending` also counts, on a reliable flow,
+   * those that wait for an earlier one).
+   */
+  #hasPacket(): boolean {
+    return this.#fe !== undefined ? this.#fe.readable : this.pending > 0;
+  }
+
+  #blockingConn(what: string): BlockingConn {
+    const conn = this.#conn;
+    if (!isBlocking(conn)) {
+      throw new OuroborosError(
+        "invalid",
+        `${what} needs a flow of the fast path (io: "blocking")`,
+      );
+    }
+    return conn;
+  }
+
+  /** `#pullNow`, ending the flow at the end of its stream. */
+  #pullNowOrEnd(): void {
+    if (this.#pullNow() === "end") this.#goneDown();
+  }
+
   #waitPacket(opts: ReadOptions): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -638,16 +892,7 @@ export class Flow implements AsyncDisposable {
 
   /** Sends one packet; waits only when the outgoing queue is full. */
   async write(packet: Uint8Array): Promise<void> {
-    if (this.#ended !== undefined) throw this.#ended;
-    if (packet.length > this.mtu) {
-      throw new OuroborosError(
-        "too_large",
-        `packet of ${packet.length} bytes exceeds the flow's limit of ${this.mtu}`,
-      );
-    }
-    if (packet.length === 0) {
-      throw new OuroborosError("invalid", "empty packets cannot be sent");
-    }
+    this.#checkWrite(packet);
     const fe = this.#fe;
     if (fe !== undefined) {
       for (;;) {
@@ -674,6 +919,19 @@ export class Flow implements AsyncDisposable {
     if (this.#writer.closed) {
       throw this.#ended ??
         new OuroborosError("flow_down", `flow ${this.fd} is down`);
+    }
+  }
+
+  #checkWrite(packet: Uint8Array): void {
+    if (this.#ended !== undefined) throw this.#ended;
+    if (packet.length > this.mtu) {
+      throw new OuroborosError(
+        "too_large",
+        `packet of ${packet.length} bytes exceeds the flow's limit of ${this.mtu}`,
+      );
+    }
+    if (packet.length === 0) {
+      throw new OuroborosError("invalid", "empty packets cannot be sent");
     }
   }
 

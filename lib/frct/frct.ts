@@ -99,7 +99,7 @@
  * - The sequence never restarts (I1): the sender ignores C's 146 s
  *   inactivity rule; a C receiver takes our next DRF packet as a new run.
  */
-import { crc32 } from "node:zlib";
+import { crc32 } from "../wire/crc32.ts";
 
 // ---------------------------------------------------------------------------
 // Wire format (spec 2)
@@ -229,7 +229,7 @@ function checkField(name: string, v: number, max: number): void {
 
 /** CRC-32 (IEEE 802.3 / zlib) of `bytes`. */
 export function crcOf(bytes: Uint8Array): number {
-  return crc32(bytes) >>> 0;
+  return crc32(bytes);
 }
 
 /** Writes the CRC of `b[0..len)` big-endian at `b[len..len+4)`. */

@@ -29,6 +29,31 @@ export interface ByteWriter {
   write(p: Uint8Array): Promise<number>;
 }
 
+/**
+ * A source that can also be read without waiting (the fast path's
+ * descriptors): the bytes read, 0 when nothing is there now, null at the
+ * end of the stream.
+ */
+export interface NowReader extends ByteReader {
+  readNow(p: Uint8Array): number | null;
+}
+
+/**
+ * A destination that can also be written without waiting: the bytes
+ * written, 0 when it is full; `writable` resolves when it may take more.
+ */
+export interface NowWriter extends ByteWriter {
+  writeNow(p: Uint8Array): number;
+  writable(): Promise<void>;
+}
+
+/** The longest single wait of `flushNow` before it looks again. */
+const FLUSH_WAIT_SLICE_MS = 100;
+
+function canWriteNow(w: ByteWriter): w is NowWriter {
+  return "writeNow" in w;
+}
+
 /** A reader's first chunk: enough for a control message or a few packets. */
 const FIRST_CHUNK = 16 * 1024;
 
@@ -39,6 +64,8 @@ export class FrameReader {
   /** The size of the next chunk: doubles, up to the most, while reads fill it. */
   #size: number;
   readonly #most: number;
+  /** The last read of `nextNow` was short: the source is drained for now. */
+  #drained = false;
 
   constructor(
     private readonly src: ByteReader,
@@ -70,13 +97,7 @@ export class FrameReader {
     for (;;) {
       const frame = this.#take();
       if (frame !== undefined) return frame;
-      if (this.reuse && this.#start === this.#end) {
-        this.#start = this.#end = 0;
-        if (this.#chunk.length < this.#size) {
-          this.#chunk = new Uint8Array(this.#size);
-        }
-      }
-      if (this.#end === this.#chunk.length) this.#renew();
+      this.#prepare();
       const space = this.#chunk.length - this.#end;
       const n = await this.src.read(this.#chunk.subarray(this.#end));
       if (n === null) {
@@ -90,6 +111,57 @@ export class FrameReader {
         this.#size = Math.min(this.#size * 2, this.#most);
       }
     }
+  }
+
+  /**
+   * The next whole frame without waiting: one that is buffered, or one
+   * that reads of what is there now complete (a source that is not a
+   * NowReader is never read). Undefined when no whole frame is there yet;
+   * null at the end of the stream. A read that came back short drained
+   * the source: it is not read again until `rearm()` says that it may have
+   * more (the caller waited for readiness), which saves a read that would
+   * come back empty per packet. Never holds a buffer across a wait.
+   */
+  nextNow(): Uint8Array | null | undefined {
+    for (;;) {
+      const frame = this.#take();
+      if (frame !== undefined) return frame;
+      if (this.#drained) return undefined;
+      const src = this.src as Partial<NowReader>;
+      if (src.readNow === undefined) return undefined;
+      this.#prepare();
+      const space = this.#chunk.length - this.#end;
+      const n = src.readNow(this.#chunk.subarray(this.#end));
+      if (n === null) {
+        if (this.#end > this.#start) {
+          throw new Error("stream ended inside a frame");
+        }
+        return null;
+      }
+      if (n === 0) return undefined;
+      this.#end += n;
+      if (n === space) {
+        if (this.#size < this.#most) {
+          this.#size = Math.min(this.#size * 2, this.#most);
+        }
+      } else this.#drained = true;
+    }
+  }
+
+  /** The source may have more to read (it was seen readable). */
+  rearm(): void {
+    this.#drained = false;
+  }
+
+  /** Room at the end of the chunk for the next read. */
+  #prepare(): void {
+    if (this.reuse && this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      if (this.#chunk.length < this.#size) {
+        this.#chunk = new Uint8Array(this.#size);
+      }
+    }
+    if (this.#end === this.#chunk.length) this.#renew();
   }
 
   /** A frame that is already buffered, without reading. */
@@ -174,6 +246,13 @@ export class FrameWriter {
   #pending: Uint8Array;
   #spare: Uint8Array;
   #len = 0;
+  /**
+   * Bytes of #pending already written (a NowWriter destination writes
+   * from #pending in place, so that a synchronous flush may take over
+   * from a write that waits; other destinations swap buffers, and this
+   * stays 0).
+   */
+  #off = 0;
   #flushing = false;
   #closed = false;
   #error: unknown = undefined;
@@ -188,7 +267,9 @@ export class FrameWriter {
   ) {
     // Both buffers start small and double when a burst needs it.
     this.#pending = new Uint8Array(FIRST_WRITE_BUFFER);
-    this.#spare = new Uint8Array(FIRST_WRITE_BUFFER);
+    this.#spare = canWriteNow(dst)
+      ? new Uint8Array(0)
+      : new Uint8Array(FIRST_WRITE_BUFFER);
   }
 
   get closed(): boolean {
@@ -201,7 +282,7 @@ export class FrameWriter {
 
   /** Bytes waiting to be written. */
   get queued(): number {
-    return this.#len;
+    return this.#len - this.#off;
   }
 
   /**
@@ -217,7 +298,7 @@ export class FrameWriter {
     if (this.#closed) return false;
     const len = src.length - from;
     const need = FRAME_HDR + len;
-    if (this.#len + need > this.limit && this.#len > 0) {
+    if (this.queued + need > this.limit && this.queued > 0) {
       if (this.dropWhenFull) {
         this.dropped++;
         return false;
@@ -232,10 +313,10 @@ export class FrameWriter {
     this.#len += need;
     if (
       !this.#flushing &&
-      (!defer || this.#len >= DEFERRED_FLUSH_BYTES)
+      (!defer || this.queued >= DEFERRED_FLUSH_BYTES)
     ) this.#flush();
     // Dropping writers say whether the frame was queued; others whether to wait.
-    return this.dropWhenFull || this.#len <= this.limit;
+    return this.dropWhenFull || this.queued <= this.limit;
   }
 
   /**
@@ -249,12 +330,36 @@ export class FrameWriter {
 
   /** Starts writing what is pending (for a deferred writer). */
   kick(): void {
-    if (!this.#flushing && this.#len > 0 && !this.#closed) this.#flush();
+    if (!this.#flushing && this.queued > 0 && !this.#closed) this.#flush();
+  }
+
+  /**
+   * Writes everything pending on this thread, blocking in `waitWritable`
+   * (given the most it may wait, in ms) while the destination is full; a
+   * NowWriter destination only. Returns once all is written; throws the
+   * destination's error (the writer is closed then) or, if the writer is
+   * closed, an Error.
+   */
+  flushNow(waitWritable: (ms: number) => void): void {
+    const dst = this.dst;
+    if (!canWriteNow(dst)) {
+      throw new Error("flushNow: the destination cannot be written at once");
+    }
+    while (!this.#closed) {
+      try {
+        if (this.#writeNow(dst)) return;
+      } catch (e) {
+        this.#fail(e);
+        throw e;
+      }
+      waitWritable(FLUSH_WAIT_SLICE_MS);
+    }
+    throw this.#error ?? new Error("the writer is closed");
   }
 
   /** Resolves when the queue is below its limit again (or the writer closed). */
   drained(): Promise<void> {
-    if (this.#len <= this.limit || this.#closed) return Promise.resolve();
+    if (this.queued <= this.limit || this.#closed) return Promise.resolve();
     this.kick();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
@@ -262,7 +367,7 @@ export class FrameWriter {
   /** Resolves when everything queued so far has been written. */
   async flushed(): Promise<void> {
     this.kick();
-    while ((this.#len > 0 || this.#flushing) && !this.#closed) {
+    while ((this.queued > 0 || this.#flushing) && !this.#closed) {
       await new Promise<void>((resolve) => this.#waiters.push(resolve));
     }
   }
@@ -274,11 +379,41 @@ export class FrameWriter {
 
   #reserve(need: number): void {
     if (this.#len + need <= this.#pending.length) return;
+    if (this.#off > 0) {
+      // Written bytes make room first (a NowWriter's buffer).
+      this.#pending.copyWithin(0, this.#off, this.#len);
+      this.#len -= this.#off;
+      this.#off = 0;
+      if (this.#len + need <= this.#pending.length) return;
+    }
     let size = this.#pending.length * 2;
     while (size < this.#len + need) size *= 2;
     const bigger = new Uint8Array(size);
     bigger.set(this.#pending.subarray(0, this.#len));
     this.#pending = bigger;
+  }
+
+  /**
+   * Writes what the destination takes now, from #pending in place; true
+   * when nothing is left.
+   */
+  #writeNow(dst: NowWriter): boolean {
+    const before = this.queued;
+    while (this.#off < this.#len) {
+      const n = dst.writeNow(this.#pending.subarray(this.#off, this.#len));
+      if (n <= 0) break;
+      this.#off += n;
+    }
+    const done = this.#off === this.#len;
+    if (done) this.#off = this.#len = 0;
+    if (this.queued !== before) this.#wake();
+    return done;
+  }
+
+  #fail(e: unknown): void {
+    this.#error ??= e;
+    this.#closed = true;
+    this.#wake();
   }
 
   #wake(): void {
@@ -289,7 +424,16 @@ export class FrameWriter {
 
   async #flush(): Promise<void> {
     this.#flushing = true;
+    const dst = this.dst;
     try {
+      if (canWriteNow(dst)) {
+        // Written at once while the destination takes it (so a push on
+        // the fast path has written before it returns); a full one is
+        // waited for, and whoever writes next (this, or a flushNow) takes
+        // up where the last write stopped.
+        while (!this.#closed && !this.#writeNow(dst)) await dst.writable();
+        return;
+      }
       while (this.#len > 0 && !this.#closed) {
         const out = this.#pending.subarray(0, this.#len);
         // Swap: new frames gather in the other buffer during the write.
@@ -298,11 +442,10 @@ export class FrameWriter {
         this.#pending = next;
         this.#len = 0;
         this.#wake();
-        await writeAll(this.dst, out);
+        await writeAll(dst, out);
       }
     } catch (e) {
-      this.#error = e;
-      this.#closed = true;
+      this.#fail(e);
     } finally {
       this.#flushing = false;
       this.#wake();

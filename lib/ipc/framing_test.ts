@@ -150,3 +150,102 @@ Deno.test("a dropping writer drops and counts over its limit; a waiting one asks
   wait.close();
   assertEquals(wait.push(payload(0, 1)), false);
 });
+
+/**
+ * A destination of the fast path: takes `room` bytes more (then nothing),
+ * nothing while `full`; `writable()` resolves when told to.
+ */
+class NowSink {
+  bytes: number[] = [];
+  full = false;
+  room = Infinity;
+  asyncWrites = 0;
+  #open: (() => void)[] = [];
+  writeNow(p: Uint8Array): number {
+    if (this.full) return 0;
+    const n = Math.min(p.length, this.room);
+    this.room -= n;
+    for (let i = 0; i < n; i++) this.bytes.push(p[i]!);
+    return n;
+  }
+  writable(): Promise<void> {
+    return new Promise((r) => this.#open.push(r));
+  }
+  write(_p: Uint8Array): Promise<number> {
+    this.asyncWrites++;
+    return Promise.reject(new Error("a NowWriter is written through writeNow"));
+  }
+  open(): void {
+    this.full = false;
+    for (const r of this.#open.splice(0)) r();
+  }
+}
+
+/** The payloads of the frames in `bytes`. */
+function payloads(bytes: number[]): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < bytes.length;) {
+    const len = (bytes[i]! << 24 | bytes[i + 1]! << 16 | bytes[i + 2]! << 8 |
+      bytes[i + 3]!) >>> 0;
+    out.push(bytes.slice(i + 4, i + 4 + len));
+    i += 4 + len;
+  }
+  return out;
+}
+
+Deno.test("a writer of the fast path writes before push returns, waits for room in place, and flushNow takes over a waiting write", async () => {
+  const sink = new NowSink();
+  const w = new FrameWriter(sink, 1 << 20);
+  w.push(Uint8Array.of(1, 2, 3));
+  // Written at once, without a turn of the event loop.
+  assertEquals(payloads(sink.bytes), [[1, 2, 3]]);
+  assertEquals(w.queued, 0);
+
+  // Full: the rest waits for writable(); frames pushed meanwhile queue
+  // behind it, in order.
+  sink.room = 5;
+  w.push(Uint8Array.of(4, 5, 6, 7));
+  sink.full = true;
+  w.push(Uint8Array.of(8));
+  // 3 of the 8 bytes of the second frame wait, and the third's 5.
+  assertEquals(w.queued, 3 + 5);
+  sink.room = Infinity;
+  sink.open();
+  await w.flushed();
+  assertEquals(payloads(sink.bytes), [[1, 2, 3], [4, 5, 6, 7], [8]]);
+
+  // flushNow: a write that waits is taken over on this thread, which
+  // waits in the given function while the destination is full.
+  sink.full = true;
+  w.push(Uint8Array.of(9, 9));
+  let waits = 0;
+  w.flushNow(() => {
+    if (++waits === 3) sink.full = false;
+  });
+  assertEquals(waits, 3);
+  assertEquals(w.queued, 0);
+  assertEquals(payloads(sink.bytes).at(-1), [9, 9]);
+  sink.open(); // the async write that waited finds nothing left
+  await w.flushed();
+  assertEquals(payloads(sink.bytes).length, 4);
+  assertEquals(sink.asyncWrites, 0);
+
+  // An error of the destination closes the writer, and flushNow says it.
+  const bad = new NowSink();
+  const b = new FrameWriter(bad, 1 << 20);
+  bad.full = true;
+  b.push(Uint8Array.of(1));
+  bad.writeNow = () => {
+    throw new Error("EPIPE");
+  };
+  let e: unknown;
+  try {
+    b.flushNow(() => {});
+  } catch (x) {
+    e = x;
+  }
+  assert(e instanceof Error && e.message === "EPIPE", String(e));
+  assert(b.closed);
+  bad.open();
+  await b.flushed();
+});
