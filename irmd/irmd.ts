@@ -12,8 +12,8 @@ import {
   type HashAlgo,
   nameHashWith,
   SHA3_ALGOS,
-  toHex,
 } from "../lib/wire/name_hash.ts";
+import { hexString as toHex } from "../lib/ipc/schema.ts";
 import {
   buildOapRequest,
   buildOapResponse,
@@ -50,6 +50,9 @@ import { layersFor, recordOver } from "./layers.ts";
 
 const log = new Logger("irmd");
 const confLog = new Logger("irmd/configuration");
+
+/** Name hashes kept per hash algorithm (#nameHash); one more empties them. */
+export const NAME_HASH_CACHE = 4096;
 
 /** How long a flow request waits for an accepting process before autostart. */
 export const ACCEPT_WAIT_MS = 1000;
@@ -157,6 +160,8 @@ export class Irmd {
   /** Programs this irmd started (autostart), ended at shutdown. */
   #children = new Map<number, Deno.ChildProcess>();
   #replay = new ReplayGuard();
+  /** Name hashes by algorithm and name: each allocation asks for them again. */
+  #hashes = new Map<HashAlgo, Map<string, Uint8Array>>();
   #listener: Deno.UnixListener | undefined;
   #conns = new Set<CtrlConn>();
   #nextFlowId = 1;
@@ -166,6 +171,22 @@ export class Irmd {
 
   constructor(readonly opts: IrmdOptions) {
     this.socketPath = irmdSocketPath(opts.rundir);
+  }
+
+  /**
+   * A name's hash with a layer's algorithm, computed once (the MD5 and SHA-3
+   * here are plain TypeScript). The bytes are shared: never modified.
+   */
+  #nameHash(algo: HashAlgo, name: string): Uint8Array {
+    let byName = this.#hashes.get(algo);
+    if (byName === undefined) this.#hashes.set(algo, byName = new Map());
+    let h = byName.get(name);
+    if (h === undefined) {
+      if (byName.size >= NAME_HASH_CACHE) byName.clear();
+      h = nameHashWith(algo, name);
+      byName.set(name, h);
+    }
+    return h;
   }
 
   // ------------------------------------------------------------ start/stop
@@ -682,7 +703,7 @@ export class Irmd {
       );
     }
     if (ipcp.regs.has(name)) return;
-    const hash = nameHashWith(ipcp.hash, name);
+    const hash = this.#nameHash(ipcp.hash, name);
     await this.#ipcpConn(ipcp).request("ipcp.reg", { name, hash }, 15_000);
     ipcp.regs.set(name, toHex(hash));
     log.info(
@@ -699,7 +720,7 @@ export class Irmd {
     }
     await this.#ipcpConn(ipcp).request("ipcp.unreg", {
       name,
-      hash: nameHashWith(ipcp.hash, name),
+      hash: this.#nameHash(ipcp.hash, name),
     }, 15_000);
     ipcp.regs.delete(name);
     log.info(`Unregistered ${name} from IPCP ${ipcp.pid}.`);
@@ -1119,7 +1140,7 @@ export class Irmd {
       try {
         res = await this.#ipcpConn(cand).request("ipcp.flow.alloc", {
           name: r.name,
-          hash: nameHashWith(cand.hash, r.name),
+          hash: this.#nameHash(cand.hash, r.name),
           qos: r.qos,
           oap,
           timeoutMs: left,

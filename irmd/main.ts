@@ -16,6 +16,7 @@ import { resolveRundir } from "../lib/ipc/rundir.ts";
 import { selfCommand } from "../lib/util/self.ts";
 import { VERSION } from "../lib/util/version.ts";
 import { Irmd } from "./irmd.ts";
+import { BatchedSink } from "./log_batch.ts";
 
 const log = new Logger("irmd");
 
@@ -166,7 +167,22 @@ export async function main(args: string[]): Promise<number> {
     console.error(`irmd: ${cfg.error}`);
     return 1;
   }
-  setupLogging({ debug: opts.debug });
+  // The lines of a task leave in one write once it is done (log_batch.ts).
+  const sink = new BatchedSink();
+  const stopFlushing = sink.flushAtExit();
+  setupLogging({ debug: opts.debug, sink });
+  try {
+    return await serve(opts, cfg?.value);
+  } finally {
+    sink.flush();
+    stopFlushing();
+  }
+}
+
+async function serve(
+  opts: IrmdArgs,
+  cfg: { config: Config; warnings: string[] } | undefined,
+): Promise<number> {
   const irmd = new Irmd({
     rundir: resolveRundir(opts.rundir),
     debug: opts.debug,
@@ -188,16 +204,16 @@ export async function main(args: string[]): Promise<number> {
     `Ouroboros IPC Resource Manager daemon started (runtime directory ${irmd.opts.rundir}).`,
   );
   if (cfg !== undefined) {
-    for (const w of cfg.value.warnings) {
+    for (const w of cfg.warnings) {
       log.warn(w.replace(/: warning: /, ": "));
     }
     try {
-      await irmd.applyConfig(cfg.value.config);
+      await irmd.applyConfig(cfg.config);
     } catch (e) {
       const why = e instanceof OuroborosError || e instanceof Error
         ? e.message
         : String(e);
-      log.error(`Configuration ${cfg.value.config.file} failed: ${why}`);
+      log.error(`Configuration ${cfg.config.file} failed: ${why}`);
       await irmd.stop();
       stopped.resolve(1);
     }

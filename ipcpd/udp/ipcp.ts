@@ -25,7 +25,8 @@ import {
   type Req,
   type Res,
 } from "../../lib/ipc/proto.ts";
-import { toHex } from "../../lib/wire/hex.ts";
+import { hexString as toHex } from "../../lib/ipc/schema.ts";
+import { Deadlines } from "../../lib/ipc/deadlines.ts";
 import { NAME_HASH_LEN } from "../../lib/wire/name_hash.ts";
 import {
   decodeMgmt,
@@ -68,7 +69,7 @@ import {
 const ipcpLog = new Logger("ipcpd/ipcp");
 const log = new Logger("ipcpd/udp");
 
-/** How often keepalives and liveness are checked. */
+/** How often keepalives, liveness and attach deadlines are checked. */
 export const TICK_MS = 250;
 /**
  * Flow requests the irmd is deciding on at once, at most; more are refused
@@ -80,6 +81,8 @@ export const MAX_FLOW_REQS = 256;
  * timers: what C's UDP IPCP gives them.
  */
 export const UDP_MPL_MS = 5000;
+/** Peers whose canonical address and packed socket address are kept. */
+export const PEER_CACHE = 1024;
 
 type FlowState = "pending" | "allocated";
 
@@ -101,6 +104,8 @@ interface UdpFlow {
   lastRecv: number;
   lastSend: number;
   created: number;
+  /** When it was allocated (Date.now()), 0 while pending. */
+  allocatedAt: number;
   /** The application attached (the data path said so). */
   attached: boolean;
 }
@@ -148,7 +153,11 @@ export class UdpIpcp {
   #data: DataPath | undefined;
   readonly dataPath: string;
   #flows = new Map<number, UdpFlow>();
+  /** Peers by address and port as given, canonical and packed (#peerOf). */
+  #peers = new Map<string, { peer: Peer; addr: Uint8Array }>();
   #allocs = new Map<number, PendingAlloc>();
+  /** Their timeouts, on one timer. */
+  #allocTimeouts = new Deadlines<number>();
   #eids = new EidSource();
   #resolver: Resolver | undefined;
   /** With `dns=`: keeps the layer's DNS server in step with our names. */
@@ -217,7 +226,9 @@ export class UdpIpcp {
         },
         detached: (eid, reason) => {
           const flow = this.#flows.get(eid);
-          if (flow !== undefined) this.#endFlow(flow, reason, true);
+          // The data path has dropped the flow and closed its connection
+          // already: its Remove needs no wakeup.
+          if (flow !== undefined) this.#endFlow(flow, reason, true, false);
         },
         activity: (a) => this.#onActivity(a),
         ...dataPathTrouble(log, () => this.dataPath, (e) => this.onFatal(e)),
@@ -427,8 +438,7 @@ export class UdpIpcp {
     this.#bootstrapped();
     checkHash(r.hash);
     const ip = await this.#resolve(r.name, r.hash);
-    const peer: Peer = { hostname: canonicalIp(ip), port: this.#port };
-    const addr = this.#packPeer(peer);
+    const { peer, addr } = this.#peerOf(ip, this.#port);
     const eid = this.#freshEid();
     const flow = this.#newFlow(eid, 0, peer, addr, r.qos, "pending");
     const frame = encodeFlowReq({
@@ -440,29 +450,27 @@ export class UdpIpcp {
     const reply = new Promise<{ dEid: number; oap: Uint8Array }>(
       (resolve, reject) => {
         this.#allocs.set(eid, { eid, peer, resolve, reject });
+        this.#allocTimeouts.add(eid, r.timeoutMs, () =>
+          reject(
+            new OuroborosError(
+              "timed_out",
+              `no reply from ${peer.hostname}:${peer.port} for ${r.name} within ${r.timeoutMs} ms`,
+            ),
+          ));
       },
     );
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        reject(
-          new OuroborosError(
-            "timed_out",
-            `no reply from ${peer.hostname}:${peer.port} for ${r.name} within ${r.timeoutMs} ms`,
-          ),
-        );
-      }, r.timeoutMs);
-    });
     try {
       this.#send(frame, addr, peer);
-      const got = await Promise.race([reply, timeout]);
+      const got = await reply;
       if (this.#flows.get(eid) !== flow) {
         throw new OuroborosError("flow_down", "the IPCP is stopping");
       }
       flow.peerEid = got.dEid;
-      this.#setAllocated(flow);
+      // No application can be attached to the flow yet (it learns of the
+      // flow from our answer, sent after the record): the data path reads
+      // the record on the wakeup of whatever comes next for the flow.
+      this.#setAllocated(flow, false);
       flow.lastRecv = Date.now();
-      this.#armAttachDeadline(flow);
       log.debug(
         `Flow allocated: eid ${eid} <-> ${peer.hostname}:${peer.port} eid ${got.dEid}.`,
       );
@@ -482,7 +490,7 @@ export class UdpIpcp {
         `cannot send to ${peer.hostname}:${peer.port}: ${why}`,
       );
     } finally {
-      clearTimeout(timer);
+      this.#allocTimeouts.delete(eid);
       this.#allocs.delete(eid);
     }
   }
@@ -517,15 +525,28 @@ export class UdpIpcp {
     return this.#eids.fresh((eid) => this.#flows.has(eid));
   }
 
-  #packPeer(peer: Peer): Uint8Array {
-    const a = packAddr(peer.hostname, peer.port);
-    if (!a.ok) {
-      throw new OuroborosError(
-        "unreachable",
-        `cannot reach ${peer.hostname}:${peer.port}: ${describe(a)}`,
-      );
+  /**
+   * A peer (its address canonical) and its socket address packed for
+   * sendto, made once per peer: every flow to or from it uses the same
+   * (neither is ever modified).
+   */
+  #peerOf(ip: string, port: number): { peer: Peer; addr: Uint8Array } {
+    const key = `${ip} ${port}`;
+    let p = this.#peers.get(key);
+    if (p === undefined) {
+      const peer: Peer = { hostname: canonicalIp(ip), port };
+      const a = packAddr(peer.hostname, peer.port);
+      if (!a.ok) {
+        throw new OuroborosError(
+          "unreachable",
+          `cannot reach ${peer.hostname}:${peer.port}: ${describe(a)}`,
+        );
+      }
+      if (this.#peers.size >= PEER_CACHE) this.#peers.clear();
+      p = { peer, addr: a.value };
+      this.#peers.set(key, p);
     }
-    return a.value;
+    return p;
   }
 
   #newFlow(
@@ -548,6 +569,7 @@ export class UdpIpcp {
       lastRecv: now,
       lastSend: now,
       created: now,
+      allocatedAt: 0,
       attached: false,
     };
     this.#flows.set(eid, flow);
@@ -565,29 +587,36 @@ export class UdpIpcp {
     return flow;
   }
 
-  #armAttachDeadline(flow: UdpFlow): void {
-    const t = setTimeout(() => {
-      if (this.#flows.get(flow.eid) === flow && !flow.attached) {
-        this.#endFlow(flow, "no application attached in time", true);
-      }
-    }, ATTACH_DEADLINE_MS);
-    Deno.unrefTimer(t);
-  }
-
-  #setAllocated(flow: UdpFlow): void {
+  /**
+   * A pending flow is allocated: its application has ATTACH_DEADLINE_MS to
+   * attach (checked on each tick). `wake: false` leaves the data path's
+   * record for its next wakeup (see Datapath.send), for a flow that no
+   * application can have attached to yet.
+   */
+  #setAllocated(flow: UdpFlow, wake: boolean): void {
     flow.state = "allocated";
+    flow.allocatedAt = Date.now();
     this.#data?.dp.send({
       op: Op.Allocated,
       eid: flow.eid,
       peerEid: flow.peerEid,
-    });
+    }, wake);
   }
 
-  /** Removes a flow; tells the irmd when it did not ask for it. */
-  #endFlow(flow: UdpFlow, reason: string, notify: boolean): void {
+  /**
+   * Removes a flow; tells the irmd when it did not ask for it. `wake:
+   * false` when the data path ended the flow itself (its record only keeps
+   * the two threads in step).
+   */
+  #endFlow(
+    flow: UdpFlow,
+    reason: string,
+    notify: boolean,
+    wake = true,
+  ): void {
     if (this.#flows.get(flow.eid) !== flow) return;
     this.#flows.delete(flow.eid);
-    this.#data?.dp.send({ op: Op.Remove, eid: flow.eid });
+    this.#data?.dp.send({ op: Op.Remove, eid: flow.eid }, wake);
     log.debug(`Flow ${flow.eid} ended: ${reason}.`);
     if (notify) this.#ctrl?.notify("flow.ended", { handle: flow.eid, reason });
   }
@@ -663,11 +692,7 @@ export class UdpIpcp {
     req: { sEid: number; qos: QosSpec; hash: Uint8Array; oap: Uint8Array },
     from: Peer,
   ): Promise<void> {
-    const peer: Peer = {
-      hostname: canonicalIp(from.hostname),
-      port: from.port,
-    };
-    const addr = this.#packPeer(peer);
+    const { peer, addr } = this.#peerOf(from.hostname, from.port);
     const hashHex = toHex(req.hash);
     const refuse = (errno: number, why: string, quiet = false) => {
       log[quiet ? "debug" : "info"](
@@ -744,8 +769,9 @@ export class UdpIpcp {
       return;
     }
     flow.lastSend = Date.now();
-    this.#setAllocated(flow);
-    this.#armAttachDeadline(flow);
+    // The application may have attached already (the irmd has handed it
+    // the flow): the data path answers it once it reads the record.
+    this.#setAllocated(flow, true);
     log.debug(
       `Flow accepted: eid ${eid} <-> ${peer.hostname}:${peer.port} eid ${req.sEid}.`,
     );
@@ -754,7 +780,12 @@ export class UdpIpcp {
   #onTick(): void {
     const now = Date.now();
     for (const flow of this.#flows.values()) {
-      if (flow.state !== "allocated" || flow.timeoutMs === 0) continue;
+      if (flow.state !== "allocated") continue;
+      if (!flow.attached && now - flow.allocatedAt >= ATTACH_DEADLINE_MS) {
+        this.#endFlow(flow, "no application attached in time", true);
+        continue;
+      }
+      if (flow.timeoutMs === 0) continue;
       if (now - flow.lastRecv >= flow.timeoutMs) {
         log.info(
           `Flow ${flow.eid} timed out: nothing from its peer for ${flow.timeoutMs} ms.`,
@@ -788,6 +819,7 @@ export class UdpIpcp {
       a.reject(new OuroborosError("flow_down", "the IPCP is stopping"));
     }
     this.#allocs.clear();
+    this.#allocTimeouts.clear();
     await closeDataPath(this.#data, this.dataPath);
     this.#data = undefined;
     if (this.#udpFd >= 0) closeFd(this.#udpFd);

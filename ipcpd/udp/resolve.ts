@@ -96,7 +96,7 @@ export class Resolver {
     let ttl = HOSTS_CACHE_MS;
     if (this.opts.dns !== undefined) {
       if (this.opts.hostsFile !== undefined) {
-        addr = await this.#fromHosts(this.opts.hostsFile, key, true);
+        addr = this.#fromHosts(this.opts.hostsFile, key, true);
       }
       if (addr === undefined) {
         // Throws when the server does not answer or refuses: not cached.
@@ -110,9 +110,9 @@ export class Resolver {
         if (addr !== undefined) ttl = Math.min(got.ttl * 1000, DNS_CACHE_MS);
       }
     } else if (this.opts.hostsFile !== undefined) {
-      addr = await this.#fromHosts(this.opts.hostsFile, key, true);
+      addr = this.#fromHosts(this.opts.hostsFile, key, true);
     } else {
-      addr = await this.#fromHosts(
+      addr = this.#fromHosts(
         this.opts.systemHosts ?? "/etc/hosts",
         key,
         false,
@@ -134,11 +134,11 @@ export class Resolver {
    * of the layer would fail to resolve for that reason alone. A missing
    * system hosts file is only an empty one.
    */
-  async #fromHosts(
+  #fromHosts(
     file: string,
     key: string,
     required: boolean,
-  ): Promise<string | undefined> {
+  ): string | undefined {
     const now = Date.now();
     let cached = this.#hostsText;
     if (
@@ -147,7 +147,10 @@ export class Resolver {
     ) {
       let text = "";
       try {
-        text = await Deno.readTextFile(file);
+        // A small local file, read at most once a second: synchronously, a
+        // few system calls, where an asynchronous read is a round trip
+        // through Deno's thread pool in the middle of an allocation.
+        text = Deno.readTextFileSync(file);
       } catch (e) {
         this.#hostsText = undefined;
         if (required) throw new HostsFileError(file, readWhy(e));

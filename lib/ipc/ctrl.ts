@@ -13,7 +13,8 @@ import {
   type Req,
   type Res,
 } from "./proto.ts";
-import { toJsonValue } from "./schema.ts";
+import { jsonReplacer } from "./schema.ts";
+import { Deadlines } from "./deadlines.ts";
 
 export type Handler<M extends Method> = (
   body: Req<M>,
@@ -26,7 +27,6 @@ interface Pending {
   method: Method;
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -40,6 +40,8 @@ export interface CtrlOptions {
 export class CtrlConn {
   #nextId = 1;
   #pending = new Map<number, Pending>();
+  /** The requests' timeouts, on one timer (deadlines.ts). */
+  #deadlines = new Deadlines<number>();
   #writer: FrameWriter;
   #closed = false;
   #done: Promise<void>;
@@ -80,10 +82,9 @@ export class CtrlConn {
         method,
         resolve: resolve as (v: unknown) => void,
         reject,
-        timer: undefined,
       };
       if (timeoutMs !== undefined) {
-        p.timer = setTimeout(() => {
+        this.#deadlines.add(id, timeoutMs, () => {
           this.#pending.delete(id);
           reject(
             new OuroborosError(
@@ -91,15 +92,15 @@ export class CtrlConn {
               `no answer to ${method} within ${timeoutMs} ms`,
             ),
           );
-        }, timeoutMs);
+        });
       }
       this.#pending.set(id, p);
-      this.#send({ i: id, m: method, b: toJsonValue(body) });
+      this.#send({ i: id, m: method, b: body });
     });
   }
 
   notify<M extends Method>(method: M, body: Req<M>): void {
-    if (!this.#closed) this.#send({ m: method, b: toJsonValue(body) });
+    if (!this.#closed) this.#send({ m: method, b: body });
   }
 
   close(): void {
@@ -114,8 +115,9 @@ export class CtrlConn {
     this.#failPending();
   }
 
+  /** One message out; bytes as hex and bigints as decimal (jsonReplacer). */
   #send(msg: unknown): void {
-    const bytes = encoder.encode(JSON.stringify(msg));
+    const bytes = encoder.encode(JSON.stringify(msg, jsonReplacer));
     if (bytes.length > MAX_CTRL_FRAME) {
       throw new OuroborosError(
         "too_large",
@@ -126,9 +128,9 @@ export class CtrlConn {
   }
 
   #failPending(): void {
+    this.#deadlines.clear();
     for (const [id, p] of this.#pending) {
       this.#pending.delete(id);
-      if (p.timer !== undefined) clearTimeout(p.timer);
       p.reject(new OuroborosError("closed", "the control connection closed"));
     }
   }
@@ -216,7 +218,7 @@ export class CtrlConn {
       return;
     }
     this.#pending.delete(id);
-    if (p.timer !== undefined) clearTimeout(p.timer);
+    this.#deadlines.delete(id);
     if ("e" in m) {
       p.reject(toError(m.e));
       return;
@@ -251,7 +253,7 @@ export class CtrlConn {
     }
     try {
       const res = await handler(parsed.value as never, this);
-      if (id !== 0) this.#send({ i: id, r: toJsonValue(res) });
+      if (id !== 0) this.#send({ i: id, r: res });
     } catch (e) {
       if (id === 0) return;
       if (e instanceof OuroborosError) {

@@ -1,4 +1,5 @@
 import {
+  assert,
   assertEquals,
   assertMatch,
   assertRejects,
@@ -112,6 +113,43 @@ Deno.test("a request times out; closing fails what is pending", async () => {
     p.client.close();
     await assertRejects(() => pending, /closed/);
     release();
+  } finally {
+    await p.close();
+  }
+});
+
+Deno.test("timeouts: answered requests never time out; a shorter one after a longer one fires first", async () => {
+  let hang = false;
+  const releases: (() => void)[] = [];
+  const p = await pair({
+    "hello": (h) =>
+      hang
+        ? new Promise((r) => releases.push(() => r({ irmdPid: h.pid })))
+        : { irmdPid: h.pid },
+  });
+  try {
+    // Answered well within their (shared) timeout: none fires later.
+    for (let i = 1; i <= 20; i++) {
+      assertEquals(
+        await p.client.request("hello", { role: "tool", pid: i }, 80),
+        { irmdPid: i },
+      );
+    }
+    hang = true;
+    const t0 = performance.now();
+    const at = (e: unknown) => ({ e, ms: performance.now() - t0 });
+    const long = p.client.request("hello", { role: "tool", pid: 1 }, 300)
+      .catch(at);
+    const short = p.client.request("hello", { role: "tool", pid: 2 }, 60)
+      .catch(at);
+    const s = await short;
+    assertMatch(String((s as { e: unknown }).e), /within 60 ms/);
+    const sMs = (s as { ms: number }).ms;
+    assert(sMs >= 59 && sMs < 250, `the 60 ms timeout fired at ${sMs} ms`);
+    const l = await long;
+    assertMatch(String((l as { e: unknown }).e), /within 300 ms/);
+    assert((l as { ms: number }).ms >= 299, "the 300 ms timeout fired early");
+    for (const r of releases) r();
   } finally {
     await p.close();
   }

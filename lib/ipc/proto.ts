@@ -24,7 +24,7 @@ import {
   type Schema,
   str,
 } from "./schema.ts";
-import { checkName } from "../util/names.ts";
+import { checkName, MAX_NAME_BYTES } from "../util/names.ts";
 import { HASH_ALGOS, isHashLength } from "../wire/name_hash.ts";
 import type { QosCubeName } from "../wire/udp_wire.ts";
 
@@ -40,7 +40,10 @@ const nameStr: Schema<string> = {
     if (typeof v !== "string") {
       return { ok: false, error: `${path}: expected a name (a string)` };
     }
-    const why = checkName(v);
+    // At most 3 bytes of UTF-8 per UTF-16 unit: a short name needs no count.
+    const why = v.length !== 0 && v.length * 3 <= MAX_NAME_BYTES
+      ? undefined
+      : checkName(v);
     return why === undefined
       ? { ok: true, value: v }
       : { ok: false, error: `${path}: ${why}` };
@@ -65,11 +68,12 @@ export type IpcpTypeName = typeof IPCP_TYPES[number];
 const IpcpType = lit(...IPCP_TYPES);
 /** A layer's name hash algorithm (lib/wire/name_hash.ts). */
 const HashAlgo = lit(...HASH_ALGOS);
+const HashBytes = hex({ max: 64 });
 /** A name hash: the digest of one of those algorithms (16 to 64 bytes). */
 const NameHash: Schema<Uint8Array> = {
   describe: "a name hash",
   parse(v, path) {
-    const r = hex({ max: 64 }).parse(v, path);
+    const r = HashBytes.parse(v, path);
     if (!r.ok || isHashLength(r.value.length)) return r;
     return {
       ok: false,

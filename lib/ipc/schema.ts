@@ -72,6 +72,19 @@ export function lit<const L extends string>(...values: L[]): Schema<L> {
   };
 }
 
+/** The value of each lowercase hex digit by its char code; -1 otherwise. */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let d = 0; d < 16; d++) HEX_VALUE["0123456789abcdef".charCodeAt(d)] = d;
+
+/** Whether every character of `v` is a lowercase hex digit. */
+function allHexDigits(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c >= 128 || HEX_VALUE[c]! < 0) return false;
+  }
+  return true;
+}
+
 /** Bytes travel as lowercase hex strings. */
 export function hex(
   opts: { len?: number; max?: number } = {},
@@ -81,7 +94,7 @@ export function hex(
     describe: "hex bytes",
     parse(v, path) {
       if (typeof v !== "string") return mismatch(path, "a hex string", v);
-      if (v.length % 2 !== 0 || !/^[0-9a-f]*$/.test(v)) {
+      if (v.length % 2 !== 0 || !allHexDigits(v)) {
         return err(`${path}: not lowercase hex`);
       }
       const n = v.length / 2;
@@ -91,7 +104,8 @@ export function hex(
       if (n > max) return err(`${path}: more than ${max} bytes`);
       const out = new Uint8Array(n);
       for (let i = 0; i < n; i++) {
-        out[i] = parseInt(v.slice(2 * i, 2 * i + 2), 16);
+        out[i] = (HEX_VALUE[v.charCodeAt(2 * i)]! << 4) |
+          HEX_VALUE[v.charCodeAt(2 * i + 1)]!;
       }
       return ok(out);
     },
@@ -157,6 +171,9 @@ export type ObjectOf<S extends Shape> =
   & { [K in OptionalKeys<S>]?: Exclude<Infer<S[K]>, undefined> };
 
 export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
+  // Listed once: every message parses through here.
+  const keys = Object.keys(shape);
+  const schemas = keys.map((k) => shape[k]!);
   return {
     describe: "an object",
     parse(v, path) {
@@ -165,8 +182,9 @@ export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
       }
       const src = v as Record<string, unknown>;
       const out: Record<string, unknown> = {};
-      for (const [k, s] of Object.entries(shape)) {
-        const r = s.parse(src[k], `${path}.${k}`);
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        const r = schemas[i]!.parse(src[k], `${path}.${k}`);
         if (!r.ok) return r;
         if (r.value !== undefined) out[k] = r.value;
       }
@@ -175,13 +193,55 @@ export function obj<S extends Shape>(shape: S): Schema<ObjectOf<S>> {
   };
 }
 
+/** The char codes of each byte's two lowercase hex digits. */
+const HEX_CODES = new Uint16Array(512);
+for (let b = 0; b < 256; b++) {
+  const pair = b.toString(16).padStart(2, "0");
+  HEX_CODES[2 * b] = pair.charCodeAt(0);
+  HEX_CODES[2 * b + 1] = pair.charCodeAt(1);
+}
+/** Bytes turned into hex per String.fromCharCode call (its arguments). */
+const HEX_CHUNK = 4096;
+/**
+ * The char codes of one chunk, reused (its length never changes: optimized
+ * code would give up on an array that grows and shrinks).
+ */
+const hexScratch = new Uint16Array(2 * HEX_CHUNK);
+
+/** Lowercase hex of `v`: one string, without one per byte on the way. */
+export function hexString(v: Uint8Array): string {
+  let s = "";
+  for (let at = 0; at < v.length; at += HEX_CHUNK) {
+    const end = Math.min(v.length, at + HEX_CHUNK);
+    for (let i = at, j = 0; i < end; i++, j += 2) {
+      const b = v[i]!;
+      hexScratch[j] = HEX_CODES[2 * b]!;
+      hexScratch[j + 1] = HEX_CODES[2 * b + 1]!;
+    }
+    // apply takes any array-like (and is several times faster than a
+    // spread of the typed array); its type says number[] only.
+    s += String.fromCharCode.apply(
+      null,
+      hexScratch.subarray(0, 2 * (end - at)) as unknown as number[],
+    );
+  }
+  return s;
+}
+
+/**
+ * JSON.stringify's replacer for the JSON form (toJsonValue): the same text
+ * as JSON.stringify(toJsonValue(v)) for the plain data of messages, without
+ * copying the value first.
+ */
+export function jsonReplacer(_key: string, v: unknown): unknown {
+  if (v instanceof Uint8Array) return hexString(v);
+  if (typeof v === "bigint") return v.toString();
+  return v;
+}
+
 /** JSON form of a value: bytes as hex, bigints as decimal strings. */
 export function toJsonValue(v: unknown): unknown {
-  if (v instanceof Uint8Array) {
-    let s = "";
-    for (const b of v) s += b.toString(16).padStart(2, "0");
-    return s;
-  }
+  if (v instanceof Uint8Array) return hexString(v);
   if (typeof v === "bigint") return v.toString();
   if (Array.isArray(v)) return v.map(toJsonValue);
   if (typeof v === "object" && v !== null) {

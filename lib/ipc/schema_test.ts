@@ -4,13 +4,16 @@ import {
   bigintStr,
   bool,
   hex,
+  hexString,
   int,
+  jsonReplacer,
   lit,
   obj,
   opt,
   str,
   toJsonValue,
 } from "./schema.ts";
+import { toHex } from "../wire/hex.ts";
 import { METHODS } from "./proto.ts";
 import { QOS_CUBES } from "../wire/udp_wire.ts";
 
@@ -61,6 +64,11 @@ Deno.test("schemas refuse, naming the path and what was expected", () => {
     [{ b: "yes" }, /m\.b: expected a boolean, got a string/],
     [{ l: "c" }, /m\.l: expected "a" or "b"/],
     [{ h: "0AFF" }, /m\.h: not lowercase hex/],
+    [{ h: "0af" }, /m\.h: not lowercase hex/],
+    [{ h: "0afg" }, /m\.h: not lowercase hex/],
+    [{ h: "0a f" }, /m\.h: not lowercase hex/],
+    [{ h: "0a\u00ff0" }, /m\.h: not lowercase hex/],
+    [{ h: "0a\u0130" }, /m\.h: not lowercase hex/],
     [{ h: "00" }, /m\.h: expected 2 bytes, got 1/],
     [{ big: "18446744073709551616" }, /m\.big: larger than 64 bits/],
     [{ big: 5 }, /m\.big: expected a decimal string/],
@@ -95,4 +103,31 @@ Deno.test("a message survives its JSON form: bytes as hex, 64-bit numbers as str
   assertEquals(wire.qos.bandwidth, "0");
   const back = METHODS["flow.accept"].res.parse(wire, "grant");
   assertEquals(back, { ok: true, value: body });
+});
+
+Deno.test("jsonReplacer gives toJsonValue's text, and hexString toHex's", () => {
+  const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => i * 37);
+  const values: unknown[] = [
+    {
+      handle: 7,
+      token: bytes(16),
+      qos: { ...QOS_CUBES.voice },
+      oap: bytes(84),
+      skipped: undefined,
+      list: [bytes(3), 2n ** 64n - 1n, undefined, "x", { a: bytes(0) }],
+    },
+    [bytes(5000), { nested: { deeper: bytes(1) } }],
+    bytes(9000),
+    123n,
+    "text",
+  ];
+  for (const v of values) {
+    assertEquals(
+      JSON.stringify(v, jsonReplacer),
+      JSON.stringify(toJsonValue(v)),
+    );
+  }
+  for (const n of [0, 1, 16, 4095, 4096, 4097, 12_000]) {
+    assertEquals(hexString(bytes(n)), toHex(bytes(n)));
+  }
 });
