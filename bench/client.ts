@@ -152,6 +152,31 @@ async function alloc(node: Ouroboros, a: Args): Promise<unknown> {
     : { count: a.count, failures, allocMs, deallocMs };
 }
 
+/** A scaling run's JSON line, once its flows are closed. */
+async function scaleResult(
+  flows: Flow[],
+  r: {
+    total: number;
+    lost: number;
+    rtts: number[];
+    start: number;
+    warmUntil: number;
+    end: number;
+  },
+): Promise<unknown> {
+  const measured = Math.min(performance.now(), r.end) -
+    Math.max(r.start, r.warmUntil);
+  await Promise.all(flows.map((f) => f.close(0)));
+  return {
+    flows: flows.length,
+    roundTrips: r.total,
+    lost: r.lost,
+    elapsedMs: measured,
+    rtPerSec: r.total / (measured / 1000),
+    rttMs: r.rtts,
+  };
+}
+
 /**
  * `scale --sync`: every flow on the fast path, one loop serving them all
  * on this thread: it waits in one poll(2) for any reply, records it and
@@ -230,17 +255,7 @@ async function scaleSync(node: Ouroboros, a: Args): Promise<unknown> {
       lastTurn = performance.now();
     }
   }
-  const measured = Math.min(performance.now(), end) -
-    Math.max(start, warmUntil);
-  await Promise.all(flows.map((f) => f.close(0)));
-  return {
-    flows: a.flows,
-    roundTrips: total,
-    lost,
-    elapsedMs: measured,
-    rtPerSec: total / (measured / 1000),
-    rttMs: rtts,
-  };
+  return await scaleResult(flows, { total, lost, rtts, start, warmUntil, end });
 }
 
 async function scale(node: Ouroboros, a: Args): Promise<unknown> {
@@ -289,17 +304,7 @@ async function scale(node: Ouroboros, a: Args): Promise<unknown> {
   };
   const start = performance.now();
   await Promise.all(flows.map(one));
-  const measured = Math.min(performance.now(), end) -
-    Math.max(start, warmUntil);
-  await Promise.all(flows.map((f) => f.close(0)));
-  return {
-    flows: a.flows,
-    roundTrips: total,
-    lost,
-    elapsedMs: measured,
-    rtPerSec: total / (measured / 1000),
-    rttMs: rtts,
-  };
+  return await scaleResult(flows, { total, lost, rtts, start, warmUntil, end });
 }
 
 if (import.meta.main) {

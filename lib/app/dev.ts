@@ -755,14 +755,7 @@ export class Flow implements AsyncDisposable {
     this.#checkWrite(packet);
     const fe = this.#fe;
     if (fe !== undefined) {
-      for (;;) {
-        const r = fe.write(packet, performance.now());
-        if (r === "ok") break;
-        this.#feAfter();
-        if (r !== "window_closed" || this.#ended !== undefined) {
-          throw this.#ended ??
-            new OuroborosError("flow_down", `flow ${this.fd} is down`);
-        }
+      while (!this.#feWrite(fe, packet)) {
         // The peer's window is closed: take in what it sends (its
         // acknowledgements open the window), run the protocol's timers.
         this.#pullNowOrEnd();
@@ -895,14 +888,7 @@ export class Flow implements AsyncDisposable {
     this.#checkWrite(packet);
     const fe = this.#fe;
     if (fe !== undefined) {
-      for (;;) {
-        const r = fe.write(packet, performance.now());
-        if (r === "ok") break;
-        this.#feAfter();
-        if (r !== "window_closed" || this.#ended !== undefined) {
-          throw this.#ended ??
-            new OuroborosError("flow_down", `flow ${this.fd} is down`);
-        }
+      while (!this.#feWrite(fe, packet)) {
         // The peer's window is closed: wait until it opens (the protocol
         // asks for it with rendez-vous packets meanwhile).
         await this.#feWait();
@@ -920,6 +906,21 @@ export class Flow implements AsyncDisposable {
       throw this.#ended ??
         new OuroborosError("flow_down", `flow ${this.fd} is down`);
     }
+  }
+
+  /**
+   * Hands `packet` to the flow's protocol: true once it took it, false
+   * while the peer's window is closed; throws once the flow is down.
+   */
+  #feWrite(fe: FlowEnd, packet: Uint8Array): boolean {
+    const r = fe.write(packet, performance.now());
+    if (r === "ok") return true;
+    this.#feAfter();
+    if (r !== "window_closed" || this.#ended !== undefined) {
+      throw this.#ended ??
+        new OuroborosError("flow_down", `flow ${this.fd} is down`);
+    }
+    return false;
   }
 
   #checkWrite(packet: Uint8Array): void {
