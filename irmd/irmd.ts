@@ -189,6 +189,33 @@ export class Irmd {
     return h;
   }
 
+  /**
+   * Runs `what` (a bootstrap or an enrollment) on the IPCP `name`, creating
+   * it of `type` first when `existing` is undefined. An IPCP created for it
+   * does not outlive its failure (it is destroyed, and the error says so);
+   * one that existed before stays as it was.
+   */
+  async #onIpcp<T>(
+    name: string,
+    type: IpcpTypeName,
+    existing: IpcpEntry | undefined,
+    what: "bootstrap" | "enrollment",
+    run: (ipcp: IpcpEntry) => Promise<T>,
+  ): Promise<T> {
+    if (existing !== undefined) return await run(existing);
+    const ipcp = await this.createIpcp(name, type);
+    try {
+      return await run(ipcp);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      await this.destroyIpcp(name).catch(() => {});
+      throw new OuroborosError(
+        "failed",
+        `${why}; IPCP ${name}, created for this ${what}, was destroyed`,
+      );
+    }
+  }
+
   // ------------------------------------------------------------ start/stop
 
   /** Takes the runtime directory: refuses when another irmd holds it. */
@@ -1243,7 +1270,7 @@ export class Irmd {
       },
       "irm.ipcp.bootstrap": async (r, c) => {
         tool(c);
-        let ipcp = this.ipcps.get(r.name);
+        const ipcp = this.ipcps.get(r.name);
         const type = ipcp?.type ?? r.type;
         if (type === undefined) {
           throw new OuroborosError(
@@ -1259,26 +1286,17 @@ export class Irmd {
         }
         // Checked before an IPCP is created for it.
         const b = bootstrapRequest(type, r);
-        let created = false;
-        if (ipcp === undefined) {
-          ipcp = await this.createIpcp(r.name, type);
-          created = true;
-        }
-        try {
-          await this.bootstrapIpcp(ipcp, b);
-          if (r.autobind === true && type === "unicast") this.#autobind(ipcp);
-        } catch (e) {
-          // An IPCP created for this bootstrap does not outlive its failure;
-          // one that existed before stays as it was.
-          if (!created) throw e;
-          const why = e instanceof Error ? e.message : String(e);
-          await this.destroyIpcp(r.name).catch(() => {});
-          throw new OuroborosError(
-            "failed",
-            `${why}; IPCP ${r.name}, created for this bootstrap, was destroyed`,
-          );
-        }
-        return { pid: ipcp.pid };
+        return await this.#onIpcp(
+          r.name,
+          type,
+          ipcp,
+          "bootstrap",
+          async (p) => {
+            await this.bootstrapIpcp(p, b);
+            if (r.autobind === true && type === "unicast") this.#autobind(p);
+            return { pid: p.pid };
+          },
+        );
       },
       "irm.ipcp.enroll": async (r, c) => {
         tool(c);
@@ -1295,7 +1313,7 @@ export class Irmd {
             "give the member to enroll with (dst) or the layer's name (layer)",
           );
         }
-        let ipcp = this.ipcps.get(r.name);
+        const ipcp = this.ipcps.get(r.name);
         if (
           ipcp !== undefined && r.type !== undefined && ipcp.type !== r.type
         ) {
@@ -1305,25 +1323,17 @@ export class Irmd {
           );
         }
         if (ipcp !== undefined) this.#notInLayer(ipcp);
-        let created = false;
-        if (ipcp === undefined) {
-          ipcp = await this.createIpcp(r.name, "unicast");
-          created = true;
-        }
-        try {
-          const layer = await this.enrollIpcp(ipcp, dst, r.layer);
-          if (r.autobind) this.#autobind(ipcp);
-          return { layer };
-        } catch (e) {
-          // As for a bootstrap: an IPCP created for it goes with its failure.
-          if (!created) throw e;
-          const why = e instanceof Error ? e.message : String(e);
-          await this.destroyIpcp(r.name).catch(() => {});
-          throw new OuroborosError(
-            "failed",
-            `${why}; IPCP ${r.name}, created for this enrollment, was destroyed`,
-          );
-        }
+        return await this.#onIpcp(
+          r.name,
+          "unicast",
+          ipcp,
+          "enrollment",
+          async (p) => {
+            const layer = await this.enrollIpcp(p, dst, r.layer);
+            if (r.autobind) this.#autobind(p);
+            return { layer };
+          },
+        );
       },
       "irm.ipcp.connect": async (r, c) => {
         tool(c);
