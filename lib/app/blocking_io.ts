@@ -4,9 +4,11 @@
  * Deno's asynchronous sockets (about 2.5 times slower per packet here).
  *
  * A `SysStream` is the flow's Unix connection to its IPCP as a non-blocking
- * descriptor; it has the `read`/`write` shape of a Deno connection, so the
- * flow's framing and FRCT run on it unchanged. When a read or write would
- * block, the stream waits in the `Reactor`: one loop per thread that blocks
+ * descriptor: reads and writes of what is there now (`readNow`,
+ * `writeNow`), the thread's own waits for one stream or many (`waitNow`,
+ * `waitAnyNow`, for the flow's synchronous calls), and the `read`/`write`
+ * shape of a Deno connection. When the flow's pump or writer must wait, the
+ * stream waits in the `Reactor`: one loop per thread that blocks
  * in poll(2) on every stream that waits, wakes the ready ones, and gives
  * the event loop one turn between polls (`EventLoopTurn`): the promises of
  * the woken flows run to their next wait, due timers fire (a read's
@@ -75,8 +77,6 @@ export class SysStream {
   #closed = false;
   /** For `waitNow`, made at its first call. */
   #polls: PollSet | undefined;
-  /** The last read emptied the socket. */
-  #drained = false;
   /** Woken when the descriptor may be readable / writable again. */
   readWaiter: (() => void) | undefined;
   writeWaiter: (() => void) | undefined;
@@ -131,20 +131,14 @@ export class SysStream {
   /**
    * Reads what is there (at most p.length bytes); null at the end of the
    * stream (the IPCP closed it, or this end did). Waits in the reactor
-   * while there is nothing.
+   * while there is nothing. (A flow reads with `readNow` instead, and its
+   * frame reader saves the read that would come back empty.)
    */
   async read(p: Uint8Array): Promise<number | null> {
-    // A read shorter than its buffer took all there was: the next one
-    // waits for poll(2) to say there is more, saving a call that would
-    // come back empty (one per packet at a packet's pace).
-    if (this.#drained) await this.reactor.wait(this, POLLIN);
     for (;;) {
       const n = this.tryRead(p);
-      if (n !== 0) {
-        this.#drained = n !== null && n < p.length;
-        return n;
-      }
-      await this.reactor.wait(this, POLLIN);
+      if (n !== 0) return n;
+      await this.readable();
     }
   }
 
@@ -245,17 +239,9 @@ export class SysStream {
   /** Writes some of `p` (all of it unless the socket is full). */
   async write(p: Uint8Array): Promise<number> {
     for (;;) {
-      if (this.#closed) throw new Error("the flow's connection is closed");
-      const r = sendStream(this.#fd, p);
-      this.reactor.noteWrite();
-      if (r.ok) return r.value;
-      if (!r.wouldBlock) {
-        if (r.errno === EPIPE || r.errno === ECONNRESET) {
-          throw new Error("the IPCP closed the flow's connection");
-        }
-        throw new StreamError(r);
-      }
-      await this.reactor.wait(this, POLLOUT);
+      const n = this.writeNow(p);
+      if (n > 0 || p.length === 0) return n;
+      await this.writable();
     }
   }
 
