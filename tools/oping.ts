@@ -782,20 +782,6 @@ export function clientIo(
 }
 
 /**
- * How the server's flows move their packets, and how a flow's handler
- * waits: by default each flow waits in Deno's event loop (the process
- * sleeps while its flows are idle); with --poll or --busy every flow takes
- * the fast path, the thread waiting in poll(2) for whichever flow has a
- * packet (--busy: never sleeping).
- */
-export function serverIo(
-  mode: ReadMode,
-): { io: FlowIo; readMode: ReadMode } {
-  if (mode === "block") return { io: "async", readMode: "block" };
-  return { io: "blocking", readMode: mode === "busy" ? "busy" : "block" };
-}
-
-/**
  * The fast path's reactor never sleeps from now on (-F, --busy). Loaded
  * here, as the flows load it: a program on asynchronous flows never does.
  */
@@ -803,24 +789,28 @@ async function busyPolling(): Promise<void> {
   (await import("../lib/app/blocking_io.ts")).defaultReactor.busy = true;
 }
 
+/**
+ * How the server serves its flows: by default each flow waits in Deno's
+ * event loop (the process sleeps while its flows are idle); with --poll or
+ * --busy they take the fast path, all served by one synchronous loop
+ * (SyncEchoServer) that waits in poll(2) for whichever has a packet
+ * (--busy: never sleeping).
+ */
 async function server(node: Ouroboros, opts: OpingOptions): Promise<number> {
-  const { io, readMode } = serverIo(opts.readMode);
   if (opts.readMode === "busy") await busyPolling();
-  const sync = io === "blocking"
-    ? new SyncEchoServer(
-      (await import("../lib/app/dev.ts")).Flow.readySync,
-      { quiet: opts.quiet, busy: readMode === "busy" },
-      print,
-    )
-    : undefined;
+  const sync = opts.readMode === "block" ? undefined : new SyncEchoServer(
+    (await import("../lib/app/dev.ts")).Flow.readySync,
+    { quiet: opts.quiet, busy: opts.readMode === "busy" },
+    print,
+  );
   return await serveFlows(
     node,
     "Ouroboros ping server started.",
     (flow, signal) =>
       sync !== undefined
         ? sync.serve(flow, signal)
-        : serveFlow(flow, { quiet: opts.quiet, readMode }, signal, print),
-    { io },
+        : serveFlow(flow, { quiet: opts.quiet }, signal, print),
+    { io: sync !== undefined ? "blocking" : "async" },
   );
 }
 
@@ -846,6 +836,8 @@ export class SyncEchoServer<F extends SyncFlowLike> {
     { signal: AbortSignal; last: number; done: () => void }
   >();
   #running = false;
+  /** Waiting for the loop's end (`ended`). */
+  #endWaiters: (() => void)[] = [];
 
   constructor(
     private readonly readySync: (flows: F[], timeoutMs: number) => F[],
@@ -867,6 +859,13 @@ export class SyncEchoServer<F extends SyncFlowLike> {
     });
   }
 
+  /** Resolves once the loop has ended (no flow left to serve). */
+  ended(): Promise<void> {
+    return this.#running
+      ? new Promise((r) => this.#endWaiters.push(r))
+      : Promise.resolve();
+  }
+
   async #finish(flow: F): Promise<void> {
     const e = this.#flows.get(flow);
     if (e === undefined) return;
@@ -881,32 +880,37 @@ export class SyncEchoServer<F extends SyncFlowLike> {
   async #run(): Promise<void> {
     this.#running = true;
     try {
-      let lastTurn = performance.now();
-      while (this.#flows.size > 0) {
-        const flows = [...this.#flows.keys()];
-        let now = performance.now();
-        // Sleep no longer than the next idle timeout or turn of the loop.
-        let wait = this.opts.busy ? 0 : SYNC_TURN_MS - (now - lastTurn);
-        for (const e of this.#flows.values()) {
-          wait = Math.min(wait, e.last + this.idleMs - now);
-        }
-        const ready = this.readySync(flows, Math.max(0, wait));
-        now = performance.now();
-        for (const flow of ready) this.#echo(flow, now);
-        for (const [flow, e] of this.#flows) {
-          if (e.signal.aborted) void this.#finish(flow);
-          else if (now - e.last >= this.idleMs) {
-            this.print(`Flow ${flow.fd} timed out.`);
-            void this.#finish(flow);
-          }
-        }
-        if (now - lastTurn >= SYNC_TURN_MS) {
-          await eventLoopTurn();
-          lastTurn = performance.now();
-        }
-      }
+      await this.#serveAll();
     } finally {
       this.#running = false;
+      for (const w of this.#endWaiters.splice(0)) w();
+    }
+  }
+
+  async #serveAll(): Promise<void> {
+    let lastTurn = performance.now();
+    while (this.#flows.size > 0) {
+      const flows = [...this.#flows.keys()];
+      let now = performance.now();
+      // Sleep no longer than the next idle timeout or turn of the loop.
+      let wait = this.opts.busy ? 0 : SYNC_TURN_MS - (now - lastTurn);
+      for (const e of this.#flows.values()) {
+        wait = Math.min(wait, e.last + this.idleMs - now);
+      }
+      const ready = this.readySync(flows, Math.max(0, wait));
+      now = performance.now();
+      for (const flow of ready) this.#echo(flow, now);
+      for (const [flow, e] of this.#flows) {
+        if (e.signal.aborted) void this.#finish(flow);
+        else if (now - e.last >= this.idleMs) {
+          this.print(`Flow ${flow.fd} timed out.`);
+          void this.#finish(flow);
+        }
+      }
+      if (now - lastTurn >= SYNC_TURN_MS) {
+        await eventLoopTurn();
+        lastTurn = performance.now();
+      }
     }
   }
 
@@ -937,25 +941,17 @@ export class SyncEchoServer<F extends SyncFlowLike> {
  */
 export async function serveFlow(
   flow: PacketFlow,
-  opts: Pick<OpingOptions, "quiet"> & { readMode?: ReadMode },
+  opts: Pick<OpingOptions, "quiet">,
   signal: AbortSignal,
   print: Print,
   idleMs: number = SERVER_IDLE_MS,
 ): Promise<void> {
   print(`New flow ${flow.fd}.`);
-  const turn = new EventLoopTurn();
-  const mode = opts.readMode ?? "block";
-  const pollable = flow.tryRead !== undefined && flow.isOpen !== undefined
-    ? flow as PacketFlow & PollableFlow
-    : undefined;
   try {
     while (!signal.aborted) {
       let buf: Uint8Array;
       try {
-        const o = { timeoutMs: idleMs, signal };
-        buf = pollable === undefined || mode === "block"
-          ? await flow.read(o)
-          : await readWith(mode, pollable, o, turn);
+        buf = await flow.read({ timeoutMs: idleMs, signal });
       } catch (e) {
         if (signal.aborted) return;
         if (e instanceof OuroborosError && e.code === "timed_out") {
@@ -973,7 +969,6 @@ export async function serveFlow(
       }
     }
   } finally {
-    turn.close();
     await flow.close(0);
   }
 }

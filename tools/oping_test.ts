@@ -880,6 +880,7 @@ Deno.test("oping server, synchronous loop (--poll): echoes on every flow, prints
   two.stop();
   await within(served[1]!, 10_000, "the flow that went down");
   await within(served[0]!, 10_000, "the idle flow");
+  await within(server.ended(), 10_000, "the end of the server's loop");
   assertEquals(one.b.isOpen, false);
   assertEquals(lines.filter((l) => l.startsWith("New flow")).length, 3);
   for (const fd of [11, 21]) {
